@@ -1,0 +1,1 @@
+//! Sizes (`256MiB`) and durations (`10s`) as written in the config file.
