@@ -1,0 +1,236 @@
+//! Cache keys. A key is a sequence of length-framed components, so no choice of path, host or
+//! header value can make two different requests collide (`/a` + `b` never equals `/ab` + ``).
+//!
+//! Objects (GET and HEAD share one) are keyed by route, host and path with query; the request's
+//! `Origin` is not in the primary key but in the variance, because whether a response depends on
+//! the origin is only known from the response (`Access-Control-Allow-Origin: *` without
+//! `Vary: Origin` is shared by every origin). Preflights are keyed by everything that can change
+//! their answer: route, host, path, `Origin`, the requested method and the normalized requested
+//! headers. The kind is the first component, so an `OPTIONS` answer can never be served for a
+//! `GET` (pingora#265).
+
+/// Which family of cached answers a key belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// A GET or HEAD response (HEAD is answered from the stored GET).
+    Object,
+    /// A CORS preflight answer.
+    Preflight,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Object => "object",
+            KeyKind::Preflight => "preflight",
+        }
+    }
+}
+
+/// The preflight-only parts of a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PreflightParts<'a> {
+    pub origin: &'a [u8],
+    /// `Access-Control-Request-Method`, compared byte for byte: methods are case-sensitive.
+    pub request_method: &'a [u8],
+    /// Output of [`crate::cors::normalize_request_headers`].
+    pub request_headers: &'a str,
+}
+
+/// Everything the primary key is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyParts<'a> {
+    pub route: &'a str,
+    /// Request host as sent; normalized by [`normalize_host`] inside [`primary_key`].
+    pub host: &'a str,
+    pub path_and_query: &'a str,
+    pub preflight: Option<PreflightParts<'a>>,
+}
+
+impl KeyParts<'_> {
+    pub fn kind(&self) -> KeyKind {
+        if self.preflight.is_some() {
+            KeyKind::Preflight
+        } else {
+            KeyKind::Object
+        }
+    }
+}
+
+fn push_framed(buf: &mut Vec<u8>, part: &[u8]) {
+    let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+    buf.extend_from_slice(&len.to_be_bytes());
+    buf.extend_from_slice(&part[..len as usize]);
+}
+
+/// Host names are case-insensitive and may carry a trailing dot; both spellings are one site.
+pub fn normalize_host(host: &str) -> String {
+    let lower = host.trim().to_ascii_lowercase();
+    match lower.rsplit_once(':') {
+        Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
+            // `example.com.:8080` and `example.com:8080` are the same authority.
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                format!("{}:{}", name.trim_end_matches('.'), port)
+            } else {
+                lower
+            }
+        }
+        _ => lower.trim_end_matches('.').to_string(),
+    }
+}
+
+/// The primary key bytes for a request.
+pub fn primary_key(parts: &KeyParts<'_>) -> Vec<u8> {
+    let host = normalize_host(parts.host);
+    let mut key =
+        Vec::with_capacity(32 + parts.route.len() + host.len() + parts.path_and_query.len());
+    push_framed(&mut key, parts.kind().as_str().as_bytes());
+    push_framed(&mut key, parts.route.as_bytes());
+    push_framed(&mut key, host.as_bytes());
+    push_framed(&mut key, parts.path_and_query.as_bytes());
+    if let Some(preflight) = parts.preflight {
+        push_framed(&mut key, preflight.origin);
+        push_framed(&mut key, preflight.request_method);
+        push_framed(&mut key, preflight.request_headers.as_bytes());
+    }
+    key
+}
+
+/// The name under which the request's origin enters the variance. It cannot clash with a
+/// header named in `Vary`: header names never contain a colon.
+pub const ORIGIN_VARIANCE_NAME: &str = ":origin";
+
+/// The origin's value in the variance: a request without `Origin` is its own variant, distinct
+/// from any origin, including an empty `Origin:` header.
+pub fn origin_variance_value(origin: Option<&[u8]>) -> Vec<u8> {
+    match origin {
+        None => b"\0absent".to_vec(),
+        Some(value) => {
+            let mut framed = Vec::with_capacity(value.len() + 1);
+            framed.push(b'=');
+            framed.extend_from_slice(value);
+            framed
+        }
+    }
+}
+
+/// The value a request contributes for one header named in `Vary`: all its field lines joined
+/// the way RFC 9110 §5.3 combines them, with surrounding whitespace dropped, so the same header
+/// sent as one line or two selects the same variant.
+pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(field_lines: I) -> Vec<u8> {
+    let mut value = Vec::new();
+    for line in field_lines {
+        let trimmed = line.trim_ascii();
+        if trimmed.is_empty() {
+            continue;
+        }
+        if !value.is_empty() {
+            value.extend_from_slice(b", ");
+        }
+        value.extend_from_slice(trimmed);
+    }
+    value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(route: &'static str, host: &'static str, path: &'static str) -> Vec<u8> {
+        primary_key(&KeyParts {
+            route,
+            host,
+            path_and_query: path,
+            preflight: None,
+        })
+    }
+
+    #[test]
+    fn framing_prevents_component_collisions() {
+        assert_ne!(object("api", "a.com", "/ab"), object("api", "a.com/", "ab"));
+        assert_ne!(object("ap", "ia.com", "/"), object("api", "a.com", "/"));
+    }
+
+    #[test]
+    fn query_is_part_of_the_key() {
+        assert_ne!(object("api", "h", "/a?x=1"), object("api", "h", "/a?x=2"));
+        assert_ne!(object("api", "h", "/a?x=1"), object("api", "h", "/a"));
+    }
+
+    #[test]
+    fn host_case_and_trailing_dot_do_not_split_the_cache() {
+        assert_eq!(
+            object("api", "API.Example.com", "/"),
+            object("api", "api.example.com.", "/")
+        );
+        assert_eq!(
+            object("api", "Example.com.:8080", "/"),
+            object("api", "example.com:8080", "/")
+        );
+        assert_ne!(
+            object("api", "example.com:8080", "/"),
+            object("api", "example.com", "/")
+        );
+        assert_eq!(normalize_host("[::1]:8080"), "[::1]:8080");
+    }
+
+    #[test]
+    fn preflight_never_shares_a_key_with_an_object() {
+        let pre = primary_key(&KeyParts {
+            route: "api",
+            host: "h",
+            path_and_query: "/",
+            preflight: Some(PreflightParts {
+                origin: b"",
+                request_method: b"",
+                request_headers: "",
+            }),
+        });
+        assert_ne!(pre, object("api", "h", "/"));
+    }
+
+    #[test]
+    fn preflight_key_covers_origin_method_and_headers() {
+        let key = |origin: &'static [u8], method: &'static [u8], headers: &'static str| {
+            primary_key(&KeyParts {
+                route: "api",
+                host: "h",
+                path_and_query: "/x",
+                preflight: Some(PreflightParts {
+                    origin,
+                    request_method: method,
+                    request_headers: headers,
+                }),
+            })
+        };
+        let base = key(b"https://a.com", b"PUT", "content-type");
+        assert_ne!(base, key(b"https://b.com", b"PUT", "content-type"));
+        assert_ne!(base, key(b"https://a.com", b"DELETE", "content-type"));
+        assert_ne!(base, key(b"https://a.com", b"put", "content-type"));
+        assert_ne!(
+            base,
+            key(b"https://a.com", b"PUT", "authorization,content-type")
+        );
+        assert_eq!(base, key(b"https://a.com", b"PUT", "content-type"));
+    }
+
+    #[test]
+    fn absent_origin_is_not_an_empty_origin() {
+        assert_ne!(
+            origin_variance_value(None),
+            origin_variance_value(Some(b""))
+        );
+        assert_ne!(
+            origin_variance_value(Some(b"null")),
+            origin_variance_value(None)
+        );
+    }
+
+    #[test]
+    fn vary_value_joins_lines_and_trims() {
+        let one = vary_header_value([&b"gzip, br"[..]]);
+        let two = vary_header_value([&b" gzip"[..], &b"br "[..], &b""[..]]);
+        assert_eq!(one, two);
+        assert!(vary_header_value(std::iter::empty::<&[u8]>()).is_empty());
+    }
+}
