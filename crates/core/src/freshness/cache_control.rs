@@ -1,0 +1,465 @@
+//! The `Cache-Control` field (RFC 9111 §5.2), parsed from every field line of a request or a
+//! response into one [`CacheControl`].
+//!
+//! The parser never fails: the field comes from upstreams and clients we do not control, and
+//! RFC 9111 §4.2.1 asks a cache to treat bad freshness information as stale rather than reject
+//! the message. Where the input is broken or contradicts itself, the parser picks the reading
+//! that caches *less*, so a parsing mistake can cost a hit but never leak or over-serve:
+//!
+//! * Directive names are case-insensitive (§5.2: "Cache directives are identified by a token,
+//!   to be compared case-insensitively").
+//! * Arguments are accepted as token or quoted-string for every directive (§5.2: recipients
+//!   "ought to accept both forms, even if a specific form is required for generation"). Quoted
+//!   strings may hold commas and backslash escapes.
+//! * A delta-seconds argument that is not all digits (negative, empty, `60s`, an unterminated
+//!   quote...) reads as `0`: §4.2.1 encourages treating "a max-age directive with non-integer
+//!   content" as stale. A value too large for the cache reads as 2^31 (§1.2.2).
+//! * A directive repeated with different arguments keeps the most restrictive one: the smallest
+//!   `max-age`, `s-maxage`, `max-stale`, `stale-while-revalidate` and `stale-if-error`, the
+//!   largest `min-fresh`. §4.2.1 allows "the first occurrence" or "stale"; the smallest value
+//!   is between the two and does not depend on the order of field lines, which proxies may change.
+//! * `private` and `no-cache` without field names win over the same directive with field
+//!   names; field-name lists of repeated directives are merged. An empty list or a list with
+//!   anything but field names (tokens) reads as the unqualified directive, since we cannot
+//!   tell which fields were meant.
+//! * Restrictive flags (`no-store`, `must-revalidate`, `proxy-revalidate`, `only-if-cached`)
+//!   count even when they wrongly carry an argument; permissive ones (`public`, `immutable`)
+//!   are ignored when they do.
+//! * Unknown directives are ignored (§5.2.3). `must-understand` (§5.2.2.3) is not implemented,
+//!   so the `no-store` that must accompany it always applies.
+
+use std::fmt;
+
+/// The greatest delta-seconds value kept: RFC 9111 §1.2.2 lets a cache use 2^31 for anything
+/// larger it cannot represent.
+pub const DELTA_SECONDS_MAX: u32 = 1 << 31;
+
+/// Which fields a `private` or `no-cache` directive applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FieldScope {
+    /// The directive without an argument: the whole response.
+    All,
+    /// `private="a, b"` / `no-cache="a, b"`: only these fields (lower-case, sorted, without
+    /// duplicates, never empty when produced by the parser).
+    Fields(Vec<String>),
+}
+
+impl FieldScope {
+    /// Merges a repeated directive: the whole response wins over some fields, field lists add up.
+    fn merge(self, other: FieldScope) -> FieldScope {
+        match (self, other) {
+            (FieldScope::Fields(mut a), FieldScope::Fields(b)) => {
+                a.extend(b);
+                a.sort();
+                a.dedup();
+                FieldScope::Fields(a)
+            }
+            _ => FieldScope::All,
+        }
+    }
+}
+
+/// The request directive `max-stale` (RFC 9111 §5.2.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MaxStale {
+    /// `max-stale` without a value: any staleness is acceptable to the client.
+    Any,
+    /// `max-stale=N`: at most N seconds stale.
+    Seconds(u32),
+}
+
+/// All `Cache-Control` directives of one message that the gateway acts on. Seconds are
+/// `u32`, never above [`DELTA_SECONDS_MAX`].
+///
+/// The same struct serves requests and responses (several directives exist on both sides);
+/// each consumer reads the fields that apply to its side.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CacheControl {
+    /// `max-age` (§5.2.1.1 request, §5.2.2.1 response).
+    pub max_age: Option<u32>,
+    /// `s-maxage` (§5.2.2.10), response only.
+    pub s_maxage: Option<u32>,
+    /// `no-store` (§5.2.1.5, §5.2.2.5).
+    pub no_store: bool,
+    /// `no-cache` (§5.2.1.4 request, §5.2.2.4 response, where it may name fields).
+    pub no_cache: Option<FieldScope>,
+    /// `private` (§5.2.2.7), response only, may name fields.
+    pub private: Option<FieldScope>,
+    /// `public` (§5.2.2.9).
+    pub public: bool,
+    /// `must-revalidate` (§5.2.2.2).
+    pub must_revalidate: bool,
+    /// `proxy-revalidate` (§5.2.2.8).
+    pub proxy_revalidate: bool,
+    /// `stale-while-revalidate` (RFC 5861 §3).
+    pub stale_while_revalidate: Option<u32>,
+    /// `stale-if-error` (RFC 5861 §4), on either side.
+    pub stale_if_error: Option<u32>,
+    /// `immutable` (RFC 8246).
+    pub immutable: bool,
+    /// `max-stale` (§5.2.1.2), request only.
+    pub max_stale: Option<MaxStale>,
+    /// `min-fresh` (§5.2.1.3), request only.
+    pub min_fresh: Option<u32>,
+    /// `only-if-cached` (§5.2.1.7), request only.
+    pub only_if_cached: bool,
+}
+
+/// A directive's argument as found on the wire.
+enum Arg<'a> {
+    /// No `=`.
+    Absent,
+    /// A token, or the unescaped content of a quoted string.
+    Value(std::borrow::Cow<'a, [u8]>),
+    /// Something was there but it was not a well-formed token or quoted string.
+    Malformed,
+}
+
+impl CacheControl {
+    /// Parses every field line of `Cache-Control` in order, as if they were one
+    /// comma-separated list (RFC 9110 §5.3 allows a recipient to combine them that way).
+    pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> CacheControl {
+        let mut cc = CacheControl::default();
+        for line in lines {
+            cc.parse_line(line);
+        }
+        cc
+    }
+
+    /// True when no directive we act on was found.
+    pub fn is_empty(&self) -> bool {
+        *self == CacheControl::default()
+    }
+
+    fn parse_line(&mut self, line: &[u8]) {
+        let mut i = 0;
+        while i < line.len() {
+            // Empty list elements and surrounding whitespace are allowed (RFC 9110 §5.6.1).
+            i = skip_while(line, i, |b| is_ows(b) || b == b',');
+            if i >= line.len() {
+                break;
+            }
+            let name_start = i;
+            i = skip_while(line, i, is_tchar);
+            if i == name_start {
+                // Not a directive: skip the garbage up to the next element.
+                i = skip_element(line, i);
+                continue;
+            }
+            let name = &line[name_start..i];
+            // BWS around "=" is not in the grammar but costs nothing to tolerate.
+            let mut j = skip_while(line, i, is_ows);
+            let mut arg = Arg::Absent;
+            if line.get(j) == Some(&b'=') {
+                j = skip_while(line, j + 1, is_ows);
+                if line.get(j) == Some(&b'"') {
+                    let (value, end) = quoted_string(line, j + 1);
+                    arg = value.map_or(Arg::Malformed, Arg::Value);
+                    j = end;
+                } else {
+                    let start = j;
+                    j = skip_while(line, j, is_tchar);
+                    arg = if j == start {
+                        Arg::Malformed
+                    } else {
+                        Arg::Value(std::borrow::Cow::Borrowed(&line[start..j]))
+                    };
+                }
+                j = skip_while(line, j, is_ows);
+            }
+            if j < line.len() && line[j] != b',' {
+                // Junk after the directive (`max-age=60 s`, `max-age 60`): we cannot tell what
+                // the sender meant, so keep the directive with an unusable argument.
+                arg = Arg::Malformed;
+                j = skip_element(line, j);
+            }
+            self.apply(name, arg);
+            i = j;
+        }
+    }
+
+    fn apply(&mut self, name: &[u8], arg: Arg<'_>) {
+        let is = |d: &str| name.eq_ignore_ascii_case(d.as_bytes());
+        if is("max-age") {
+            self.max_age = Some(merge_min(self.max_age, delta_seconds(&arg)));
+        } else if is("s-maxage") {
+            self.s_maxage = Some(merge_min(self.s_maxage, delta_seconds(&arg)));
+        } else if is("stale-while-revalidate") {
+            let v = delta_seconds(&arg);
+            self.stale_while_revalidate = Some(merge_min(self.stale_while_revalidate, v));
+        } else if is("stale-if-error") {
+            self.stale_if_error = Some(merge_min(self.stale_if_error, delta_seconds(&arg)));
+        } else if is("min-fresh") {
+            let v = delta_seconds(&arg);
+            self.min_fresh = Some(self.min_fresh.map_or(v, |old| old.max(v)));
+        } else if is("max-stale") {
+            let new = match arg {
+                Arg::Absent => MaxStale::Any,
+                _ => MaxStale::Seconds(delta_seconds(&arg)),
+            };
+            self.max_stale = Some(match (self.max_stale, new) {
+                (None, n) | (Some(MaxStale::Any), n) => n,
+                (Some(old), MaxStale::Any) => old,
+                (Some(MaxStale::Seconds(a)), MaxStale::Seconds(b)) => MaxStale::Seconds(a.min(b)),
+            });
+        } else if is("no-cache") {
+            let scope = field_scope(&arg);
+            self.no_cache = Some(match self.no_cache.take() {
+                Some(old) => old.merge(scope),
+                None => scope,
+            });
+        } else if is("private") {
+            let scope = field_scope(&arg);
+            self.private = Some(match self.private.take() {
+                Some(old) => old.merge(scope),
+                None => scope,
+            });
+        } else if is("no-store") {
+            self.no_store = true;
+        } else if is("must-revalidate") {
+            self.must_revalidate = true;
+        } else if is("proxy-revalidate") {
+            self.proxy_revalidate = true;
+        } else if is("only-if-cached") {
+            self.only_if_cached = true;
+        } else if is("public") {
+            self.public |= matches!(arg, Arg::Absent);
+        } else if is("immutable") {
+            self.immutable |= matches!(arg, Arg::Absent);
+        }
+    }
+}
+
+/// Writes the directives in a fixed order, comma-separated, in the form the parser reads back
+/// to an equal value (an empty struct writes nothing).
+impl fmt::Display for CacheControl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = Vec::new();
+        let flag = |parts: &mut Vec<String>, on: bool, name: &str| {
+            if on {
+                parts.push(name.to_owned());
+            }
+        };
+        let secs = |parts: &mut Vec<String>, v: Option<u32>, name: &str| {
+            if let Some(v) = v {
+                parts.push(format!("{name}={v}"));
+            }
+        };
+        let scope = |parts: &mut Vec<String>, v: &Option<FieldScope>, name: &str| match v {
+            None => {}
+            Some(FieldScope::All) => parts.push(name.to_owned()),
+            // Field names are tokens, so they never need escaping inside the quotes.
+            Some(FieldScope::Fields(names)) => {
+                parts.push(format!("{name}=\"{}\"", names.join(", ")));
+            }
+        };
+        flag(&mut parts, self.no_store, "no-store");
+        scope(&mut parts, &self.no_cache, "no-cache");
+        scope(&mut parts, &self.private, "private");
+        flag(&mut parts, self.public, "public");
+        secs(&mut parts, self.max_age, "max-age");
+        secs(&mut parts, self.s_maxage, "s-maxage");
+        flag(&mut parts, self.must_revalidate, "must-revalidate");
+        flag(&mut parts, self.proxy_revalidate, "proxy-revalidate");
+        secs(
+            &mut parts,
+            self.stale_while_revalidate,
+            "stale-while-revalidate",
+        );
+        secs(&mut parts, self.stale_if_error, "stale-if-error");
+        flag(&mut parts, self.immutable, "immutable");
+        match self.max_stale {
+            None => {}
+            Some(MaxStale::Any) => parts.push("max-stale".to_owned()),
+            Some(MaxStale::Seconds(n)) => parts.push(format!("max-stale={n}")),
+        }
+        secs(&mut parts, self.min_fresh, "min-fresh");
+        flag(&mut parts, self.only_if_cached, "only-if-cached");
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// tchar (RFC 9110 §5.6.2).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// OWS (RFC 9110 §5.6.3).
+pub(crate) fn is_ows(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// `v` without leading and trailing OWS.
+pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
+    let start = v.iter().position(|&b| !is_ows(b)).unwrap_or(v.len());
+    let end = v.iter().rposition(|&b| !is_ows(b)).map_or(start, |e| e + 1);
+    &v[start..end.max(start)]
+}
+
+fn skip_while(line: &[u8], mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
+    while i < line.len() && pred(line[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// Index of the next top-level comma at or after `i` (or the end), stepping over quoted
+/// strings so that a comma inside one does not end the element.
+fn skip_element(line: &[u8], mut i: usize) -> usize {
+    while i < line.len() {
+        match line[i] {
+            b',' => return i,
+            b'"' => i = quoted_string(line, i + 1).1,
+            _ => i += 1,
+        }
+    }
+    i
+}
+
+/// Reads a quoted string whose opening quote is just before `start` (RFC 9110 §5.6.4).
+/// Returns the unescaped content (None when the closing quote is missing) and the index just
+/// after the closing quote.
+fn quoted_string(line: &[u8], start: usize) -> (Option<std::borrow::Cow<'_, [u8]>>, usize) {
+    let mut out: Option<Vec<u8>> = None;
+    let mut i = start;
+    while i < line.len() {
+        match line[i] {
+            b'"' => {
+                let value = match out {
+                    Some(v) => std::borrow::Cow::Owned(v),
+                    None => std::borrow::Cow::Borrowed(&line[start..i]),
+                };
+                return (Some(value), i + 1);
+            }
+            b'\\' if i + 1 < line.len() => {
+                // quoted-pair: the escaped octet stands for itself. Only allocate once an
+                // escape is actually seen.
+                let buf = out.get_or_insert_with(|| line[start..i].to_vec());
+                buf.push(line[i + 1]);
+                i += 2;
+            }
+            b => {
+                if let Some(buf) = out.as_mut() {
+                    buf.push(b);
+                }
+                i += 1;
+            }
+        }
+    }
+    (None, i)
+}
+
+/// delta-seconds (RFC 9111 §1.2.2). Anything but digits reads as 0, i.e. already stale
+/// (§4.2.1); overflow saturates at 2^31 (§1.2.2).
+fn delta_seconds(arg: &Arg<'_>) -> u32 {
+    match arg {
+        Arg::Value(v) => parse_delta_seconds(v).unwrap_or(0),
+        Arg::Absent | Arg::Malformed => 0,
+    }
+}
+
+/// Digits only, saturating at [`DELTA_SECONDS_MAX`]; None for anything else (empty, sign,
+/// whitespace, letters).
+pub(crate) fn parse_delta_seconds(v: &[u8]) -> Option<u32> {
+    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for d in v {
+        n = n
+            .saturating_mul(10)
+            .saturating_add(u32::from(d - b'0'))
+            .min(DELTA_SECONDS_MAX);
+    }
+    Some(n)
+}
+
+fn merge_min(old: Option<u32>, new: u32) -> u32 {
+    old.map_or(new, |o| o.min(new))
+}
+
+/// The argument of `private` / `no-cache`: a comma-separated list of field names.
+fn field_scope(arg: &Arg<'_>) -> FieldScope {
+    let Arg::Value(v) = arg else {
+        return FieldScope::All;
+    };
+    let mut names = Vec::new();
+    for element in v.split(|&b| b == b',') {
+        let name = trim_ows(element);
+        if name.is_empty() {
+            continue;
+        }
+        if !name.iter().all(|&b| is_tchar(b)) {
+            // Not a field name: the scope is unknown, so apply the directive to everything.
+            return FieldScope::All;
+        }
+        names.push(String::from_utf8_lossy(name).to_ascii_lowercase());
+    }
+    if names.is_empty() {
+        return FieldScope::All;
+    }
+    names.sort();
+    names.dedup();
+    FieldScope::Fields(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cc(lines: &[&str]) -> CacheControl {
+        CacheControl::parse(lines.iter().map(|l| l.as_bytes()))
+    }
+
+    #[test]
+    fn quoted_string_with_comma_and_escape() {
+        let c = cc(&[r#"private="set-cookie, x-a\"b", max-age=5"#]);
+        // `x-a"b` is not a token, so the scope cannot be trusted.
+        assert_eq!(c.private, Some(FieldScope::All));
+        assert_eq!(c.max_age, Some(5));
+        let c = cc(&[r#"no-cache="Set-Cookie,  X-Foo", max-age=5"#]);
+        assert_eq!(
+            c.no_cache,
+            Some(FieldScope::Fields(vec![
+                "set-cookie".into(),
+                "x-foo".into()
+            ]))
+        );
+    }
+
+    #[test]
+    fn unterminated_quote_is_malformed() {
+        let c = cc(&[r#"max-age="60, public"#]);
+        assert_eq!(c.max_age, Some(0));
+        assert!(!c.public);
+    }
+
+    #[test]
+    fn garbage_elements_are_skipped() {
+        let c = cc(&["=x, \"a,b\" , max-age=7,,, ;;, public"]);
+        assert_eq!(c.max_age, Some(7));
+        assert!(c.public);
+    }
+
+    #[test]
+    fn delta_seconds_saturate() {
+        assert_eq!(
+            parse_delta_seconds(b"99999999999999999999"),
+            Some(DELTA_SECONDS_MAX)
+        );
+        assert_eq!(parse_delta_seconds(b"2147483647"), Some(2_147_483_647));
+        assert_eq!(parse_delta_seconds(b"-1"), None);
+        assert_eq!(parse_delta_seconds(b""), None);
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let c =
+            cc(&["no-cache=\"a, b\", private, max-age=3, max-stale, min-fresh=2, only-if-cached"]);
+        assert_eq!(
+            c.to_string(),
+            "no-cache=\"a, b\", private, max-age=3, max-stale, min-fresh=2, only-if-cached"
+        );
+        assert_eq!(cc(&[&c.to_string()]), c);
+    }
+}

@@ -1,0 +1,632 @@
+//! Table tests for the storage, hit and preflight rules, and property tests for the parser.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proptest::prelude::*;
+
+use super::*;
+
+/// Mon, 01 Jan 2024 00:00:00 GMT: the receipt time of every table case.
+const T0: u64 = 1_704_067_200;
+
+fn t0() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(T0)
+}
+
+fn policy() -> Policy {
+    Policy {
+        max_ttl: Some(Duration::from_secs(3600)),
+        default_stale_while_revalidate: Duration::from_secs(10),
+        default_stale_if_error: Duration::from_secs(60),
+    }
+}
+
+#[derive(Debug)]
+enum Expect {
+    Dont(NotStorable),
+    Store {
+        fresh: u64,
+        age: u64,
+        swr: u64,
+        sie: u64,
+        must: bool,
+        strip: &'static [&'static str],
+    },
+}
+
+/// A stored response with the policy's default stale windows and nothing else special.
+const fn fresh(fresh: u64) -> Expect {
+    Expect::Store {
+        fresh,
+        age: 0,
+        swr: 10,
+        sie: 60,
+        must: false,
+        strip: &[],
+    }
+}
+
+/// A stored response that must never be served stale.
+const fn strict(fresh: u64) -> Expect {
+    Expect::Store {
+        fresh,
+        age: 0,
+        swr: 0,
+        sie: 0,
+        must: true,
+        strip: &[],
+    }
+}
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    req_cc: &'static [&'static str],
+    auth: bool,
+    /// Seconds between sending the request and receiving the response.
+    delay: u64,
+    status: u16,
+    cc: &'static [&'static str],
+    expires: &'static [&'static str],
+    date: &'static [&'static str],
+    age: &'static [&'static str],
+    vary: &'static [&'static str],
+    set_cookie: bool,
+    validator: bool,
+    expect: Expect,
+}
+
+const BASE: Case = Case {
+    name: "",
+    method: "GET",
+    req_cc: &[],
+    auth: false,
+    delay: 0,
+    status: 200,
+    cc: &[],
+    expires: &[],
+    date: &[],
+    age: &[],
+    vary: &[],
+    set_cookie: false,
+    validator: false,
+    expect: Expect::Dont(NotStorable::NoFreshness),
+};
+
+const D0: &str = "Mon, 01 Jan 2024 00:00:00 GMT";
+
+// One case per line reads as a table; rustfmt would spread each over a dozen lines.
+#[rustfmt::skip]
+fn cases() -> Vec<Case> {
+    vec![
+        Case { name: "max-age", cc: &["max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "no freshness, no heuristics", validator: true, ..BASE },
+        Case { name: "HEAD is storable", method: "HEAD", cc: &["max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "POST", method: "POST", cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Method), ..BASE },
+        Case { name: "OPTIONS is decided elsewhere", method: "OPTIONS", cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Method), ..BASE },
+        Case { name: "lower-case method is another method", method: "get", cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Method), ..BASE },
+        Case { name: "404 with max-age", status: 404, cc: &["max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "206", status: 206, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "304", status: 304, cc: &["max-age=60"], validator: true, expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "1xx", status: 103, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "status out of range", status: 600, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "no-store", cc: &["no-store, max-age=60, public"], expect: Expect::Dont(NotStorable::NoStore), ..BASE },
+        Case { name: "request no-store", req_cc: &["no-store"], cc: &["max-age=60"], expect: Expect::Dont(NotStorable::RequestNoStore), ..BASE },
+        Case { name: "request no-cache does not stop storing", req_cc: &["no-cache, max-age=0"], cc: &["max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "private", cc: &["private, max-age=60"], expect: Expect::Dont(NotStorable::Private), ..BASE },
+        Case { name: "private beats public", cc: &["public, max-age=60", "private"], expect: Expect::Dont(NotStorable::Private), ..BASE },
+        Case {
+            name: "private with field names is stored without them",
+            cc: &[r#"max-age=60, private="X-User, Set-Cookie""#],
+            set_cookie: true,
+            expect: Expect::Store { fresh: 60, age: 0, swr: 10, sie: 60, must: false, strip: &["set-cookie", "x-user"] },
+            ..BASE
+        },
+        Case {
+            name: "private with field names, token form",
+            cc: &["max-age=60, private=X-User"],
+            expect: Expect::Store { fresh: 60, age: 0, swr: 10, sie: 60, must: false, strip: &["x-user"] },
+            ..BASE
+        },
+        Case { name: "private with a non-token list is unqualified", cc: &[r#"max-age=60, private="a b""#], expect: Expect::Dont(NotStorable::Private), ..BASE },
+        Case { name: "private=\"\" is unqualified", cc: &[r#"max-age=60, private="""#], expect: Expect::Dont(NotStorable::Private), ..BASE },
+        Case { name: "no-cache with validator", cc: &["no-cache"], validator: true, expect: strict(0), ..BASE },
+        Case { name: "no-cache overrides max-age", cc: &["max-age=600, no-cache"], validator: true, expect: strict(0), ..BASE },
+        Case { name: "no-cache without validator", cc: &["no-cache, max-age=60"], expect: Expect::Dont(NotStorable::NoCache), ..BASE },
+        Case {
+            name: "no-cache with field names",
+            cc: &[r#"no-cache="set-cookie", max-age=60"#],
+            set_cookie: true,
+            expect: Expect::Store { fresh: 60, age: 0, swr: 10, sie: 60, must: false, strip: &["set-cookie"] },
+            ..BASE
+        },
+        Case {
+            name: "no-cache unqualified wins over no-cache with fields",
+            cc: &[r#"no-cache="x-a", max-age=60"#, "no-cache"],
+            validator: true,
+            expect: Expect::Store { fresh: 0, age: 0, swr: 0, sie: 0, must: true, strip: &[] },
+            ..BASE
+        },
+        Case { name: "Authorization alone", auth: true, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Authorization), ..BASE },
+        Case { name: "Authorization + public", auth: true, cc: &["public, max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "Authorization + s-maxage", auth: true, cc: &["s-maxage=60"], expect: strict(60), ..BASE },
+        Case { name: "Authorization + must-revalidate", auth: true, cc: &["must-revalidate, max-age=60"], expect: strict(60), ..BASE },
+        Case { name: "Authorization + private field names is not enough", auth: true, cc: &["max-age=60, private=x-a"], expect: Expect::Dont(NotStorable::Authorization), ..BASE },
+        Case { name: "Authorization + s-maxage + private", auth: true, cc: &["s-maxage=60, private"], expect: Expect::Dont(NotStorable::Private), ..BASE },
+        Case { name: "Set-Cookie", cc: &["max-age=60"], set_cookie: true, expect: Expect::Dont(NotStorable::SetCookie), ..BASE },
+        Case { name: "Set-Cookie + public + s-maxage", cc: &["public, s-maxage=60"], set_cookie: true, expect: Expect::Dont(NotStorable::SetCookie), ..BASE },
+        Case { name: "Vary: *", cc: &["max-age=60"], vary: &["Origin", "Accept, * "], expect: Expect::Dont(NotStorable::VaryStar), ..BASE },
+        Case { name: "Vary without *", cc: &["max-age=60"], vary: &["Origin, Accept-Encoding"], expect: fresh(60), ..BASE },
+        Case { name: "s-maxage beats max-age, no stale", cc: &["max-age=60, s-maxage=120, stale-while-revalidate=30"], expect: strict(120), ..BASE },
+        Case { name: "max_ttl caps", cc: &["max-age=86400"], expect: fresh(3600), ..BASE },
+        Case { name: "overflow clamps, then max_ttl", cc: &["max-age=999999999999999999999"], expect: fresh(3600), ..BASE },
+        Case { name: "must-revalidate", cc: &["max-age=60, must-revalidate, stale-if-error=600"], expect: strict(60), ..BASE },
+        Case { name: "proxy-revalidate", cc: &["max-age=60, proxy-revalidate"], expect: strict(60), ..BASE },
+        Case {
+            name: "explicit stale windows",
+            cc: &["max-age=60, stale-while-revalidate=30, stale-if-error=300"],
+            expect: Expect::Store { fresh: 60, age: 0, swr: 30, sie: 300, must: false, strip: &[] },
+            ..BASE
+        },
+        Case {
+            name: "one explicit window, one default",
+            cc: &["max-age=60, stale-while-revalidate=30"],
+            expect: Expect::Store { fresh: 60, age: 0, swr: 30, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case { name: "Expires - Date", date: &[D0], expires: &["Mon, 01 Jan 2024 00:05:00 GMT"], expect: fresh(300), ..BASE },
+        Case { name: "Expires without Date uses receipt time", expires: &["Mon, 01 Jan 2024 00:05:00 GMT"], expect: fresh(300), ..BASE },
+        Case { name: "Expires in RFC 850 format", expires: &["Monday, 01-Jan-24 00:05:00 GMT"], expect: fresh(300), ..BASE },
+        Case { name: "Expires in the past", date: &[D0], expires: &["Sun, 31 Dec 2023 00:00:00 GMT"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Expires in the past with validator", date: &[D0], expires: &["Sun, 31 Dec 2023 00:00:00 GMT"], validator: true, expect: fresh(0), ..BASE },
+        Case { name: "Expires: 0", expires: &["0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Expires: 0 with validator", expires: &["0"], validator: true, expect: fresh(0), ..BASE },
+        Case { name: "conflicting Expires lines", expires: &["Mon, 01 Jan 2024 00:05:00 GMT", "Mon, 01 Jan 2024 00:09:00 GMT"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "max-age overrides Expires", cc: &["max-age=60"], expires: &["0"], expect: fresh(60), ..BASE },
+        Case { name: "Age larger than max-age", cc: &["max-age=60"], age: &["120"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case {
+            name: "Age larger than max-age, with validator",
+            cc: &["max-age=60"],
+            age: &["120"],
+            validator: true,
+            expect: Expect::Store { fresh: 0, age: 120, swr: 10, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case {
+            name: "Age counts against max-age",
+            cc: &["max-age=60"],
+            age: &["20"],
+            expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case {
+            name: "Age list: first member",
+            cc: &["max-age=60"],
+            age: &["20, 50", "55"],
+            expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case { name: "invalid Age is ignored", cc: &["max-age=60"], age: &["-5"], expect: fresh(60), ..BASE },
+        Case {
+            name: "response delay is added to Age",
+            cc: &["max-age=60"],
+            age: &["10"],
+            delay: 5,
+            expect: Expect::Store { fresh: 45, age: 15, swr: 10, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case {
+            name: "apparent age from an old Date",
+            cc: &["max-age=60"],
+            date: &["Sun, 31 Dec 2023 23:59:30 GMT"],
+            expect: Expect::Store { fresh: 30, age: 30, swr: 10, sie: 60, must: false, strip: &[] },
+            ..BASE
+        },
+        Case { name: "Date in the future: apparent age 0", cc: &["max-age=60"], date: &["Mon, 01 Jan 2024 01:00:00 GMT"], expect: fresh(60), ..BASE },
+        Case {
+            name: "Date in the future: Expires - Date absorbs skew",
+            date: &["Mon, 01 Jan 2024 01:00:00 GMT"],
+            expires: &["Mon, 01 Jan 2024 01:01:00 GMT"],
+            expect: fresh(60),
+            ..BASE
+        },
+        Case { name: "conflicting Date lines are ignored", cc: &["max-age=60"], date: &["Sun, 31 Dec 2023 23:59:30 GMT", D0], expect: fresh(60), ..BASE },
+        Case { name: "invalid Date is ignored", cc: &["max-age=60"], date: &["yesterday"], expect: fresh(60), ..BASE },
+        Case { name: "conflicting max-age: smallest wins", cc: &["max-age=60, max-age=30"], expect: fresh(30), ..BASE },
+        Case { name: "conflicting max-age across lines", cc: &["max-age=30", "max-age=60"], expect: fresh(30), ..BASE },
+        Case { name: "negative max-age is stale", cc: &["max-age=-5"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "non-digit max-age is stale, revalidatable", cc: &["max-age=1h"], validator: true, expect: fresh(0), ..BASE },
+        Case { name: "max-age without a value", cc: &["max-age"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "upper-case directives", cc: &["MAX-AGE=60, PUBLIC"], auth: true, expect: fresh(60), ..BASE },
+        Case { name: "whitespace everywhere", cc: &["  ,\t max-age = 60 ,\tpublic , "], auth: true, expect: fresh(60), ..BASE },
+        Case { name: "quoted delta-seconds", cc: &[r#"max-age="60""#], expect: fresh(60), ..BASE },
+        Case { name: "comma inside a quoted string", cc: &[r#"ext="a, no-store", max-age=60"#], expect: fresh(60), ..BASE },
+        Case { name: "escaped quote inside a quoted string", cc: &[r#"ext="a\", no-store", max-age=60"#], expect: fresh(60), ..BASE },
+        Case { name: "junk after a value", cc: &["max-age=60 seconds"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "unknown directives are ignored", cc: &["foo, bar=baz, max-age=60, immutable"], expect: fresh(60), ..BASE },
+        Case { name: "public with an argument is not public", auth: true, cc: &["public=yes, max-age=60"], expect: Expect::Dont(NotStorable::Authorization), ..BASE },
+        Case { name: "no-store with an argument still counts", cc: &["no-store=1, max-age=60"], expect: Expect::Dont(NotStorable::NoStore), ..BASE },
+    ]
+}
+
+#[test]
+fn storage_table() {
+    let cases = cases();
+    assert!(cases.len() >= 30);
+    let mut failures = Vec::new();
+    for c in &cases {
+        let lines = |v: &'static [&'static str]| v.iter().map(|s| s.as_bytes()).collect::<Vec<_>>();
+        let (req_cc, cc, expires, date, age, vary) = (
+            lines(c.req_cc),
+            lines(c.cc),
+            lines(c.expires),
+            lines(c.date),
+            lines(c.age),
+            lines(c.vary),
+        );
+        let req = RequestFacts {
+            method: c.method,
+            cache_control: &req_cc,
+            authorization: c.auth,
+            sent_at: t0() - Duration::from_secs(c.delay),
+        };
+        let resp = ResponseFacts {
+            status: c.status,
+            cache_control: &cc,
+            expires: &expires,
+            date: &date,
+            age: &age,
+            vary: &vary,
+            set_cookie: c.set_cookie,
+            has_validator: c.validator,
+            received_at: t0(),
+        };
+        let got = storage_decision(&req, &resp, &policy());
+        let ok = match (&c.expect, &got) {
+            (Expect::Dont(want), StorageDecision::DontStore(got)) => want == got,
+            (
+                Expect::Store {
+                    fresh,
+                    age,
+                    swr,
+                    sie,
+                    must,
+                    strip,
+                },
+                StorageDecision::Store(f),
+            ) => {
+                f.fresh_for == Duration::from_secs(*fresh)
+                    && f.initial_age == Duration::from_secs(*age)
+                    && f.stale_while_revalidate == Duration::from_secs(*swr)
+                    && f.stale_if_error == Duration::from_secs(*sie)
+                    && f.must_revalidate == *must
+                    && f.strip_headers == *strip
+            }
+            _ => false,
+        };
+        if !ok {
+            failures.push(format!(
+                "{}: expected {:?}, got {:?}",
+                c.name, c.expect, got
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn no_cap_keeps_two_to_the_31() {
+    let cc = [b"max-age=99999999999999".as_slice()];
+    let req = RequestFacts {
+        method: "GET",
+        cache_control: &[],
+        authorization: false,
+        sent_at: t0(),
+    };
+    let resp = ResponseFacts {
+        status: 200,
+        cache_control: &cc,
+        expires: &[],
+        date: &[],
+        age: &[],
+        vary: &[],
+        set_cookie: false,
+        has_validator: false,
+        received_at: t0(),
+    };
+    let StorageDecision::Store(f) = storage_decision(&req, &resp, &Policy::default()) else {
+        panic!("not stored");
+    };
+    assert_eq!(f.fresh_for, Duration::from_secs(1 << 31));
+    assert_eq!(f.stale_while_revalidate, Duration::ZERO);
+}
+
+#[test]
+fn labels_are_distinct_snake_case() {
+    let mut labels: Vec<_> = NotStorable::ALL.iter().map(|r| r.as_str()).collect();
+    assert!(labels
+        .iter()
+        .all(|l| l.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')));
+    labels.sort_unstable();
+    labels.dedup();
+    assert_eq!(labels.len(), NotStorable::ALL.len());
+}
+
+fn hit(req: &str, pragma: bool, age: u64, lifetime: u64, must: bool) -> RequestFreshness {
+    let cc = CacheControl::parse([req.as_bytes()].into_iter().filter(|l| !l.is_empty()));
+    let stored = Stored {
+        age: Duration::from_secs(age),
+        lifetime: Duration::from_secs(lifetime),
+        must_revalidate: must,
+    };
+    request_requires_revalidation(&cc, pragma, &stored)
+}
+
+#[test]
+fn request_directives_on_a_hit() {
+    use HitAction::*;
+    let table: &[(&str, bool, u64, u64, bool, HitAction)] = &[
+        ("", false, 10, 60, false, Serve),
+        ("", false, 60, 60, false, Stale),
+        ("no-cache", false, 0, 60, false, Revalidate),
+        ("", true, 0, 60, false, Revalidate),
+        ("max-age=100", true, 0, 60, false, Serve),
+        ("x-unknown", true, 0, 60, false, Revalidate),
+        ("max-age=0", false, 1, 60, false, Revalidate),
+        ("max-age=0", false, 0, 60, false, Serve),
+        ("max-age=30", false, 31, 60, false, Revalidate),
+        ("min-fresh=30", false, 40, 60, false, Revalidate),
+        ("min-fresh=20", false, 40, 60, false, Serve),
+        ("max-stale", false, 1000, 60, false, ServeStale),
+        ("max-stale=20", false, 70, 60, false, ServeStale),
+        ("max-stale=5", false, 70, 60, false, Stale),
+        ("max-stale", false, 70, 60, true, Stale),
+        ("max-stale, min-fresh=1", false, 70, 60, false, Revalidate),
+        ("max-stale, max-age=65", false, 70, 60, false, Revalidate),
+    ];
+    for (req, pragma, age, lifetime, must, want) in table {
+        let got = hit(req, *pragma, *age, *lifetime, *must);
+        assert_eq!(
+            got.action, *want,
+            "{req:?} pragma={pragma} age={age} lifetime={lifetime}"
+        );
+        assert!(!got.only_if_cached);
+    }
+    assert!(hit("only-if-cached", false, 0, 60, false).only_if_cached);
+}
+
+#[test]
+fn stored_from_times() {
+    let s = Stored::at(
+        t0(),
+        t0() + Duration::from_secs(60),
+        t0() + Duration::from_secs(70),
+        true,
+    );
+    assert_eq!(s.age, Duration::from_secs(70));
+    assert_eq!(s.lifetime, Duration::from_secs(60));
+    let s = Stored::at(t0(), t0(), t0() - Duration::from_secs(5), false);
+    assert_eq!(s.age, Duration::ZERO);
+}
+
+#[test]
+fn pragma() {
+    assert!(pragma_has_no_cache([b"foo, No-Cache ".as_slice()]));
+    assert!(!pragma_has_no_cache([b"no-cache-please".as_slice()]));
+    assert!(!pragma_has_no_cache(std::iter::empty()));
+}
+
+#[test]
+fn preflight() {
+    let s = Duration::from_secs;
+    let cap = Some(s(300));
+    let neg = s(2);
+    assert_eq!(
+        preflight_ttl(Some(b"600"), 200, true, cap, neg),
+        Some(s(300))
+    );
+    assert_eq!(
+        preflight_ttl(Some(b" 120 "), 204, true, cap, neg),
+        Some(s(120))
+    );
+    assert_eq!(preflight_ttl(None, 204, true, cap, neg), Some(s(5)));
+    assert_eq!(preflight_ttl(Some(b"0"), 200, true, cap, neg), None);
+    assert_eq!(preflight_ttl(Some(b"-1"), 200, true, cap, neg), None);
+    assert_eq!(preflight_ttl(Some(b"ten"), 200, true, cap, neg), Some(s(5)));
+    assert_eq!(
+        preflight_ttl(Some(b"600, 600"), 200, true, cap, neg),
+        Some(s(5))
+    );
+    assert_eq!(preflight_ttl(Some(b"600"), 200, false, cap, neg), Some(neg));
+    assert_eq!(preflight_ttl(Some(b"600"), 403, true, cap, neg), Some(neg));
+    assert_eq!(preflight_ttl(Some(b"600"), 503, true, cap, neg), Some(neg));
+    assert_eq!(
+        preflight_ttl(Some(b"600"), 403, false, cap, Duration::ZERO),
+        None
+    );
+    assert_eq!(
+        preflight_ttl(Some(b"600"), 200, true, Some(Duration::ZERO), neg),
+        None
+    );
+    assert_eq!(
+        preflight_ttl(Some(b"99999999999999"), 200, true, None, neg),
+        Some(s(1 << 31))
+    );
+}
+
+fn secs_strategy() -> impl Strategy<Value = u32> {
+    prop_oneof![0..=100u32, Just(DELTA_SECONDS_MAX), 0..=DELTA_SECONDS_MAX]
+}
+
+fn scope_strategy() -> impl Strategy<Value = Option<FieldScope>> {
+    let names =
+        proptest::collection::vec("[a-z0-9!#$%&'*+.^_`|~-]{1,8}", 1..4).prop_map(|mut v| {
+            v.sort();
+            v.dedup();
+            FieldScope::Fields(v)
+        });
+    proptest::option::of(prop_oneof![Just(FieldScope::All), names])
+}
+
+fn cache_control_strategy() -> impl Strategy<Value = CacheControl> {
+    let opt = || proptest::option::of(secs_strategy());
+    let max_stale = proptest::option::of(prop_oneof![
+        Just(MaxStale::Any),
+        secs_strategy().prop_map(MaxStale::Seconds)
+    ]);
+    (
+        (opt(), opt(), opt(), opt(), opt(), max_stale),
+        (scope_strategy(), scope_strategy()),
+        proptest::array::uniform7(any::<bool>()),
+    )
+        .prop_map(
+            |((max_age, s_maxage, swr, sie, min_fresh, max_stale), (no_cache, private), f)| {
+                CacheControl {
+                    max_age,
+                    s_maxage,
+                    no_store: f[0],
+                    no_cache,
+                    private,
+                    public: f[1],
+                    must_revalidate: f[2],
+                    proxy_revalidate: f[3],
+                    stale_while_revalidate: swr,
+                    stale_if_error: sie,
+                    immutable: f[4],
+                    max_stale,
+                    min_fresh,
+                    only_if_cached: f[5] && f[6],
+                }
+            },
+        )
+}
+
+/// Directive-shaped input: known names in random case with token, quoted or broken values.
+fn directive_soup() -> impl Strategy<Value = Vec<u8>> {
+    const NAMES: &[&str] = &[
+        "max-age",
+        "s-maxage",
+        "no-store",
+        "no-cache",
+        "private",
+        "public",
+        "must-revalidate",
+        "proxy-revalidate",
+        "stale-while-revalidate",
+        "stale-if-error",
+        "immutable",
+        "max-stale",
+        "min-fresh",
+        "only-if-cached",
+    ];
+    let name = prop_oneof![
+        3 => proptest::sample::select(NAMES).prop_map(str::to_owned),
+        1 => "[a-z-]{1,6}",
+    ];
+    let value = prop_oneof![
+        Just(String::new()),
+        "=[0-9]{1,12}".prop_map(|s| s),
+        "=-?[0-9a-z]{0,4}".prop_map(|s| s),
+        "=\"[ -~]{0,12}\"?".prop_map(|s| s),
+    ];
+    let sep = prop_oneof![Just(","), Just(", "), Just(" ,\t"), Just(",,")];
+    proptest::collection::vec((name, any::<u32>(), value, sep), 0..8).prop_map(|parts| {
+        let mut out = Vec::new();
+        for (name, case_bits, value, sep) in parts {
+            for (i, b) in name.bytes().enumerate() {
+                let upper = case_bits.checked_shr(i as u32).unwrap_or(0) & 1 == 1;
+                out.push(if upper { b.to_ascii_uppercase() } else { b });
+            }
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(sep.as_bytes());
+        }
+        out
+    })
+}
+
+fn reparse(cc: &CacheControl) -> CacheControl {
+    CacheControl::parse([cc.to_string().as_bytes()])
+}
+
+proptest! {
+    #[test]
+    fn display_then_parse_is_identity(cc in cache_control_strategy()) {
+        prop_assert_eq!(reparse(&cc), cc);
+    }
+
+    #[test]
+    fn parse_arbitrary_bytes_is_stable(lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..4)) {
+        let cc = CacheControl::parse(lines.iter().map(Vec::as_slice));
+        prop_assert_eq!(reparse(&cc), cc);
+    }
+
+    #[test]
+    fn parse_directive_soup_is_stable(a in directive_soup(), b in directive_soup()) {
+        let cc = CacheControl::parse([a.as_slice(), b.as_slice()]);
+        prop_assert_eq!(reparse(&cc), cc);
+    }
+
+    #[test]
+    fn storage_decision_invariants(
+        cc in directive_soup(),
+        req_cc in directive_soup(),
+        other in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 4),
+        status in 0u16..700,
+        flags in proptest::array::uniform4(any::<bool>()),
+        sent_back in 0u64..100,
+        max_ttl in proptest::option::of(0u64..100_000),
+    ) {
+        let cc_lines = [cc.as_slice()];
+        let req_lines = [req_cc.as_slice()];
+        let expires = [other[0].as_slice()];
+        let date = [other[1].as_slice()];
+        let age = [other[2].as_slice()];
+        let vary = [other[3].as_slice()];
+        let req = RequestFacts {
+            method: if flags[0] { "GET" } else { "HEAD" },
+            cache_control: &req_lines,
+            authorization: flags[1],
+            sent_at: t0() - Duration::from_secs(sent_back),
+        };
+        let resp = ResponseFacts {
+            status,
+            cache_control: &cc_lines,
+            expires: &expires,
+            date: &date,
+            age: &age,
+            vary: &vary,
+            set_cookie: flags[2],
+            has_validator: flags[3],
+            received_at: t0(),
+        };
+        let policy = Policy {
+            max_ttl: max_ttl.map(Duration::from_secs),
+            default_stale_while_revalidate: Duration::from_secs(10),
+            default_stale_if_error: Duration::from_secs(60),
+        };
+        if let StorageDecision::Store(f) = storage_decision(&req, &resp, &policy) {
+            prop_assert!(f.fresh_for <= f.lifetime);
+            prop_assert_eq!(f.fresh_for, f.lifetime.saturating_sub(f.initial_age));
+            prop_assert!(f.initial_age <= Duration::from_secs(1 << 31));
+            if let Some(cap) = policy.max_ttl {
+                prop_assert!(f.lifetime <= cap);
+            }
+            if f.must_revalidate {
+                prop_assert!(f.stale_while_revalidate.is_zero() && f.stale_if_error.is_zero());
+            }
+            prop_assert!(f.fresh_for > Duration::ZERO || flags[3]);
+            prop_assert!(!flags[2] || f.strip_headers.iter().any(|h| h == "set-cookie"));
+            prop_assert!(f.strip_headers.windows(2).all(|w| w[0] < w[1]));
+            prop_assert!((200..=599).contains(&status) && status != 206 && status != 304);
+        }
+    }
+
+    #[test]
+    fn preflight_never_exceeds_cap(v in proptest::collection::vec(any::<u8>(), 0..16), status in 0u16..700, granted: bool, cap in 0u64..1000) {
+        let cap = Duration::from_secs(cap);
+        if let Some(ttl) = preflight_ttl(Some(&v), status, granted, Some(cap), Duration::from_secs(3)) {
+            prop_assert!(!ttl.is_zero());
+            prop_assert!(ttl <= cap.max(Duration::from_secs(3)));
+        }
+    }
+}
