@@ -1,0 +1,201 @@
+//! The `Vary` response header (RFC 9110 section 12.5.5), as the cache and the gateway need it.
+//!
+//! `Vary` is a comma-separated list of request field names that may span several field lines;
+//! a member `*` anywhere means the response varies on things outside the request headers, so a
+//! cache must never reuse it. Members that are not valid field names (RFC 9110 tokens) are
+//! ignored: no request header can have such a name, so every request "lacks" it equally and it
+//! cannot distinguish two requests — ignoring it is exactly what honouring it would do.
+
+use std::fmt;
+
+use crate::cors::field::{is_token, list_members};
+
+/// The `Vary` a preflight answer sends downstream: its grant depends on all three headers.
+pub const PREFLIGHT_VARY: &str =
+    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers";
+
+/// A parsed `Vary`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VaryFields {
+    /// `*`: never served from cache.
+    Any,
+    /// Lowercase field names, sorted and deduplicated, so equal sets compare equal. Empty when the
+    /// response has no (usable) `Vary`.
+    Fields(Vec<String>),
+}
+
+impl VaryFields {
+    pub fn is_any(&self) -> bool {
+        matches!(self, VaryFields::Any)
+    }
+
+    /// Whether the response varies on `field_name` (case-insensitive). `*` varies on everything.
+    pub fn names(&self, field_name: &str) -> bool {
+        match self {
+            VaryFields::Any => true,
+            VaryFields::Fields(fields) => fields
+                .iter()
+                .any(|field| field.eq_ignore_ascii_case(field_name)),
+        }
+    }
+}
+
+impl fmt::Display for VaryFields {
+    /// A `Vary` value that parses back to the same `VaryFields` (empty for no fields).
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VaryFields::Any => formatter.write_str("*"),
+            VaryFields::Fields(fields) => formatter.write_str(&fields.join(", ")),
+        }
+    }
+}
+
+/// Parses all `Vary` field lines of a response.
+pub fn parse_vary<'a, I>(field_values: I) -> VaryFields
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut fields = Vec::new();
+    for member in list_members(field_values) {
+        if member == b"*" {
+            return VaryFields::Any;
+        }
+        if is_token(member) {
+            fields.push(String::from_utf8_lossy(member).to_ascii_lowercase());
+        }
+    }
+    fields.sort_unstable();
+    fields.dedup();
+    VaryFields::Fields(fields)
+}
+
+/// Whether `Vary` names `Origin`. `Vary: *` counts: it varies on everything, Origin included.
+pub fn names_origin(fields: &VaryFields) -> bool {
+    fields.names("origin")
+}
+
+/// The `Vary` value to send downstream for a response stored per origin: the upstream's names
+/// in their original order and spelling, without duplicates (compared case-insensitively), with
+/// `Origin` appended when missing. `*` stays `*`, since it already covers `Origin`. Invalid
+/// members are dropped, as in [`parse_vary`].
+pub fn vary_with_origin<'a, I>(field_values: I) -> String
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut names: Vec<&[u8]> = Vec::new();
+    for member in list_members(field_values) {
+        if member == b"*" {
+            return "*".to_string();
+        }
+        if is_token(member) && !names.iter().any(|seen| seen.eq_ignore_ascii_case(member)) {
+            names.push(member);
+        }
+    }
+    if !names
+        .iter()
+        .any(|name| name.eq_ignore_ascii_case(b"origin"))
+    {
+        names.push(b"Origin");
+    }
+    // Every name is a token, hence ASCII; lossy conversion never replaces anything here.
+    names
+        .iter()
+        .map(|name| String::from_utf8_lossy(name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(names: &[&str]) -> VaryFields {
+        VaryFields::Fields(names.iter().map(|name| name.to_string()).collect())
+    }
+
+    #[test]
+    fn parse_vary_table() {
+        let cases: &[(&[&str], VaryFields)] = &[
+            (&[], fields(&[])),
+            (&[""], fields(&[])),
+            (&["Origin"], fields(&["origin"])),
+            (
+                &["Accept-Encoding, Origin"],
+                fields(&["accept-encoding", "origin"]),
+            ),
+            (&["origin, ORIGIN,Origin"], fields(&["origin"])),
+            (
+                &["Origin", "Accept-Encoding"],
+                fields(&["accept-encoding", "origin"]),
+            ),
+            (&[" , Origin ,,\t"], fields(&["origin"])),
+            (&["*"], VaryFields::Any),
+            (&["Origin, *"], VaryFields::Any),
+            (&["Origin", " * "], VaryFields::Any),
+            (&["Accept", "Origin, *, Cookie"], VaryFields::Any),
+            // `a*` is a valid token, not the wildcard.
+            (&["a*"], fields(&["a*"])),
+            // Not field names: ignored rather than taken as `*`.
+            (&["Origin, bad name, x:y"], fields(&["origin"])),
+            (&["Accept\u{e9}"], fields(&[])),
+        ];
+        for (lines, expected) in cases {
+            let parsed = parse_vary(lines.iter().map(|line| line.as_bytes()));
+            assert_eq!(&parsed, expected, "Vary lines {lines:?}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_bytes_are_ignored() {
+        let lines: [&[u8]; 1] = [b"Origin, \xff\xfe, Accept"];
+        assert_eq!(parse_vary(lines), fields(&["accept", "origin"]));
+    }
+
+    #[test]
+    fn names_origin_table() {
+        assert!(names_origin(&VaryFields::Any));
+        assert!(names_origin(&fields(&["accept", "origin"])));
+        assert!(!names_origin(&fields(&["accept", "origin-x"])));
+        assert!(!names_origin(&fields(&[])));
+    }
+
+    #[test]
+    fn vary_with_origin_table() {
+        let cases: &[(&[&str], &str)] = &[
+            (&[], "Origin"),
+            (&[""], "Origin"),
+            (&["Accept-Encoding"], "Accept-Encoding, Origin"),
+            (&["Accept-Encoding, origin"], "Accept-Encoding, origin"),
+            (&["ORIGIN", "Accept"], "ORIGIN, Accept"),
+            (&["Accept, accept,ACCEPT"], "Accept, Origin"),
+            (&["Accept", "*"], "*"),
+            (&["Accept, bad name"], "Accept, Origin"),
+            (&[" , ,"], "Origin"),
+        ];
+        for (lines, expected) in cases {
+            let value = vary_with_origin(lines.iter().map(|line| line.as_bytes()));
+            assert_eq!(&value, expected, "Vary lines {lines:?}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for parsed in [VaryFields::Any, fields(&[]), fields(&["accept", "origin"])] {
+            let serialized = parsed.to_string();
+            assert_eq!(parse_vary([serialized.as_bytes()]), parsed);
+        }
+    }
+
+    #[test]
+    fn preflight_vary_names_all_three_headers() {
+        let parsed = parse_vary([PREFLIGHT_VARY.as_bytes()]);
+        assert_eq!(
+            parsed,
+            fields(&[
+                "access-control-request-headers",
+                "access-control-request-method",
+                "origin",
+            ])
+        );
+    }
+}
