@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::cache_control::{trim_ows, CacheControl, FieldScope, MaxStale};
+use super::cache_control::{trim_ows, CacheControl, MaxStale};
 
 /// What the cache knows about the stored response at the time of the hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,10 +81,7 @@ pub fn request_requires_revalidation(
     };
     // §5.2.1.4: request no-cache means "do not use a stored response without validation";
     // field names have no meaning on a request, so any form counts.
-    let no_cache = matches!(
-        request_cc.no_cache,
-        Some(FieldScope::All) | Some(FieldScope::Fields(_))
-    ) || (pragma_no_cache && request_cc.is_empty());
+    let no_cache = request_cc.no_cache.is_some() || (pragma_no_cache && request_cc.is_empty());
     if no_cache {
         return verdict(HitAction::Revalidate);
     }

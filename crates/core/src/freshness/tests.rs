@@ -477,7 +477,7 @@ fn cache_control_strategy() -> impl Strategy<Value = CacheControl> {
     (
         (opt(), opt(), opt(), opt(), opt(), max_stale),
         (scope_strategy(), scope_strategy()),
-        proptest::array::uniform7(any::<bool>()),
+        proptest::array::uniform6(any::<bool>()),
     )
         .prop_map(
             |((max_age, s_maxage, swr, sie, min_fresh, max_stale), (no_cache, private), f)| {
@@ -495,7 +495,7 @@ fn cache_control_strategy() -> impl Strategy<Value = CacheControl> {
                     immutable: f[4],
                     max_stale,
                     min_fresh,
-                    only_if_cached: f[5] && f[6],
+                    only_if_cached: f[5],
                 }
             },
         )
