@@ -1,1 +1,24 @@
 //! The config file: model, loader (the only place that knows serde_yaml) and validation.
+//!
+//! ```no_run
+//! # use std::path::Path;
+//! let config = cors_edge_core::config::load_file(Path::new("config/gateway.yaml"))?;
+//! println!("{}", config.summary());
+//! # Ok::<(), cors_edge_core::config::ConfigErrors>(())
+//! ```
+
+mod error;
+mod load;
+mod model;
+mod summary;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
+pub use load::{load_file, load_str};
+pub use model::{
+    AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
+    RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
+};

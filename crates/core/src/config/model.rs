@@ -1,0 +1,520 @@
+//! The config file's shape. Every struct refuses unknown keys, so a typo such as `max_byte`
+//! is an error instead of a silently ignored setting, and every optional key has the default
+//! documented on its field (and in `config/example.yaml`).
+//!
+//! Nothing here parses YAML: the loader (`load.rs`) is the only code that knows the format, so
+//! these types stay usable by code that builds a config directly (the `demo` command, tests).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use crate::cors::PolicySpec;
+use crate::units::{ByteSize, DurationValue};
+
+/// The whole config file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping of settings (listen, admin, cache, upstreams, routes, tls, cluster, server)"
+)]
+pub struct Config {
+    /// Plain-HTTP listen addresses (`ip:port`). Default `["0.0.0.0:8080"]`. A single string is
+    /// accepted for a single address.
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Vec<String>,
+    /// The admin API listener. Always on; by default on loopback only.
+    pub admin: AdminConfig,
+    /// Bounds and defaults of the shared in-memory cache.
+    pub cache: CacheConfig,
+    /// Backends by name; routes refer to them by that name.
+    #[serde(deserialize_with = "unique_map")]
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// Tried in order by the gateway; see [`RouteConfig`].
+    pub routes: Vec<RouteConfig>,
+    /// Optional TLS listener (HTTP/2 negotiated by ALPN).
+    pub tls: Option<TlsConfig>,
+    /// Optional purge fan-out between nodes through Redis pub/sub.
+    pub cluster: Option<ClusterConfig>,
+    /// Process settings. Not in the SPEC example; needed because Pingora's graceful stop
+    /// otherwise waits 300s before exiting.
+    pub server: ServerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: vec!["0.0.0.0:8080".to_string()],
+            admin: AdminConfig::default(),
+            cache: CacheConfig::default(),
+            upstreams: BTreeMap::new(),
+            routes: Vec::new(),
+            tls: None,
+            cluster: None,
+            server: ServerConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Whether the admin API listens on a loopback address only. Off loopback, the gateway must
+    /// refuse to start unless the token env var is set (validation only checks its name).
+    pub fn admin_is_loopback(&self) -> bool {
+        self.admin.is_loopback()
+    }
+
+    pub fn upstream(&self, name: &str) -> Option<&UpstreamConfig> {
+        self.upstreams.get(name)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|route| route.name == name)
+    }
+}
+
+/// `admin:`: the purge / metrics / health / reload API, on its own listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with listen and token_env"
+)]
+pub struct AdminConfig {
+    /// Default `127.0.0.1:9901`.
+    pub listen: String,
+    /// Name of the environment variable holding the bearer token (not the token itself, so the
+    /// config file can be shared). Default `CORS_EDGE_ADMIN_TOKEN`. On loopback an unset or
+    /// empty variable means no token is required; off loopback it must be set.
+    pub token_env: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: "127.0.0.1:9901".to_string(),
+            token_env: "CORS_EDGE_ADMIN_TOKEN".to_string(),
+        }
+    }
+}
+
+impl AdminConfig {
+    /// False when `listen` is not a loopback socket address, including when it does not parse:
+    /// the unsafe answer is the conservative one.
+    pub fn is_loopback(&self) -> bool {
+        self.listen
+            .parse::<SocketAddr>()
+            .is_ok_and(|addr| addr.ip().is_loopback())
+    }
+}
+
+/// `cache:`: bounds of the in-memory cache and freshness defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping of cache settings"
+)]
+pub struct CacheConfig {
+    /// Hard bound on cached bytes, bodies and headers together. Default `256MiB`.
+    pub max_bytes: ByteSize,
+    /// Variants (origins, `Vary` values) stored per primary key; past it a response is served
+    /// but not stored, so one URL cannot be used to flood the cache. Default 64.
+    pub max_variants: usize,
+    /// Used when the upstream's `Cache-Control` gives no `stale-while-revalidate`. Default 10s.
+    pub stale_while_revalidate: DurationValue,
+    /// Used when the upstream's `Cache-Control` gives no `stale-if-error`. Default 60s.
+    pub stale_if_error: DurationValue,
+    /// Responses larger than this stream through uncached, so one huge download cannot evict
+    /// the whole cache. Default `8MiB`.
+    pub max_object_bytes: ByteSize,
+    /// How long a request waits for another request already fetching the same key (miss
+    /// coalescing) before going upstream itself. Default 5s.
+    pub lock_timeout: DurationValue,
+    /// How long a failed or denied preflight answer is cached; short, so fixing the upstream or
+    /// the policy takes effect quickly. `0s` disables it. Default 5s.
+    pub negative_preflight_ttl: DurationValue,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_bytes: ByteSize::mib(256),
+            max_variants: 64,
+            stale_while_revalidate: DurationValue::from_secs(10),
+            stale_if_error: DurationValue::from_secs(60),
+            max_object_bytes: ByteSize::mib(8),
+            lock_timeout: DurationValue::from_secs(5),
+            negative_preflight_ttl: DurationValue::from_secs(5),
+        }
+    }
+}
+
+/// One entry of `upstreams:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with servers and optional timeouts"
+)]
+pub struct UpstreamConfig {
+    /// `host:port` of each server (round-robin). Required, at least one.
+    #[serde(deserialize_with = "one_or_many")]
+    pub servers: Vec<String>,
+    /// Default 1s.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: DurationValue,
+    /// Longest wait for the next bytes of a response. Default 10s.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: DurationValue,
+    /// Active health checking; absent means servers are never taken out of rotation.
+    #[serde(default)]
+    pub health_check: Option<HealthCheckConfig>,
+}
+
+fn default_connect_timeout() -> DurationValue {
+    DurationValue::from_secs(1)
+}
+
+fn default_read_timeout() -> DurationValue {
+    DurationValue::from_secs(10)
+}
+
+impl UpstreamConfig {
+    /// An upstream with the given servers and default timeouts.
+    pub fn new<S: Into<String>>(servers: impl IntoIterator<Item = S>) -> Self {
+        UpstreamConfig {
+            servers: servers.into_iter().map(Into::into).collect(),
+            connect_timeout: default_connect_timeout(),
+            read_timeout: default_read_timeout(),
+            health_check: None,
+        }
+    }
+}
+
+/// `upstreams.NAME.health_check:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with interval and path"
+)]
+pub struct HealthCheckConfig {
+    /// Default 5s.
+    pub interval: DurationValue,
+    /// With a path, an HTTP `GET` that must answer 2xx; without, a TCP connect.
+    pub path: Option<String>,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            interval: DurationValue::from_secs(5),
+            path: None,
+        }
+    }
+}
+
+/// One entry of `routes:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a route: a mapping with name, match, upstream, cache and cors"
+)]
+pub struct RouteConfig {
+    /// Unique; appears in metrics labels and cache keys.
+    pub name: String,
+    /// Which requests this route takes. Default: every host, every path.
+    #[serde(rename = "match", default)]
+    pub matcher: RouteMatch,
+    /// Name of an entry in `upstreams`.
+    pub upstream: String,
+    #[serde(default)]
+    pub cache: RouteCacheConfig,
+    #[serde(default)]
+    pub cors: CorsConfig,
+}
+
+/// `routes[].match:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with host and path_prefix"
+)]
+pub struct RouteMatch {
+    /// Request host (without port); absent matches every host.
+    pub host: Option<String>,
+    /// Must start with `/`. Default `/`.
+    pub path_prefix: String,
+}
+
+impl Default for RouteMatch {
+    fn default() -> Self {
+        RouteMatch {
+            host: None,
+            path_prefix: "/".to_string(),
+        }
+    }
+}
+
+/// `routes[].cache:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with enabled and max_ttl"
+)]
+pub struct RouteCacheConfig {
+    /// Default true. False: every request is `X-Cache: BYPASS`.
+    pub enabled: bool,
+    /// Upper bound on freshness whatever the upstream says; also caps how long preflight
+    /// answers are cached. Absent: no cap.
+    pub max_ttl: Option<DurationValue>,
+}
+
+impl Default for RouteCacheConfig {
+    fn default() -> Self {
+        RouteCacheConfig {
+            enabled: true,
+            max_ttl: None,
+        }
+    }
+}
+
+/// Who answers CORS for a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase", expecting = "upstream or edge")]
+pub enum CorsMode {
+    /// The upstream decides; the gateway forwards the CORS request headers and caches the
+    /// answers per origin so one origin's answer is never served to another.
+    #[default]
+    Upstream,
+    /// The gateway decides from the `cors:` block, answers preflights itself and stamps the
+    /// CORS headers on responses after the cache.
+    Edge,
+}
+
+impl CorsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CorsMode::Upstream => "upstream",
+            CorsMode::Edge => "edge",
+        }
+    }
+}
+
+impl fmt::Display for CorsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `routes[].cors:`. The policy keys are always validated; in `upstream` mode the gateway
+/// does not use them to answer, only `edge` mode does.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default, expecting = "a mapping of CORS settings")]
+pub struct CorsConfig {
+    /// Default `upstream`.
+    pub mode: CorsMode,
+    /// Exact origins (`https://app.example.com`), subdomain patterns
+    /// (`https://*.example.com`), or `null`.
+    pub allow_origins: Vec<String>,
+    /// Answer `Access-Control-Allow-Origin: *`; refused together with credentials.
+    pub allow_any_origin: bool,
+    pub allow_credentials: bool,
+    pub allow_methods: Vec<String>,
+    pub allow_headers: Vec<String>,
+    pub expose_headers: Vec<String>,
+    /// `Access-Control-Max-Age` sent on preflight answers; absent: not sent.
+    pub max_age: Option<DurationValue>,
+}
+
+impl CorsConfig {
+    /// The policy in the form `crate::cors::CorsPolicy::compile` takes.
+    pub fn policy_spec(&self) -> PolicySpec {
+        PolicySpec {
+            allow_origins: self.allow_origins.clone(),
+            allow_any_origin: self.allow_any_origin,
+            allow_credentials: self.allow_credentials,
+            allow_methods: self.allow_methods.clone(),
+            allow_headers: self.allow_headers.clone(),
+            expose_headers: self.expose_headers.clone(),
+            max_age: self.max_age.map(DurationValue::as_duration),
+        }
+    }
+}
+
+/// `tls:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, expecting = "a mapping with listen, cert and key")]
+pub struct TlsConfig {
+    /// Default `["0.0.0.0:8443"]`.
+    #[serde(default = "default_tls_listen", deserialize_with = "one_or_many")]
+    pub listen: Vec<String>,
+    /// PEM certificate chain. Required. Read by the gateway at startup, not by validation.
+    pub cert: PathBuf,
+    /// PEM private key. Required.
+    pub key: PathBuf,
+}
+
+fn default_tls_listen() -> Vec<String> {
+    vec!["0.0.0.0:8443".to_string()]
+}
+
+/// `cluster:`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    expecting = "a mapping with redis_url and channel"
+)]
+pub struct ClusterConfig {
+    /// `redis://` or `rediss://` URL. Required.
+    pub redis_url: String,
+    /// Pub/sub channel purges are published on. Default `cors-edge-purge`.
+    #[serde(default = "default_channel")]
+    pub channel: String,
+}
+
+fn default_channel() -> String {
+    "cors-edge-purge".to_string()
+}
+
+/// `server:`: process settings (not in the SPEC example).
+///
+/// On a graceful stop (SIGTERM, or SIGQUIT for an upgrade) Pingora sleeps its whole grace
+/// period, 300s unless configured, even when no request is in flight; for a cache restarted by
+/// every deploy that is far too long, so the period is exposed here with a short default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    deny_unknown_fields,
+    default,
+    expecting = "a mapping with threads, grace_period and shutdown_timeout"
+)]
+pub struct ServerConfig {
+    /// Worker threads. Absent: one per CPU (see [`ServerConfig::threads_or_default`]).
+    pub threads: Option<usize>,
+    /// After a graceful stop signal, how long in-flight requests get to finish before the
+    /// runtimes are shut down (Pingora's `grace_period_seconds`, rounded up to whole seconds).
+    /// Default 5s; `0s` stops at once.
+    pub grace_period: DurationValue,
+    /// Then how long the runtimes get to wind down (Pingora's
+    /// `graceful_shutdown_timeout_seconds`). Default 5s.
+    pub shutdown_timeout: DurationValue,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            threads: None,
+            grace_period: DurationValue::from_secs(5),
+            shutdown_timeout: DurationValue::from_secs(5),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// `threads`, or the number of CPUs available to the process (2 if that is unknown).
+    pub fn threads_or_default(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2)
+        })
+    }
+}
+
+/// Accepts `"a"` as well as `["a", "b"]`: a single listen address is the common case.
+fn one_or_many<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    struct OneOrMany;
+
+    impl<'de> Visitor<'de> for OneOrMany {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string or a list of strings")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+            Ok(vec![v.to_string()])
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) = seq.next_element::<String>()? {
+                items.push(item);
+            }
+            Ok(items)
+        }
+    }
+
+    deserializer.deserialize_any(OneOrMany)
+}
+
+/// A map that refuses a key given twice: a plain `BTreeMap` would keep the last one and
+/// silently drop the first upstream.
+fn unique_map<'de, D, V>(deserializer: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct UniqueMap<V>(std::marker::PhantomData<V>);
+
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueMap<V> {
+        type Value = BTreeMap<String, V>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a mapping from names to settings")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            // `upstreams:` with nothing under it; validation reports the missing upstreams.
+            Ok(BTreeMap::new())
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key_seed(NewKey(&out))? {
+                let value = map.next_value::<V>()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+
+    /// Checks for a repeat while the key itself is being read, so the error carries the
+    /// repeated key's line rather than the mapping's.
+    struct NewKey<'m, V>(&'m BTreeMap<String, V>);
+
+    impl<'de, V> DeserializeSeed<'de> for NewKey<'_, V> {
+        type Value = String;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<String, D::Error> {
+            deserializer.deserialize_str(self)
+        }
+    }
+
+    // The check runs in the visitor, inside the key's own deserialization: that is where
+    // the YAML deserializer attaches the key's position to an error.
+    impl<V> Visitor<'_> for NewKey<'_, V> {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a name")
+        }
+
+        fn visit_str<E: de::Error>(self, key: &str) -> Result<String, E> {
+            if self.0.contains_key(key) {
+                return Err(E::custom(format!(
+                    "{key:?} is defined twice; each name must be unique"
+                )));
+            }
+            Ok(key.to_string())
+        }
+    }
+
+    deserializer.deserialize_map(UniqueMap(std::marker::PhantomData))
+}
