@@ -1,1 +1,13 @@
-//! placeholder
+//! The cors-edge gateway: Pingora proxy with origin-aware caching, the admin API, metrics and
+//! server assembly.
+
+pub mod admin;
+pub mod background;
+pub mod demo;
+pub mod metrics;
+pub mod proxy;
+pub mod runtime;
+pub mod server;
+pub mod state;
+
+pub use server::{run, RunOptions, StartError};

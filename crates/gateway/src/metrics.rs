@@ -1,0 +1,172 @@
+//! Prometheus metrics (prefix `cors_edge_`). Labels only take bounded values: route names from
+//! the config, request kinds, cache statuses, decisions and reasons defined in code.
+//!
+//! Registered in the default registry of the `prometheus` version that `pingora-prometheus`
+//! re-exports; another version would have its own registry and `/metrics` would be empty.
+
+use once_cell::sync::Lazy;
+use pingora_prometheus::prometheus::{
+    self, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Opts, TextEncoder,
+};
+
+/// Buckets from 50µs: cache hits are sub-millisecond and must not all land in the first bucket.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0,
+];
+
+pub struct Metrics {
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub upstream_duration: HistogramVec,
+    pub preflights: IntCounterVec,
+    pub cors_decisions: IntCounterVec,
+    pub cache_entries: IntGauge,
+    pub cache_bytes: IntGauge,
+    pub cache_evictions: IntCounter,
+    pub purges: IntCounterVec,
+    pub purged_entries: IntCounter,
+    pub unsafe_upstream: IntCounterVec,
+}
+
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let counter = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    register(Box::new(counter.clone()));
+    counter
+}
+
+fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
+    let histogram =
+        HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    register(Box::new(histogram.clone()));
+    histogram
+}
+
+fn register(collector: Box<dyn prometheus::core::Collector>) {
+    // Registration fails only for a duplicate name, which is a programming error caught by
+    // the first test that starts the gateway.
+    if let Err(e) = prometheus::register(collector) {
+        panic!("metric registration failed: {e}");
+    }
+}
+
+pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
+    let cache_entries = IntGauge::new("cors_edge_cache_entries", "Entries in the cache")
+        .unwrap_or_else(|e| panic!("{e}"));
+    register(Box::new(cache_entries.clone()));
+    let cache_bytes = IntGauge::new("cors_edge_cache_bytes", "Bytes held by the cache, headers and bodies")
+        .unwrap_or_else(|e| panic!("{e}"));
+    register(Box::new(cache_bytes.clone()));
+    let cache_evictions =
+        IntCounter::new("cors_edge_cache_evictions_total", "Entries evicted to stay under cache.max_bytes")
+            .unwrap_or_else(|e| panic!("{e}"));
+    register(Box::new(cache_evictions.clone()));
+    let purged_entries =
+        IntCounter::new("cors_edge_purged_entries_total", "Entries matched by purges")
+            .unwrap_or_else(|e| panic!("{e}"));
+    register(Box::new(purged_entries.clone()));
+    Metrics {
+        requests: counter_vec(
+            "cors_edge_requests_total",
+            "Requests by route, kind (simple, preflight, other) and cache status",
+            &["route", "kind", "cache"],
+        ),
+        request_duration: histogram_vec(
+            "cors_edge_request_duration_seconds",
+            "Time from request to the end of the response",
+            &["route", "kind"],
+        ),
+        upstream_duration: histogram_vec(
+            "cors_edge_upstream_duration_seconds",
+            "Time from sending the upstream request to its response header",
+            &["route"],
+        ),
+        preflights: counter_vec(
+            "cors_edge_preflight_total",
+            "Preflights by route and result (hit, miss, answered, denied)",
+            &["route", "result"],
+        ),
+        cors_decisions: counter_vec(
+            "cors_edge_cors_decisions_total",
+            "CORS decisions by route and decision",
+            &["route", "decision"],
+        ),
+        cache_entries,
+        cache_bytes,
+        cache_evictions,
+        purges: counter_vec("cors_edge_purges_total", "Purge requests by selector", &["selector"]),
+        purged_entries,
+        unsafe_upstream: counter_vec(
+            "cors_edge_unsafe_upstream_responses_total",
+            "Upstream responses the gateway had to protect, by reason",
+            &["reason"],
+        ),
+    }
+});
+
+/// Request kinds as labelled in `requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Simple,
+    Preflight,
+    Other,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Simple => "simple",
+            Kind::Preflight => "preflight",
+            Kind::Other => "other",
+        }
+    }
+}
+
+pub const CACHE_STATUSES: [&str; 6] = ["HIT", "MISS", "STALE", "EXPIRED", "REVALIDATED", "BYPASS"];
+
+/// Counters and histograms of one route, resolved once when the route is compiled so the hit
+/// path does no label lookups.
+pub struct RouteMetrics {
+    requests: Vec<IntCounter>,
+    durations: [Histogram; 3],
+    pub upstream_duration: Histogram,
+}
+
+impl RouteMetrics {
+    pub fn new(route: &str) -> Self {
+        let m = &*METRICS;
+        let kinds = [Kind::Simple, Kind::Preflight, Kind::Other];
+        let requests = kinds
+            .iter()
+            .flat_map(|kind| {
+                CACHE_STATUSES
+                    .iter()
+                    .map(move |status| m.requests.with_label_values(&[route, kind.as_str(), status]))
+            })
+            .collect();
+        let durations = kinds.map(|kind| m.request_duration.with_label_values(&[route, kind.as_str()]));
+        RouteMetrics { requests, durations, upstream_duration: m.upstream_duration.with_label_values(&[route]) }
+    }
+
+    pub fn request(&self, kind: Kind, cache_status: &str, seconds: f64) {
+        let kind_index = kind as usize;
+        let status_index = CACHE_STATUSES.iter().position(|s| *s == cache_status).unwrap_or(5);
+        if let Some(counter) = self.requests.get(kind_index * CACHE_STATUSES.len() + status_index) {
+            counter.inc();
+        }
+        self.durations[kind_index].observe(seconds);
+    }
+}
+
+/// The text exposition of every registered metric.
+pub fn render() -> Vec<u8> {
+    let mut buffer = Vec::new();
+    let families = prometheus::gather();
+    if let Err(e) = TextEncoder::new().encode(&families, &mut buffer) {
+        tracing::error!("metrics encoding failed: {e}");
+    }
+    buffer
+}

@@ -1,0 +1,592 @@
+//! The Pingora `ProxyHttp` implementation: routing, CORS, cache keys and `Vary`, freshness,
+//! downstream headers and metrics. Decisions are delegated to `cors_edge_core`; this module
+//! moves headers between Pingora and those pure functions.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cors_edge_core::cors::{self, RequestKind};
+use cors_edge_core::freshness::{self, HitAction, StorageDecision};
+use cors_edge_core::key::{self, KeyParts, PreflightParts};
+use cors_edge_core::vary;
+use cors_edge_store::{EntryScope, KeyInfo};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use pingora::cache::key::HashBinary;
+use pingora::cache::{
+    CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable,
+    VarianceBuilder,
+};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::metrics::{Kind, METRICS};
+use crate::runtime::{CorsMode, Route, Runtime};
+use crate::state::SharedState;
+
+pub struct Gateway {
+    pub state: Arc<SharedState>,
+}
+
+/// Per-request state.
+pub struct Ctx {
+    runtime: Option<Arc<Runtime>>,
+    route: Option<Arc<Route>>,
+    cors_kind: RequestKind,
+    metric_kind: Kind,
+    origin: Option<Vec<u8>>,
+    started: Instant,
+    started_at: SystemTime,
+    upstream_sent: Option<Instant>,
+    /// The cache was consulted (so an unstored response is a MISS, not a BYPASS).
+    looked_up: bool,
+    /// Set when the gateway wrote the whole answer itself (edge preflight, errors).
+    answered: Option<&'static str>,
+    /// The request forbids serving a stale copy (request `no-cache`, `max-age`, `min-fresh`).
+    no_stale: bool,
+    only_if_cached: bool,
+    connect_failures: usize,
+}
+
+const HOP_BY_HOP_CORS: [&str; 3] =
+    ["origin", "access-control-request-method", "access-control-request-headers"];
+
+fn header_lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
+    headers.get_all(name).iter().map(HeaderValue::as_bytes).collect()
+}
+
+fn request_host(req: &RequestHeader) -> &str {
+    req.headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("")
+}
+
+/// `ACAO: *` without `Vary: Origin`: one copy serves every origin.
+fn shared_across_origins(headers: &HeaderMap) -> bool {
+    let acao = header_lines(headers, "access-control-allow-origin");
+    let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
+    acao.len() == 1 && acao[0].trim_ascii() == b"*" && !varies
+}
+
+fn set_header(resp: &mut ResponseHeader, name: &'static str, value: &str) {
+    if let Err(e) = resp.insert_header(name, value) {
+        tracing::warn!("cannot set {name}: {e}");
+    }
+}
+
+fn cache_status(session: &Session, ctx: &Ctx) -> &'static str {
+    if let Some(status) = ctx.answered {
+        return status;
+    }
+    match session.cache.phase() {
+        CachePhase::Hit => "HIT",
+        CachePhase::Stale | CachePhase::StaleUpdating => "STALE",
+        CachePhase::Expired => "EXPIRED",
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => "REVALIDATED",
+        CachePhase::Miss => "MISS",
+        _ if ctx.looked_up => "MISS",
+        _ => "BYPASS",
+    }
+}
+
+impl Gateway {
+    async fn answer(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        status: u16,
+        headers: &[(&'static str, String)],
+        body: &'static str,
+        cache_status: &'static str,
+    ) -> Result<bool> {
+        let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
+        for (name, value) in headers {
+            resp.insert_header(*name, value.as_str())?;
+        }
+        resp.insert_header("content-length", body.len().to_string())?;
+        if !body.is_empty() {
+            resp.insert_header("content-type", "application/json")?;
+        }
+        resp.insert_header("x-cache", cache_status)?;
+        ctx.answered = Some(cache_status);
+        let head_only = body.is_empty() || session.req_header().method == http::Method::HEAD;
+        session.write_response_header(Box::new(resp), head_only).await?;
+        if !head_only {
+            session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+        }
+        Ok(true)
+    }
+
+    async fn answer_edge_preflight(&self, session: &mut Session, ctx: &mut Ctx, route: &Route) -> Result<bool> {
+        let req = session.req_header();
+        let origin = ctx.origin.as_deref().unwrap_or_default();
+        let method = req
+            .headers
+            .get("access-control-request-method")
+            .map_or(&b""[..], HeaderValue::as_bytes);
+        let requested = cors::normalize_request_headers(header_lines(&req.headers, "access-control-request-headers"));
+        let decision = route.policy.preflight(origin, method, &requested);
+        let mut headers = decision.headers.clone();
+        headers.push(("vary", vary::PREFLIGHT_VARY.to_string()));
+        METRICS.cors_decisions.with_label_values(&[&route.name, decision.outcome.as_str()]).inc();
+        let result = if decision.outcome.is_allowed() { "answered" } else { "denied" };
+        METRICS.preflights.with_label_values(&[&route.name, result]).inc();
+        // A preflight answered from the policy in memory never reaches the upstream: a hit.
+        let status = if decision.outcome.is_allowed() { 204 } else { 403 };
+        self.answer(session, ctx, status, &headers, "", "HIT").await
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = Ctx;
+
+    fn new_ctx(&self) -> Ctx {
+        Ctx {
+            runtime: None,
+            route: None,
+            cors_kind: RequestKind::NoOrigin,
+            metric_kind: Kind::Other,
+            origin: None,
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            upstream_sent: None,
+            looked_up: false,
+            answered: None,
+            no_stale: false,
+            only_if_cached: false,
+            connect_failures: 0,
+        }
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let runtime = self.state.runtime();
+        let req = session.req_header();
+        let Some(route) = runtime.route_for(request_host(req), req.uri.path()).cloned() else {
+            ctx.runtime = Some(runtime);
+            return self
+                .answer(session, ctx, 404, &[], "{\"error\":\"no route matches this host and path\"}\n", "BYPASS")
+                .await;
+        };
+        ctx.origin = req.headers.get("origin").map(|o| o.as_bytes().to_vec());
+        let acrm = req.headers.get("access-control-request-method").map(HeaderValue::as_bytes);
+        ctx.cors_kind = cors::classify(req.method.as_str(), ctx.origin.as_deref(), acrm);
+        ctx.metric_kind = match (ctx.cors_kind, &req.method) {
+            (RequestKind::Preflight, _) => Kind::Preflight,
+            (_, &http::Method::GET | &http::Method::HEAD) => Kind::Simple,
+            _ => Kind::Other,
+        };
+        ctx.runtime = Some(runtime);
+        ctx.route = Some(route.clone());
+        if route.cors_mode == CorsMode::Edge && ctx.cors_kind == RequestKind::Preflight {
+            return self.answer_edge_preflight(session, ctx, &route).await;
+        }
+        Ok(false)
+    }
+
+    fn request_cache_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<()> {
+        let (Some(route), Some(runtime)) = (&ctx.route, &ctx.runtime) else {
+            return Ok(());
+        };
+        if !route.cache_enabled {
+            return Ok(());
+        }
+        let method = &session.req_header().method;
+        let cacheable = *method == http::Method::GET
+            || *method == http::Method::HEAD
+            || (ctx.cors_kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream);
+        if !cacheable {
+            return Ok(());
+        }
+        session.cache.enable(self.state.store, None, None, Some(self.state.cache_lock), None);
+        session.cache.set_max_file_size_bytes(runtime.cache.max_object_bytes);
+        Ok(())
+    }
+
+    fn cache_key_callback(&self, session: &Session, ctx: &mut Ctx) -> Result<CacheKey> {
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(InternalError, "cache key requested without a route");
+        };
+        ctx.looked_up = true;
+        let req = session.req_header();
+        let host = request_host(req);
+        let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let origin = ctx.origin.as_deref().unwrap_or_default();
+        let request_headers;
+        let preflight = if ctx.cors_kind == RequestKind::Preflight {
+            request_headers =
+                cors::normalize_request_headers(header_lines(&req.headers, "access-control-request-headers"));
+            Some(PreflightParts {
+                origin,
+                request_method: req
+                    .headers
+                    .get("access-control-request-method")
+                    .map_or(&b""[..], HeaderValue::as_bytes),
+                request_headers: &request_headers,
+            })
+        } else {
+            None
+        };
+        let primary = key::primary_key(&KeyParts { route: &route.name, host, path_and_query, preflight });
+        let mut cache_key = CacheKey::new(primary, String::new());
+        cache_key.extensions.insert(KeyInfo {
+            host: host.to_string(),
+            path: req.uri.path().to_string(),
+            path_and_query: path_and_query.to_string(),
+            request_origin: ctx.origin.as_deref().map(|o| String::from_utf8_lossy(o).into_owned()),
+            scope: match route.cors_mode {
+                CorsMode::Edge => EntryScope::Shared,
+                CorsMode::Upstream => EntryScope::FromResponse,
+            },
+            fetch_started: ctx.started_at,
+        });
+        Ok(cache_key)
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<ForcedFreshness>> {
+        let headers = &session.req_header().headers;
+        let request_cc = freshness::CacheControl::parse(header_lines(headers, "cache-control"));
+        let pragma = freshness::pragma_has_no_cache(header_lines(headers, "pragma"));
+        let response_cc = freshness::CacheControl::parse(header_lines(meta.headers(), "cache-control"));
+        let must_revalidate =
+            response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.s_maxage.is_some();
+        let stored = freshness::Stored::at(meta.created(), meta.fresh_until(), SystemTime::now(), must_revalidate);
+        let verdict = freshness::request_requires_revalidation(&request_cc, pragma, &stored);
+        ctx.only_if_cached = verdict.only_if_cached;
+        Ok(match verdict.action {
+            HitAction::Serve | HitAction::Stale => None,
+            HitAction::ServeStale => Some(ForcedFreshness::ForceFresh),
+            HitAction::Revalidate => {
+                ctx.no_stale = true;
+                Some(ForcedFreshness::ForceExpired)
+            }
+        })
+    }
+
+    async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        let request_cc = freshness::CacheControl::parse(header_lines(&session.req_header().headers, "cache-control"));
+        if request_cc.only_if_cached || ctx.only_if_cached {
+            // RFC 9111 §5.2.1.7: nothing usable is stored, so answer 504 instead of fetching.
+            self.answer(session, ctx, 504, &[], "{\"error\":\"only-if-cached and not in cache\"}\n", "MISS")
+                .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
+        let route = ctx.route.as_ref()?;
+        if ctx.cors_kind == RequestKind::Preflight {
+            // Everything a preflight answer depends on is already in its primary key.
+            return None;
+        }
+        let fields = vary::parse_vary(header_lines(meta.headers(), "vary"));
+        let mut builder = VarianceBuilder::new();
+        if let vary::VaryFields::Fields(names) = &fields {
+            for name in names.iter().filter(|n| n.as_str() != "origin") {
+                let value = key::vary_header_value(header_lines(&req.headers, name));
+                builder.add_owned_name_value(name.clone(), value);
+            }
+        }
+        if route.cors_mode == CorsMode::Upstream && !shared_across_origins(meta.headers()) {
+            builder.add_owned_name_value(
+                key::ORIGIN_VARIANCE_NAME.to_string(),
+                key::origin_variance_value(ctx.origin.as_deref()),
+            );
+        }
+        builder.finalize()
+    }
+
+    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+        let (Some(route), Some(runtime)) = (&ctx.route, &ctx.runtime) else {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("no_route")));
+        };
+        let cache_key = session.cache.cache_key();
+        if cache_key.get_variance_key().is_some()
+            && self.state.store.variants_of(cache_key) >= runtime.cache.max_variants
+        {
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("max_variants")));
+        }
+        let now = SystemTime::now();
+        let req = session.req_header();
+        let response_cc = header_lines(&resp.headers, "cache-control");
+        if ctx.cors_kind == RequestKind::Preflight {
+            let cc = freshness::CacheControl::parse(response_cc.iter().copied());
+            if cc.no_store || cc.private.is_some() {
+                return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
+            }
+            let granted = resp.headers.contains_key("access-control-allow-origin");
+            let ttl = freshness::preflight_ttl(
+                resp.headers.get("access-control-max-age").map(HeaderValue::as_bytes),
+                resp.status.as_u16(),
+                granted,
+                route.max_ttl,
+                runtime.cache.negative_preflight_ttl,
+            );
+            return Ok(match ttl {
+                Some(ttl) => RespCacheable::Cacheable(CacheMeta::new(now + ttl, now, 0, 0, resp.clone())),
+                None => RespCacheable::Uncacheable(NoCacheReason::OriginNotCache),
+            });
+        }
+        let request_cc = header_lines(&req.headers, "cache-control");
+        let request = freshness::RequestFacts {
+            method: req.method.as_str(),
+            cache_control: &request_cc,
+            authorization: req.headers.contains_key(http::header::AUTHORIZATION),
+            sent_at: ctx.started_at,
+        };
+        let expires = header_lines(&resp.headers, "expires");
+        let date = header_lines(&resp.headers, "date");
+        let age = header_lines(&resp.headers, "age");
+        let vary_lines = header_lines(&resp.headers, "vary");
+        let response = freshness::ResponseFacts {
+            status: resp.status.as_u16(),
+            cache_control: &response_cc,
+            expires: &expires,
+            date: &date,
+            age: &age,
+            vary: &vary_lines,
+            set_cookie: resp.headers.contains_key(http::header::SET_COOKIE),
+            has_validator: resp.headers.contains_key(http::header::ETAG)
+                || resp.headers.contains_key(http::header::LAST_MODIFIED),
+            received_at: now,
+        };
+        let policy = freshness::Policy {
+            max_ttl: route.max_ttl,
+            default_stale_while_revalidate: runtime.cache.default_stale_while_revalidate,
+            default_stale_if_error: runtime.cache.default_stale_if_error,
+        };
+        Ok(match freshness::storage_decision(&request, &response, &policy) {
+            StorageDecision::DontStore(reason) => RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str())),
+            StorageDecision::Store(fresh) => {
+                let mut stored = resp.clone();
+                for name in &fresh.strip_headers {
+                    stored.remove_header(name.as_str());
+                }
+                let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
+                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                RespCacheable::Cacheable(CacheMeta::new(
+                    now + fresh.fresh_for,
+                    created,
+                    secs(fresh.stale_while_revalidate),
+                    secs(fresh.stale_if_error),
+                    stored,
+                ))
+            }
+        })
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let Some(route) = &ctx.route else {
+            return Error::e_explain(InternalError, "upstream requested without a route");
+        };
+        let upstream = &route.upstream;
+        let Some(backend) = upstream.pool.select(b"", 256) else {
+            return Error::e_explain(HTTPStatus(502), format!("upstream {}: no healthy server", upstream.name));
+        };
+        let mut peer = HttpPeer::new(backend.addr.to_string(), false, String::new());
+        peer.options.connection_timeout = Some(upstream.connect_timeout);
+        peer.options.read_timeout = Some(upstream.read_timeout);
+        Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+        ctx.connect_failures += 1;
+        let servers = ctx.route.as_ref().map_or(1, |r| r.upstream.pool.backends().get_backend().len());
+        // Round robin gives the next attempt another server; stop after trying each once.
+        if ctx.connect_failures < servers {
+            e.set_retry(true);
+        }
+        e
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()) {
+            let forwarded = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+                Some(previous) => format!("{previous}, {addr}"),
+                None => addr,
+            };
+            upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        }
+        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+        if ctx.route.as_ref().is_some_and(|r| r.cors_mode == CorsMode::Edge) {
+            // The gateway owns CORS: the upstream must produce one body for every origin.
+            for name in HOP_BY_HOP_CORS {
+                upstream_request.remove_header(name);
+            }
+        }
+        ctx.upstream_sent = Some(Instant::now());
+        Ok(())
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let Some(route) = ctx.route.clone() else {
+            return Ok(());
+        };
+        if let Some(sent) = ctx.upstream_sent {
+            route.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
+        }
+        match route.cors_mode {
+            CorsMode::Upstream => {
+                let headers = &upstream_response.headers;
+                let acao = header_lines(headers, "access-control-allow-origin");
+                let acac = headers.get("access-control-allow-credentials").map(HeaderValue::as_bytes);
+                let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
+                let verdict = cors::inspect_upstream_response(ctx.origin.as_deref(), &acao, acac, varies);
+                for reason in &verdict.unsafe_reasons {
+                    METRICS.unsafe_upstream.with_label_values(&[reason.as_str()]).inc();
+                }
+            }
+            CorsMode::Edge => {
+                let cors_headers: Vec<HeaderName> = upstream_response
+                    .headers
+                    .keys()
+                    .filter(|name| name.as_str().starts_with("access-control-"))
+                    .cloned()
+                    .collect();
+                for name in cors_headers {
+                    upstream_response.remove_header(&name);
+                }
+                // Origin is not forwarded in edge mode, so the upstream cannot vary on it.
+                let fields = vary::parse_vary(header_lines(&upstream_response.headers, "vary"));
+                if let vary::VaryFields::Fields(names) = fields {
+                    if names.iter().any(|n| n == "origin") {
+                        let kept: Vec<&str> =
+                            names.iter().map(String::as_str).filter(|n| *n != "origin").collect();
+                        upstream_response.remove_header("vary");
+                        if !kept.is_empty() {
+                            upstream_response.insert_header("vary", kept.join(", "))?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+        set_header(resp, "x-cache", cache_status(session, ctx));
+        // Surrogate keys are for the cache, not for browsers.
+        resp.remove_header("surrogate-key");
+        resp.remove_header("cache-tag");
+        let Some(route) = ctx.route.clone() else {
+            return Ok(());
+        };
+        match (route.cors_mode, ctx.cors_kind) {
+            (CorsMode::Upstream, RequestKind::Preflight) => {
+                let mut lines: Vec<Vec<u8>> =
+                    header_lines(&resp.headers, "vary").into_iter().map(<[u8]>::to_vec).collect();
+                if lines.is_empty() {
+                    set_header(resp, "vary", vary::PREFLIGHT_VARY);
+                } else {
+                    lines.push(vary::PREFLIGHT_VARY.as_bytes().to_vec());
+                    let merged = vary::parse_vary(lines.iter().map(Vec::as_slice));
+                    set_header(resp, "vary", &vary_value(&merged));
+                }
+            }
+            (CorsMode::Upstream, _) => {
+                if !shared_across_origins(&resp.headers) {
+                    let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
+                    set_header(resp, "vary", &value);
+                }
+            }
+            (CorsMode::Edge, _) => {
+                let decision = route.policy.actual_response(ctx.origin.as_deref());
+                for (name, value) in &decision.headers {
+                    set_header(resp, name, value);
+                }
+                if route.policy.varies_by_origin() {
+                    let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
+                    set_header(resp, "vary", &value);
+                }
+                METRICS.cors_decisions.with_label_values(&[&route.name, decision.outcome.as_str()]).inc();
+            }
+        }
+        Ok(())
+    }
+
+    fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Ctx, error: Option<&Error>) -> bool {
+        if ctx.no_stale {
+            return false;
+        }
+        match error {
+            // Called only inside the response's stale-while-revalidate window.
+            None => true,
+            // stale-if-error: upstream unreachable or answering 5xx.
+            Some(e) => {
+                matches!(e.etype(), HTTPStatus(code) if *code >= 500) || e.esource() == &ErrorSource::Upstream
+            }
+        }
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let (code, body): (u16, &'static str) = match e.etype() {
+            HTTPStatus(code) => (*code, ""),
+            ConnectTimedout | ReadTimedout | WriteTimedout => (504, "{\"error\":\"upstream timed out\"}\n"),
+            _ => match e.esource() {
+                ErrorSource::Upstream => (502, "{\"error\":\"upstream unavailable\"}\n"),
+                ErrorSource::Downstream => match e.etype() {
+                    WriteError | ReadError | ConnectionClosed => (0, ""),
+                    _ => (400, "{\"error\":\"bad request\"}\n"),
+                },
+                ErrorSource::Internal | ErrorSource::Unset => (500, "{\"error\":\"internal error\"}\n"),
+            },
+        };
+        if code > 0 {
+            ctx.answered = Some(if ctx.looked_up { "MISS" } else { "BYPASS" });
+            let mut body_bytes = Bytes::from_static(body.as_bytes());
+            if body.is_empty() {
+                body_bytes = Bytes::new();
+            }
+            if let Err(write_error) = session.respond_error_with_body(code, body_bytes).await {
+                tracing::debug!("cannot send the error response: {write_error}");
+            }
+        }
+        FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        let Some(route) = ctx.route.clone() else {
+            return;
+        };
+        let status = cache_status(session, ctx);
+        self.state.count_cache_status(status, ctx.metric_kind == Kind::Preflight);
+        route.metrics.request(ctx.metric_kind, status, ctx.started.elapsed().as_secs_f64());
+        if ctx.cors_kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream {
+            let result = match status {
+                "HIT" | "STALE" => "hit",
+                _ => "miss",
+            };
+            METRICS.preflights.with_label_values(&[&route.name, result]).inc();
+        }
+    }
+}
+
+fn vary_value(fields: &vary::VaryFields) -> String {
+    match fields {
+        vary::VaryFields::Any => "*".to_string(),
+        vary::VaryFields::Fields(names) => names.join(", "),
+    }
+}

@@ -1,0 +1,125 @@
+//! Exact counts of what the store holds, kept on insert and removal, so `/stats`, the gauges, the
+//! variant limit and purge reports never scan the cache.
+
+use std::collections::{BTreeMap, HashMap};
+
+use cors_edge_core::purge::{EntryTags, Selector};
+use pingora::cache::key::HashBinary;
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StoreStats {
+    pub entries: u64,
+    pub bytes: u64,
+    pub evictions: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Index {
+    stats: StoreStats,
+    per_primary: HashMap<HashBinary, u32>,
+    per_origin: HashMap<String, u64>,
+    per_host: HashMap<String, u64>,
+    per_url: HashMap<String, u64>,
+    per_tag: HashMap<String, u64>,
+    /// Ordered so a prefix count is a range walk over matching paths, not over all entries.
+    per_path: BTreeMap<String, u64>,
+}
+
+fn bump(map: &mut HashMap<String, u64>, key: &str) {
+    *map.entry(key.to_string()).or_default() += 1;
+}
+
+fn drop_one<K: std::hash::Hash + Eq + ?Sized + ToOwned>(
+    map: &mut HashMap<K::Owned, u64>,
+    key: &K,
+) where
+    K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
+{
+    if let Some(count) = map.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Index {
+    pub(crate) fn added(&mut self, primary: &HashBinary, tags: &EntryTags, weight: u64) {
+        self.stats.entries += 1;
+        self.stats.bytes += weight;
+        *self.per_primary.entry(*primary).or_default() += 1;
+        if let Some(origin) = &tags.origin {
+            bump(&mut self.per_origin, origin);
+        }
+        bump(&mut self.per_host, &tags.host);
+        bump(&mut self.per_url, &tags.path_and_query);
+        *self.per_path.entry(tags.path.clone()).or_default() += 1;
+        for tag in &tags.tags {
+            bump(&mut self.per_tag, tag);
+        }
+    }
+
+    pub(crate) fn removed(&mut self, primary: &HashBinary, tags: &EntryTags, weight: u64, evicted: bool) {
+        self.stats.entries = self.stats.entries.saturating_sub(1);
+        self.stats.bytes = self.stats.bytes.saturating_sub(weight);
+        if evicted {
+            self.stats.evictions += 1;
+        }
+        if let Some(count) = self.per_primary.get_mut(primary) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_primary.remove(primary);
+            }
+        }
+        if let Some(origin) = &tags.origin {
+            drop_one(&mut self.per_origin, origin.as_str());
+        }
+        drop_one(&mut self.per_host, tags.host.as_str());
+        drop_one(&mut self.per_url, tags.path_and_query.as_str());
+        if let Some(count) = self.per_path.get_mut(&tags.path) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_path.remove(&tags.path);
+            }
+        }
+        for tag in &tags.tags {
+            drop_one(&mut self.per_tag, tag.as_str());
+        }
+    }
+
+    pub(crate) fn stats(&self) -> StoreStats {
+        self.stats
+    }
+
+    pub(crate) fn variants_of(&self, primary: &HashBinary) -> u32 {
+        self.per_primary.get(primary).copied().unwrap_or(0)
+    }
+
+    /// How many entries a selector matches. Exact for a single field; for several fields it
+    /// is the smallest single-field count, an upper bound (the README says so).
+    pub(crate) fn count_matching(&self, selector: &Selector) -> u64 {
+        let mut counts = Vec::with_capacity(5);
+        if let Some(origin) = &selector.origin {
+            counts.push(self.per_origin.get(origin).copied().unwrap_or(0));
+        }
+        if let Some(host) = &selector.host {
+            counts.push(self.per_host.get(host).copied().unwrap_or(0));
+        }
+        if let Some(url) = &selector.url {
+            counts.push(self.per_url.get(url).copied().unwrap_or(0));
+        }
+        if let Some(tag) = &selector.tag {
+            counts.push(self.per_tag.get(tag).copied().unwrap_or(0));
+        }
+        if let Some(prefix) = &selector.prefix {
+            let matching = self
+                .per_path
+                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+                .take_while(|(path, _)| path.starts_with(prefix.as_str()))
+                .map(|(_, count)| *count)
+                .sum();
+            counts.push(matching);
+        }
+        counts.into_iter().min().unwrap_or(self.stats.entries)
+    }
+}

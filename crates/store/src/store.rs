@@ -1,0 +1,406 @@
+//! The moka-backed `Storage`.
+//!
+//! Eviction policy: plain LRU, not moka's default TinyLFU. TinyLFU's admission filter refuses a
+//! new object that has not been seen often enough once the cache is full, so a freshly fetched
+//! response would be dropped and the next request would miss again; for an HTTP cache the
+//! object just fetched is the one most likely to be asked for next.
+
+use std::any::Any;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use cors_edge_core::purge::{self, EntryTags, Selector};
+use cors_edge_core::vary;
+use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
+use parking_lot::Mutex;
+use pingora::cache::key::{CacheHashKey, HashBinary};
+use pingora::cache::storage::{HandleHit, HandleMiss, MissFinishType};
+use pingora::cache::trace::SpanHandle;
+use pingora::cache::{
+    CacheKey, CacheMeta, HitHandler, MissHandler, PurgeOutcome, PurgeTarget, PurgeType, Storage,
+};
+use pingora::prelude::*;
+
+use crate::bans::{BanOutcome, Bans};
+use crate::index::{Index, StoreStats};
+
+/// Whether the request's `Origin` is part of what an entry was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryScope {
+    /// The same bytes serve every origin (edge mode: CORS headers are stamped after the cache).
+    Shared,
+    /// Upstream mode: the stored response is shared only when its `Access-Control-Allow-Origin`
+    /// is `*` without `Vary: Origin`; otherwise it belongs to the requesting origin.
+    FromResponse,
+}
+
+/// What the gateway knows about a request when it builds the key; carried in the key's
+/// extensions so the store can tag the entry for purges.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    pub host: String,
+    pub path: String,
+    pub path_and_query: String,
+    pub request_origin: Option<String>,
+    pub scope: EntryScope,
+    /// When the request started; an entry counts as fetched then, so a purge that answers
+    /// while the fetch is in flight still invalidates it.
+    pub fetch_started: SystemTime,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct StoreOptions {
+    pub max_bytes: u64,
+    /// How long an entry that can be revalidated (it has `ETag` or `Last-Modified`) is kept past
+    /// its freshness, so a 304 can refresh it instead of a full fetch.
+    pub revalidation_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Entries the selector matched when the purge was made.
+    pub matched: u64,
+}
+
+struct EntryInfo {
+    primary: HashBinary,
+    tags: EntryTags,
+    fetched_at: SystemTime,
+}
+
+struct Entry {
+    /// `CacheMeta::serialize()` output; `CacheMeta` is not `Clone`.
+    meta: (Vec<u8>, Vec<u8>),
+    body: Bytes,
+    info: Arc<EntryInfo>,
+    keep_until: SystemTime,
+}
+
+impl Entry {
+    fn weight(&self) -> u32 {
+        let bytes = 64 + self.meta.0.len() + self.meta.1.len() + self.body.len();
+        u32::try_from(bytes).unwrap_or(u32::MAX)
+    }
+}
+
+struct KeepUntilExpiry;
+
+fn remaining(until: SystemTime) -> Option<Duration> {
+    Some(until.duration_since(SystemTime::now()).unwrap_or_default())
+}
+
+impl moka::Expiry<HashBinary, Arc<Entry>> for KeepUntilExpiry {
+    fn expire_after_create(&self, _: &HashBinary, entry: &Arc<Entry>, _: Instant) -> Option<Duration> {
+        remaining(entry.keep_until)
+    }
+
+    // Without this, moka keeps the old deadline when a revalidated entry is re-inserted.
+    fn expire_after_update(
+        &self,
+        _: &HashBinary,
+        entry: &Arc<Entry>,
+        _: Instant,
+        _: Option<Duration>,
+    ) -> Option<Duration> {
+        remaining(entry.keep_until)
+    }
+}
+
+pub struct MokaStore {
+    cache: moka::sync::Cache<HashBinary, Arc<Entry>>,
+    index: Arc<Mutex<Index>>,
+    bans: Bans,
+    /// Latest `keep_until` of any entry ever stored, as seconds since the epoch: after it, a
+    /// ban can no longer match anything and is forgotten.
+    horizon_secs: AtomicU64,
+    options: StoreOptions,
+}
+
+impl MokaStore {
+    pub fn new(options: StoreOptions) -> Self {
+        let index = Arc::new(Mutex::new(Index::default()));
+        let listener_index = index.clone();
+        let cache = moka::sync::Cache::builder()
+            .max_capacity(options.max_bytes)
+            .weigher(|_: &HashBinary, entry: &Arc<Entry>| entry.weight())
+            .eviction_policy(EvictionPolicy::lru())
+            .expire_after(KeepUntilExpiry)
+            .support_invalidation_closures()
+            .eviction_listener(move |_key, entry: Arc<Entry>, cause| {
+                listener_index.lock().removed(
+                    &entry.info.primary,
+                    &entry.info.tags,
+                    u64::from(entry.weight()),
+                    cause == RemovalCause::Size,
+                );
+            })
+            .build();
+        MokaStore { cache, index, bans: Bans::default(), horizon_secs: AtomicU64::new(0), options }
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        self.index.lock().stats()
+    }
+
+    /// Purges still remembered (they expire once nothing they could match can remain).
+    pub fn active_bans(&self) -> usize {
+        self.bans.len()
+    }
+
+    /// How many entries (the primary slot and its `Vary` variants) share a primary key.
+    pub fn variants_of(&self, key: &CacheKey) -> u32 {
+        self.index.lock().variants_of(&key.primary_bin())
+    }
+
+    /// Purges what the selector matches; O(1) in the number of cached entries (the memory of
+    /// hard-purged entries is reclaimed lazily by moka).
+    pub fn purge(&self, selector: Selector, soft: bool) -> PurgeReport {
+        let matched = self.index.lock().count_matching(&selector);
+        let horizon = UNIX_EPOCH + Duration::from_secs(self.horizon_secs.load(Ordering::Relaxed));
+        if !soft {
+            let reclaim = selector.clone();
+            let before = SystemTime::now();
+            if reclaim.is_everything() {
+                self.cache.invalidate_all();
+            } else if let Err(e) = self.cache.invalidate_entries_if(move |_, entry| {
+                entry.info.fetched_at <= before && reclaim.matches(&entry.info.tags)
+            }) {
+                // Only memory reclamation is lost; the ban below still hides the entries.
+                tracing::warn!("moka refused an invalidation predicate: {e}");
+            }
+        }
+        self.bans.add(selector, soft, horizon);
+        PurgeReport { matched }
+    }
+
+    /// Runs moka's deferred work (evictions, invalidations) now; for tests and benchmarks.
+    pub fn sync(&self) {
+        self.cache.run_pending_tasks();
+    }
+
+    fn insert(&self, key: HashBinary, entry: Entry) {
+        let keep_secs = entry.keep_until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() + 1);
+        self.horizon_secs.fetch_max(keep_secs, Ordering::Relaxed);
+        self.index.lock().added(&entry.info.primary, &entry.info.tags, u64::from(entry.weight()));
+        self.cache.insert(key, Arc::new(entry));
+    }
+
+    fn keep_until(&self, meta: &CacheMeta) -> SystemTime {
+        let stale = meta.stale_while_revalidate_sec().max(meta.stale_if_error_sec());
+        let headers = meta.headers();
+        let revalidatable = headers.contains_key("etag") || headers.contains_key("last-modified");
+        let grace = if revalidatable { self.options.revalidation_grace } else { Duration::ZERO };
+        meta.fresh_until() + Duration::from_secs(u64::from(stale)).max(grace)
+    }
+
+    fn entry_tags(key: &CacheKey, meta: &CacheMeta) -> (EntryTags, SystemTime) {
+        let Some(info) = key.extensions.get::<KeyInfo>() else {
+            return (EntryTags::default(), meta.created());
+        };
+        let headers = meta.headers();
+        let origin = match info.scope {
+            EntryScope::Shared => None,
+            EntryScope::FromResponse => {
+                let acao: Vec<&[u8]> = headers
+                    .get_all("access-control-allow-origin")
+                    .iter()
+                    .map(|v| v.as_bytes())
+                    .collect();
+                let varies = vary::names_origin(&vary::parse_vary(
+                    headers.get_all("vary").iter().map(|v| v.as_bytes()),
+                ));
+                let wildcard = acao.len() == 1 && acao[0].trim_ascii() == b"*";
+                if wildcard && !varies {
+                    None
+                } else {
+                    info.request_origin.as_deref().map(purge::normalize_origin)
+                }
+            }
+        };
+        let tags = purge::surrogate_tags(
+            headers.get_all("surrogate-key").iter().map(|v| v.as_bytes()),
+            headers.get_all("cache-tag").iter().map(|v| v.as_bytes()),
+        );
+        let entry_tags = EntryTags {
+            host: cors_edge_core::key::normalize_host(&info.host),
+            path: info.path.clone(),
+            path_and_query: info.path_and_query.clone(),
+            origin,
+            tags,
+        };
+        (entry_tags, info.fetch_started.min(meta.created()))
+    }
+}
+
+struct MemoryHit {
+    body: Bytes,
+    done: bool,
+    range: (usize, usize),
+}
+
+#[async_trait]
+impl HandleHit for MemoryHit {
+    async fn read_body(&mut self) -> Result<Option<Bytes>> {
+        if self.done {
+            return Ok(None);
+        }
+        self.done = true;
+        Ok(Some(self.body.slice(self.range.0..self.range.1)))
+    }
+
+    async fn finish(
+        self: Box<Self>,
+        _storage: &'static (dyn Storage + Sync),
+        _key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    fn can_seek(&self) -> bool {
+        true
+    }
+
+    fn seek(&mut self, start: usize, end: Option<usize>) -> Result<()> {
+        if start >= self.body.len() {
+            return Error::e_explain(InternalError, "seek start past the end of the body");
+        }
+        let end = end.map_or(self.body.len(), |e| e.min(self.body.len()));
+        self.range = (start, end.max(start));
+        self.done = false;
+        Ok(())
+    }
+
+    fn get_eviction_weight(&self) -> usize {
+        self.body.len()
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync) {
+        self
+    }
+
+    fn as_any_mut(&mut self) -> &mut (dyn Any + Send + Sync) {
+        self
+    }
+}
+
+struct MemoryMiss {
+    store: &'static MokaStore,
+    key: HashBinary,
+    meta: (Vec<u8>, Vec<u8>),
+    info: Arc<EntryInfo>,
+    keep_until: SystemTime,
+    body: Vec<u8>,
+}
+
+#[async_trait]
+impl HandleMiss for MemoryMiss {
+    async fn write_body(&mut self, data: Bytes, _eof: bool) -> Result<()> {
+        self.body.extend_from_slice(&data);
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<MissFinishType> {
+        let size = self.body.len();
+        let entry = Entry {
+            meta: self.meta,
+            body: Bytes::from(self.body),
+            info: self.info,
+            keep_until: self.keep_until,
+        };
+        self.store.insert(self.key, entry);
+        Ok(MissFinishType::Created(size))
+    }
+}
+
+#[async_trait]
+impl Storage for MokaStore {
+    async fn lookup(
+        &'static self,
+        key: &CacheKey,
+        _trace: &SpanHandle,
+    ) -> Result<Option<(CacheMeta, HitHandler)>> {
+        let hash = key.combined_bin();
+        let Some(entry) = self.cache.get(&hash) else {
+            return Ok(None);
+        };
+        let ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
+        if ban == BanOutcome::Invalid {
+            self.cache.invalidate(&hash);
+            return Ok(None);
+        }
+        let mut meta = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1)?;
+        if let BanOutcome::ExpiredAt(at) = ban {
+            if meta.fresh_until() > at {
+                meta.expire_at(at);
+            }
+        }
+        let len = entry.body.len();
+        let hit = MemoryHit { body: entry.body.clone(), done: false, range: (0, len) };
+        Ok(Some((meta, Box::new(hit))))
+    }
+
+    async fn get_miss_handler(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<MissHandler> {
+        let (tags, fetched_at) = Self::entry_tags(key, meta);
+        let info = EntryInfo { primary: key.primary_bin(), tags, fetched_at };
+        Ok(Box::new(MemoryMiss {
+            store: self,
+            key: key.combined_bin(),
+            meta: meta.serialize()?,
+            info: Arc::new(info),
+            keep_until: self.keep_until(meta),
+            body: Vec::new(),
+        }))
+    }
+
+    async fn purge(
+        &'static self,
+        target: PurgeTarget<'_>,
+        _purge_type: PurgeType,
+        _trace: &SpanHandle,
+    ) -> Result<PurgeOutcome> {
+        Ok(match self.cache.remove(&target.key().combined_bin()) {
+            Some(_) => PurgeOutcome::Purged(None),
+            None => PurgeOutcome::NotFound,
+        })
+    }
+
+    async fn update_meta(
+        &'static self,
+        key: &CacheKey,
+        meta: &CacheMeta,
+        _trace: &SpanHandle,
+    ) -> Result<bool> {
+        let hash = key.combined_bin();
+        let Some(old) = self.cache.get(&hash) else {
+            return Ok(false);
+        };
+        // A revalidation is a fresh fetch: purges made before it no longer apply.
+        let info = EntryInfo {
+            primary: old.info.primary,
+            tags: old.info.tags.clone(),
+            fetched_at: SystemTime::now(),
+        };
+        let entry = Entry {
+            meta: meta.serialize()?,
+            body: old.body.clone(),
+            info: Arc::new(info),
+            keep_until: self.keep_until(meta),
+        };
+        self.insert(hash, entry);
+        Ok(true)
+    }
+
+    fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
+        self
+    }
+}
