@@ -642,12 +642,10 @@ impl Observed {
 
     /// "GET from https://a.example (try 2)": how messages name a request.
     fn describe(&self) -> String {
-        let mut text = format!(
-            "#{} {} from {}",
-            self.exchange.step,
-            self.exchange.kind.label(),
-            self.exchange.origin.as_deref().unwrap_or("no Origin")
-        );
+        let mut text = format!("#{} {}", self.exchange.step, self.exchange.kind.label());
+        if let Some(origin) = &self.exchange.origin {
+            let _ = write!(text, " from {origin}");
+        }
         if self.exchange.try_number > 1 {
             let _ = write!(text, " (try {})", self.exchange.try_number);
         }
@@ -1667,12 +1665,11 @@ impl Checklist<'_> {
                 .filter(|seen| seen.exchange.kind == kind && seen.exchange.origin == origin)
                 .map(status_of)
                 .collect();
-            parts.push(format!(
-                "{} {}: {}",
-                origin.as_deref().unwrap_or("no Origin"),
-                kind.label(),
-                tries.join(" → ")
-            ));
+            let subject = match &origin {
+                Some(origin) => format!("{origin} {}", kind.label()),
+                None => kind.label().to_string(),
+            };
+            parts.push(format!("{subject}: {}", tries.join(" → ")));
         }
         check(check_id::CACHE_STATUS, Verdict::Info, parts.join("; "))
     }

@@ -1,0 +1,458 @@
+//! Real HTTP servers on loopback for the black-box tests: a CORS API that does things
+//! right (or, on request, wrong), and a tiny cache that sits in front of it and either
+//! honours `Vary` or, like a naive CDN config, ignores it.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::{BTreeSet, HashMap};
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, AGE, CACHE_CONTROL, CONNECTION,
+    CONTENT_TYPE, ETAG, HOST, ORIGIN, VARY,
+};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub type Reply = Response<Full<Bytes>>;
+
+/// Requests a server received, by method, plus the Host headers it saw.
+#[derive(Default)]
+pub struct Counts {
+    pub get: AtomicU64,
+    pub options: AtomicU64,
+    pub other: AtomicU64,
+    pub hosts: Mutex<BTreeSet<String>>,
+    pub paths: Mutex<BTreeSet<String>>,
+}
+
+impl Counts {
+    fn record(&self, request: &Request<Incoming>) {
+        let counter = match *request.method() {
+            Method::GET => &self.get,
+            Method::OPTIONS => &self.options,
+            _ => &self.other,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(host) = request.headers().get(HOST).and_then(|h| h.to_str().ok()) {
+            self.hosts.lock().expect("lock").insert(host.to_string());
+        }
+        self.paths
+            .lock()
+            .expect("lock")
+            .insert(request.uri().path().to_string());
+    }
+
+    pub fn total(&self) -> u64 {
+        self.get.load(Ordering::Relaxed)
+            + self.options.load(Ordering::Relaxed)
+            + self.other.load(Ordering::Relaxed)
+    }
+
+    pub fn get(&self) -> u64 {
+        self.get.load(Ordering::Relaxed)
+    }
+
+    pub fn options(&self) -> u64 {
+        self.options.load(Ordering::Relaxed)
+    }
+}
+
+/// A server on a loopback port of its own; stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub counts: Arc<Counts>,
+    accept_loop: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+async fn serve<H, F>(handler: H) -> TestServer
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let counts = Arc::new(Counts::default());
+    let counted = Arc::clone(&counts);
+    let accept_loop = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let handler = handler.clone();
+            let counts = Arc::clone(&counted);
+            tokio::spawn(async move {
+                let service = service_fn(move |request: Request<Incoming>| {
+                    counts.record(&request);
+                    let reply = handler(request);
+                    async move { Ok::<_, Infallible>(reply.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    TestServer {
+        addr,
+        counts,
+        accept_loop,
+    }
+}
+
+/// How the test API behaves; `Default` is a correct CORS API.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiBehaviour {
+    /// Send `Vary: Origin` (and the preflight Vary); false reproduces the classic bug.
+    pub vary: bool,
+    /// Answer `ACAO: *` with `Access-Control-Allow-Credentials: true`.
+    pub wildcard_with_credentials: bool,
+    /// Close every connection after one response.
+    pub close_connections: bool,
+}
+
+impl Default for ApiBehaviour {
+    fn default() -> Self {
+        ApiBehaviour {
+            vary: true,
+            wildcard_with_credentials: false,
+            close_connections: false,
+        }
+    }
+}
+
+pub const ALLOWED_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub const ALLOWED_HEADERS: [&str; 3] = ["content-type", "authorization", "x-requested-with"];
+
+/// Origins under `.example` on https are allowed; everything else is not.
+pub fn is_allowed(origin: &str) -> bool {
+    origin.starts_with("https://") && origin.ends_with(".example")
+}
+
+/// Starts the CORS API.
+pub async fn start_api(behaviour: ApiBehaviour) -> TestServer {
+    serve(move |request| async move { api_response(&request, behaviour) }).await
+}
+
+fn api_response(request: &Request<Incoming>, behaviour: ApiBehaviour) -> Reply {
+    let headers = request.headers();
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    let allowed_origin = origin.filter(|origin| is_allowed(origin));
+    let mut response = Response::new(Full::new(Bytes::new()));
+    let out = response.headers_mut();
+    if behaviour.close_connections {
+        out.insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+
+    let requested_method = headers
+        .get(ACCESS_CONTROL_REQUEST_METHOD)
+        .and_then(|v| v.to_str().ok());
+    if request.method() == Method::OPTIONS && origin.is_some() && requested_method.is_some() {
+        if behaviour.vary {
+            out.insert(
+                VARY,
+                HeaderValue::from_static(
+                    "Origin, Access-Control-Request-Method, Access-Control-Request-Headers",
+                ),
+            );
+        }
+        let requested_headers: Vec<String> = headers
+            .get(ACCESS_CONTROL_REQUEST_HEADERS)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .split(',')
+            .map(|name| name.trim().to_ascii_lowercase())
+            .filter(|name| !name.is_empty())
+            .collect();
+        let method_ok = requested_method.is_some_and(|m| ALLOWED_METHODS.contains(&m));
+        let headers_ok = requested_headers
+            .iter()
+            .all(|name| ALLOWED_HEADERS.contains(&name.as_str()));
+        match allowed_origin {
+            Some(origin) if method_ok && headers_ok => {
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                let out = response.headers_mut();
+                set_acao(out, origin, behaviour);
+                out.insert(
+                    ACCESS_CONTROL_ALLOW_METHODS,
+                    HeaderValue::from_str(requested_method.unwrap_or("GET")).expect("method"),
+                );
+                if !requested_headers.is_empty() {
+                    out.insert(
+                        ACCESS_CONTROL_ALLOW_HEADERS,
+                        HeaderValue::from_str(&requested_headers.join(", ")).expect("headers"),
+                    );
+                }
+                out.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+                out.insert(
+                    CACHE_CONTROL,
+                    HeaderValue::from_static("public, max-age=60"),
+                );
+            }
+            _ => *response.status_mut() = StatusCode::FORBIDDEN,
+        }
+        return response;
+    }
+
+    *response.body_mut() = Full::new(Bytes::from(format!("hello {}", request.uri().path())));
+    let out = response.headers_mut();
+    out.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    out.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    out.insert(ETAG, HeaderValue::from_static("\"v1\""));
+    if behaviour.vary {
+        out.insert(VARY, HeaderValue::from_static("Origin"));
+    }
+    if let Some(origin) = allowed_origin {
+        set_acao(out, origin, behaviour);
+        out.insert(
+            ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static("ETag"),
+        );
+    }
+    response
+}
+
+fn set_acao(out: &mut HeaderMap, origin: &str, behaviour: ApiBehaviour) {
+    let allow = if behaviour.wildcard_with_credentials {
+        HeaderValue::from_static("*")
+    } else {
+        HeaderValue::from_str(origin).expect("origin")
+    };
+    out.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+    out.insert(
+        ACCESS_CONTROL_ALLOW_CREDENTIALS,
+        HeaderValue::from_static("true"),
+    );
+}
+
+/// How the test cache keys its entries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheBehaviour {
+    /// Keys on method, path and query, and keeps one variant per value of the request
+    /// headers the response's `Vary` names: what a shared cache must do.
+    HonoursVary,
+    /// Keys on method and path only and replays the first response to everyone,
+    /// ACAO included: the broken setup the tools must catch.
+    IgnoresVary,
+}
+
+struct Stored {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+    /// The request's values of the headers named in `Vary`, lower-cased names.
+    vary_key: Vec<(String, Option<String>)>,
+    stored_at: Instant,
+}
+
+/// Starts a caching proxy in front of `upstream`.
+pub async fn start_cache(upstream: SocketAddr, behaviour: CacheBehaviour) -> TestServer {
+    let store: Arc<Mutex<HashMap<String, Vec<Stored>>>> = Arc::default();
+    serve(move |request| {
+        let store = Arc::clone(&store);
+        async move { cache_response(request, upstream, behaviour, &store).await }
+    })
+    .await
+}
+
+fn vary_names(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn cache_response(
+    request: Request<Incoming>,
+    upstream: SocketAddr,
+    behaviour: CacheBehaviour,
+    store: &Mutex<HashMap<String, Vec<Stored>>>,
+) -> Reply {
+    let key = match behaviour {
+        CacheBehaviour::HonoursVary => format!("{} {}", request.method(), request.uri()),
+        CacheBehaviour::IgnoresVary => format!("{} {}", request.method(), request.uri().path()),
+    };
+    let request_headers = request.headers().clone();
+
+    {
+        let store = store.lock().expect("lock");
+        let hit = store.get(&key).and_then(|variants| {
+            variants.iter().find(|stored| match behaviour {
+                CacheBehaviour::IgnoresVary => true,
+                CacheBehaviour::HonoursVary => stored
+                    .vary_key
+                    .iter()
+                    .all(|(name, value)| header_text(&request_headers, name) == *value),
+            })
+        });
+        if let Some(stored) = hit {
+            let mut response = Response::new(Full::new(stored.body.clone()));
+            *response.status_mut() = stored.status;
+            *response.headers_mut() = stored.headers.clone();
+            let out = response.headers_mut();
+            out.insert("x-cache", HeaderValue::from_static("HIT"));
+            out.insert(AGE, HeaderValue::from(stored.stored_at.elapsed().as_secs()));
+            return response;
+        }
+    }
+
+    let (status, mut headers, body) = forward(&request, upstream).await;
+    headers.remove(CONNECTION);
+    let names = vary_names(&headers);
+    let cacheable = matches!(status, StatusCode::OK | StatusCode::NO_CONTENT)
+        && (behaviour == CacheBehaviour::IgnoresVary || !names.iter().any(|name| name == "*"));
+    if cacheable {
+        let stored = Stored {
+            status,
+            headers: headers.clone(),
+            body: body.clone(),
+            vary_key: names
+                .iter()
+                .map(|name| (name.clone(), header_text(&request_headers, name)))
+                .collect(),
+            stored_at: Instant::now(),
+        };
+        store
+            .lock()
+            .expect("lock")
+            .entry(key)
+            .or_default()
+            .push(stored);
+    }
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+        .headers_mut()
+        .insert("x-cache", HeaderValue::from_static("MISS"));
+    response
+}
+
+/// Sends the request upstream on a fresh connection and reads the whole answer.
+async fn forward(
+    request: &Request<Incoming>,
+    upstream: SocketAddr,
+) -> (StatusCode, HeaderMap, Bytes) {
+    let stream = TcpStream::connect(upstream)
+        .await
+        .expect("upstream connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("upstream handshake");
+    tokio::spawn(connection);
+    let mut upstream_request = Request::new(Empty::<Bytes>::new());
+    *upstream_request.method_mut() = request.method().clone();
+    *upstream_request.uri_mut() = request.uri().clone();
+    *upstream_request.headers_mut() = request.headers().clone();
+    let response = sender
+        .send_request(upstream_request)
+        .await
+        .expect("upstream response");
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("upstream body").to_bytes();
+    (parts.status, parts.headers, body)
+}
+
+/// Sends one GET with `origin` straight to `addr`, to warm a cache deterministically.
+pub async fn warm(addr: SocketAddr, path: &str, origin: &str) {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let request = Request::builder()
+        .uri(path)
+        .header(HOST, addr.to_string())
+        .header(ORIGIN, origin)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("response");
+    response.into_body().collect().await.expect("body");
+}
+
+/// A loopback port with nothing listening on it.
+pub async fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    addr
+}
+
+/// The `cors-edge` command line shape: the tools' Args as subcommands, so the tests
+/// parse arguments exactly as the binary will.
+#[derive(clap::Parser, Debug)]
+#[command(name = "cors-edge")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    Loadtest(cors_edge_tools::loadtest::LoadtestArgs),
+    Probe(cors_edge_tools::probe::ProbeArgs),
+}
+
+pub fn parse(argv: &[&str]) -> Result<Command, clap::Error> {
+    use clap::Parser;
+    let mut full = vec!["cors-edge"];
+    full.extend_from_slice(argv);
+    Cli::try_parse_from(full).map(|cli| cli.command)
+}
+
+pub fn loadtest_args(argv: &[&str]) -> cors_edge_tools::loadtest::LoadtestArgs {
+    let mut full = vec!["loadtest"];
+    full.extend_from_slice(argv);
+    match parse(&full) {
+        Ok(Command::Loadtest(args)) => args,
+        other => panic!("not loadtest arguments: {other:?}"),
+    }
+}
+
+pub fn probe_args(argv: &[&str]) -> cors_edge_tools::probe::ProbeArgs {
+    let mut full = vec!["probe"];
+    full.extend_from_slice(argv);
+    match parse(&full) {
+        Ok(Command::Probe(args)) => args,
+        other => panic!("not probe arguments: {other:?}"),
+    }
+}
