@@ -42,18 +42,29 @@ fuzz_target!(|data: &[u8]| {
     let parsed = SerializedOrigin::parse(data);
     if let Ok(origin) = &parsed {
         let normalized = origin.to_string();
-        assert_eq!(SerializedOrigin::parse(normalized.as_bytes()).as_ref(), Ok(origin));
+        assert_eq!(
+            SerializedOrigin::parse(normalized.as_bytes()).as_ref(),
+            Ok(origin)
+        );
     }
 
     let allowed = policy().allows_origin(data);
     let normalized = parsed.as_ref().map(ToString::to_string).unwrap_or_default();
-    assert_eq!(allowed, parsed.is_ok() && is_on_allow_list(&normalized), "{normalized}");
+    assert_eq!(
+        allowed,
+        parsed.is_ok() && is_on_allow_list(&normalized),
+        "{normalized}"
+    );
 
     let decision = policy().actual_response(Some(data));
     assert_eq!(decision.outcome.is_allowed(), allowed);
     for (name, value) in &decision.headers {
         if *name == "access-control-allow-origin" {
-            assert_eq!(value.as_bytes(), data, "ACAO must echo the request origin exactly");
+            assert_eq!(
+                value.as_bytes(),
+                data,
+                "ACAO must echo the request origin exactly"
+            );
         }
     }
 

@@ -26,11 +26,17 @@ fn policy() -> &'static CorsPolicy {
 fuzz_target!(|data: &[u8]| {
     // Newlines separate field lines, so multi-line headers get fuzzed too.
     let normalized = normalize_request_headers(data.split(|&byte| byte == b'\n'));
-    assert_eq!(normalize_request_headers([normalized.as_bytes()]), normalized);
+    assert_eq!(
+        normalize_request_headers([normalized.as_bytes()]),
+        normalized
+    );
     assert!(!normalized.starts_with(',') && !normalized.ends_with(','));
     assert!(!normalized.contains(",,") && !normalized.contains(", "));
     let members: Vec<&str> = normalized.split(',').filter(|m| !m.is_empty()).collect();
-    assert!(members.windows(2).all(|pair| pair[0] < pair[1]), "sorted and unique");
+    assert!(
+        members.windows(2).all(|pair| pair[0] < pair[1]),
+        "sorted and unique"
+    );
 
     let decision = policy().preflight(b"https://app.example.com", b"PUT", &normalized);
     if decision.outcome.is_allowed() {
