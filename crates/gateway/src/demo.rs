@@ -23,7 +23,9 @@ fn header(session: &ServerSession, name: &str) -> Option<String> {
 impl ServeHttp for DemoApi {
     async fn response(&self, session: &mut ServerSession) -> http::Response<Vec<u8>> {
         let hits = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
-        let path = session.req_header().uri.path().to_string();
+        // The demo gateway mounts an edge-mode route at /edge/: the same API, CORS by the edge.
+        let full_path = session.req_header().uri.path().to_string();
+        let path = full_path.strip_prefix("/edge").unwrap_or(&full_path).to_string();
         let method = session.req_header().method.clone();
         let origin = header(session, "origin");
         let allowed = origin.as_deref().filter(|o| DEMO_ALLOWED_ORIGINS.contains(o));
