@@ -69,7 +69,18 @@ fn request_host(req: &RequestHeader) -> &str {
 fn shared_across_origins(headers: &HeaderMap) -> bool {
     let acao = header_lines(headers, "access-control-allow-origin");
     let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
-    acao.len() == 1 && acao[0].trim_ascii() == b"*" && !varies
+    cors::inspect_upstream_response(None, &acao, None, varies).shared_across_origins
+}
+
+/// The request's `Origin`. Several field lines are joined, which makes an invalid origin: such
+/// a request gets no CORS grant and a variant of its own.
+fn request_origin(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let lines = header_lines(headers, "origin");
+    match lines.as_slice() {
+        [] => None,
+        [one] => Some(one.to_vec()),
+        several => Some(several.join(&b", "[..])),
+    }
 }
 
 fn set_header(resp: &mut ResponseHeader, name: &'static str, value: &str) {
@@ -172,7 +183,7 @@ impl ProxyHttp for Gateway {
                 .answer(session, ctx, 404, &[], "{\"error\":\"no route matches this host and path\"}\n", "BYPASS")
                 .await;
         };
-        ctx.origin = req.headers.get("origin").map(|o| o.as_bytes().to_vec());
+        ctx.origin = request_origin(&req.headers);
         let acrm = req.headers.get("access-control-request-method").map(HeaderValue::as_bytes);
         ctx.cors_kind = cors::classify(req.method.as_str(), ctx.origin.as_deref(), acrm);
         ctx.metric_kind = match (ctx.cors_kind, &req.method) {
@@ -503,7 +514,7 @@ impl ProxyHttp for Gateway {
                 } else {
                     lines.push(vary::PREFLIGHT_VARY.as_bytes().to_vec());
                     let merged = vary::parse_vary(lines.iter().map(Vec::as_slice));
-                    set_header(resp, "vary", &vary_value(&merged));
+                    set_header(resp, "vary", &merged.to_string());
                 }
             }
             (CorsMode::Upstream, _) => {
@@ -584,9 +595,3 @@ impl ProxyHttp for Gateway {
     }
 }
 
-fn vary_value(fields: &vary::VaryFields) -> String {
-    match fields {
-        vary::VaryFields::Any => "*".to_string(),
-        vary::VaryFields::Fields(names) => names.join(", "),
-    }
-}

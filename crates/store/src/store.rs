@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use bytes::Bytes;
 use cors_edge_core::purge::{self, EntryTags, Selector};
-use cors_edge_core::vary;
+use cors_edge_core::{cors, vary};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
@@ -213,8 +213,8 @@ impl MokaStore {
                 let varies = vary::names_origin(&vary::parse_vary(
                     headers.get_all("vary").iter().map(|v| v.as_bytes()),
                 ));
-                let wildcard = acao.len() == 1 && acao[0].trim_ascii() == b"*";
-                if wildcard && !varies {
+                let shared = cors::inspect_upstream_response(None, &acao, None, varies).shared_across_origins;
+                if shared {
                     None
                 } else {
                     info.request_origin.as_deref().map(purge::normalize_origin)
