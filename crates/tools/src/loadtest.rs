@@ -15,9 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,9 +33,9 @@ use http::header::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::Empty;
 use serde::{Deserialize, Serialize};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
-use crate::client::{self, RequestError, Sender};
+use crate::client::{self, InlineConnection, RequestError};
 use crate::cors::{self, AcaoMatch};
 use crate::parse::{parse_duration, parse_header_line, parse_rate, parse_share};
 use crate::target::TargetUrl;
@@ -526,7 +528,8 @@ struct Shared {
 async fn worker(index: usize, shared: Arc<Shared>, mut stats: WorkerStats) -> WorkerStats {
     let plan = &shared.plan;
     let mut rng = SplitMix64::new(index as u64);
-    let mut connection: Option<Sender> = None;
+    let mut connection: Option<InlineConnection> = None;
+    let mut timer = RequestTimer::new(plan.timeout);
 
     while let Some(slot) = shared.dispatcher.next() {
         if let Some(scheduled) = slot.scheduled {
@@ -541,25 +544,25 @@ async fn worker(index: usize, shared: Arc<Shared>, mut stats: WorkerStats) -> Wo
         let path = &plan.paths[rng.below(plan.paths.len())];
         stats.count_sent(shape);
 
-        let outcome = tokio::time::timeout(plan.timeout, async {
-            let reusable = match connection.take() {
-                Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
-                None => None,
-            };
-            let mut sender = match reusable {
-                Some(sender) => sender,
-                // Closed by the peer (keep-alive ended) or never opened: a fresh
-                // connection, not an error.
-                None => client::connect(plan.addr).await?,
-            };
-            let send_start = Instant::now();
-            let request = plan.build_request(shape, origin, path);
-            let head = client::exchange(&mut sender, request).await?;
-            connection = Some(sender);
-            Ok::<_, RequestError>((send_start, head))
-        })
-        .await
-        .unwrap_or(Err(RequestError::Timeout));
+        let outcome = timer
+            .limit(async {
+                let reusable = match connection.take() {
+                    Some(mut open) => open.is_reusable().await.then_some(open),
+                    None => None,
+                };
+                let mut open = match reusable {
+                    Some(open) => open,
+                    // Closed by the peer (keep-alive ended) or never opened: a fresh
+                    // connection, not an error.
+                    None => InlineConnection::open(plan.addr).await?,
+                };
+                let send_start = Instant::now();
+                let request = plan.build_request(shape, origin, path);
+                let head = open.exchange(request).await?;
+                connection = Some(open);
+                Ok::<_, RequestError>((send_start, head))
+            })
+            .await;
 
         match outcome {
             Ok((send_start, head)) => {
@@ -588,6 +591,45 @@ async fn worker(index: usize, shared: Arc<Shared>, mut stats: WorkerStats) -> Wo
         shared.completed.fetch_add(1, Ordering::Relaxed);
     }
     stats
+}
+
+/// Bounds each request of one worker by `limit`, re-arming a single timer only when it
+/// fires instead of registering a timer per request: at ~100k requests per second the
+/// per-request registration and removal is a visible share of the client's CPU.
+struct RequestTimer {
+    limit: Duration,
+    /// Fires no later than the current request's due time; when it fires early (it
+    /// was set for an earlier request) it is re-armed for the current one.
+    alarm: Pin<Box<Sleep>>,
+}
+
+impl RequestTimer {
+    fn new(limit: Duration) -> Self {
+        RequestTimer {
+            limit,
+            alarm: Box::pin(tokio::time::sleep(limit)),
+        }
+    }
+
+    async fn limit<T>(
+        &mut self,
+        work: impl Future<Output = Result<T, RequestError>>,
+    ) -> Result<T, RequestError> {
+        let due = Instant::now() + self.limit;
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                biased;
+                output = &mut work => return output,
+                () = self.alarm.as_mut() => {
+                    if Instant::now() >= due {
+                        return Err(RequestError::Timeout);
+                    }
+                    self.alarm.as_mut().reset(due);
+                }
+            }
+        }
+    }
 }
 
 /// A small, fast, seedable generator (SplitMix64): the load mix needs uniform draws, not

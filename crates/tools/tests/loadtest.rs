@@ -6,7 +6,8 @@ mod common;
 use std::io::Write as _;
 
 use common::{
-    closed_port, loadtest_args, parse, start_api, start_cache, warm, ApiBehaviour, CacheBehaviour,
+    closed_port, loadtest_args, parse, start_api, start_cache, start_silent_server, warm,
+    ApiBehaviour, CacheBehaviour,
 };
 use cors_edge_tools::exit_code;
 use cors_edge_tools::loadtest::{self, LeakKind, LoadtestReport};
@@ -288,6 +289,24 @@ async fn an_unreachable_target_counts_errors_and_fails() {
     assert_eq!(report.error_kinds.get("connect"), Some(&20));
     assert!(!report.error_examples.is_empty());
     assert_eq!(report.latency_us, None);
+    assert_eq!(report.exit_code(), exit_code::FAILED);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_costs_timeouts_and_the_run_still_ends() {
+    let silent = start_silent_server().await;
+    let args = loadtest_args(&[
+        &format!("http://{}/", silent.addr),
+        "--requests",
+        "4",
+        "--concurrency",
+        "2",
+        "--timeout",
+        "200ms",
+    ]);
+    let report = loadtest::execute(&args).await.expect("a report");
+    assert_eq!(report.requests, 4);
+    assert_eq!(report.error_kinds.get("timeout"), Some(&4));
     assert_eq!(report.exit_code(), exit_code::FAILED);
 }
 

@@ -409,6 +409,30 @@ pub async fn warm(addr: SocketAddr, path: &str, origin: &str) {
     response.into_body().collect().await.expect("body");
 }
 
+/// A server that accepts connections and never answers; stops when dropped.
+pub struct SilentServer {
+    pub addr: SocketAddr,
+    accept_loop: JoinHandle<()>,
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+pub async fn start_silent_server() -> SilentServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accept_loop = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    SilentServer { addr, accept_loop }
+}
+
 /// A loopback port with nothing listening on it.
 pub async fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
