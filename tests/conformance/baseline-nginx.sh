@@ -19,6 +19,7 @@ ensure_suite
 work=$(mktemp -d "${TMPDIR:-/tmp}/conformance-nginx.XXXXXX")
 chmod 755 "$work"   # nginx workers (nobody when started as root) create the cache in here
 cleanup() {
+  trap '' INT TERM   # a second signal (timeout(1) signals the whole group) must not cut this short
   stop_started
   if [[ -n "${KEEP_WORK:-}" ]]; then log "kept $work"; else rm -rf "$work"; fi
 }

@@ -20,6 +20,7 @@ ensure_suite
 work=$(mktemp -d "${TMPDIR:-/tmp}/conformance-varnish.XXXXXX")
 chmod 755 "$work"   # varnishd started as root drops to its own users, which need to reach -n
 cleanup() {
+  trap '' INT TERM   # a second signal (timeout(1) signals the whole group) must not cut this short
   stop_started
   if [[ -n "${KEEP_WORK:-}" ]]; then log "kept $work"; else rm -rf "$work"; fi
 }

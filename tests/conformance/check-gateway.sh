@@ -73,6 +73,7 @@ ensure_suite
 work=$(mktemp -d "${TMPDIR:-/tmp}/conformance-gateway.XXXXXX")
 cleanup() {
   local rc=$?
+  trap '' INT TERM   # a second signal (timeout(1) signals the whole group) must not cut this short
   stop_started
   if [[ -n "$keep" ]]; then log "kept $work"; else rm -rf "$work"; fi
   exit "$rc"

@@ -47,7 +47,7 @@ STARTED_PIDS=()
 # Only for pids (or groups, -PGID) this script started.
 stop_pid() {
   local pid=$1 sig=${2:-TERM} i
-  kill -0 -- "$pid" 2>/dev/null || { wait "${pid#-}" 2>/dev/null; return 0; }
+  kill -0 -- "$pid" 2>/dev/null || { wait "${pid#-}" 2>/dev/null || true; return 0; }
   kill "-$sig" -- "$pid" 2>/dev/null || true
   for ((i = 0; i < 100; i++)); do
     if ! kill -0 -- "$pid" 2>/dev/null; then
