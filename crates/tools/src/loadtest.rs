@@ -260,6 +260,15 @@ impl Bounds {
         if args.timeout.is_zero() {
             return usage("--timeout must be above 0".into());
         }
+        if let Some((name, _)) = args
+            .headers
+            .iter()
+            .find(|(name, _)| is_generated_header(name))
+        {
+            return usage(format!(
+                "--header {name}: the load test sets this header itself (use --origins, --origins-file or --no-origin-share)"
+            ));
+        }
         let duration = match (args.duration, args.requests) {
             (None, None) => Some(DEFAULT_DURATION),
             (Some(limit), _) if limit.is_zero() => None,
@@ -275,6 +284,14 @@ impl Bounds {
             requests: args.requests,
         })
     }
+}
+
+/// Headers the generator sets per request; a fixed value from `--header` would make
+/// the leak checks judge responses against the wrong request.
+fn is_generated_header(name: &HeaderName) -> bool {
+    name == ORIGIN
+        || name == ACCESS_CONTROL_REQUEST_METHOD
+        || name == ACCESS_CONTROL_REQUEST_HEADERS
 }
 
 /// Everything a worker needs to build requests, resolved once before the run.

@@ -57,7 +57,7 @@ pub struct ProbeArgs {
     #[arg(value_name = "URL")]
     pub url: String,
 
-    /// Origin to send, e.g. https://app.example.com (repeatable; give two or more to
+    /// Origin to send, as scheme://host or scheme://host:port (repeatable; give two or more to
     /// test whether one origin receives another's cached answer).
     #[arg(long = "origin", value_name = "ORIGIN", required = true)]
     pub origins: Vec<String>,
@@ -552,6 +552,15 @@ impl ProbePlan {
             return Err(usage("--timeout must be above 0".into()));
         }
 
+        if let Some((name, _)) = args.send_headers.iter().find(|(name, _)| {
+            name == ORIGIN
+                || name == ACCESS_CONTROL_REQUEST_METHOD
+                || name == ACCESS_CONTROL_REQUEST_HEADERS
+        }) {
+            return Err(usage(format!(
+                "--send-header {name}: the probe sets this header itself (use --origin, --method, --header)"
+            )));
+        }
         let mut base_headers = HeaderMap::new();
         base_headers.insert(HOST, target.host_header.clone());
         for (name, value) in &args.send_headers {

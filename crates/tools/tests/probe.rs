@@ -320,6 +320,15 @@ async fn bad_arguments_are_usage_errors() {
         let err = probe::run(args).await.expect_err("usage error");
         assert_eq!(err.exit_code(), exit_code::USAGE, "{argv:?}: {err}");
     }
+    let args = probe_args(&[
+        "http://127.0.0.1:1/",
+        "--origin",
+        A,
+        "--send-header",
+        "Origin: https://x.example",
+    ]);
+    let err = probe::run(args).await.expect_err("usage error");
+    assert_eq!(err.exit_code(), exit_code::USAGE);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
