@@ -111,6 +111,10 @@ enum Arg<'a> {
     Absent,
     /// A token, or the unescaped content of a quoted string.
     Value(std::borrow::Cow<'a, [u8]>),
+    /// The unescaped content of a quoted string. RFC 9111 §1.2.2 gives delta-seconds the token
+    /// form only, so a quoted number is not a usable lifetime (http-cache-tests
+    /// `freshness-max-age-ignore-quoted`); field-name lists are normally quoted.
+    Quoted(std::borrow::Cow<'a, [u8]>),
     /// Something was there but it was not a well-formed token or quoted string.
     Malformed,
 }
@@ -154,7 +158,7 @@ impl CacheControl {
                 j = skip_while(line, j + 1, is_ows);
                 if line.get(j) == Some(&b'"') {
                     let (value, end) = quoted_string(line, j + 1);
-                    arg = value.map_or(Arg::Malformed, Arg::Value);
+                    arg = value.map_or(Arg::Malformed, Arg::Quoted);
                     j = end;
                 } else {
                     let start = j;
@@ -354,7 +358,7 @@ fn quoted_string(line: &[u8], start: usize) -> (Option<std::borrow::Cow<'_, [u8]
 fn delta_seconds(arg: &Arg<'_>) -> u32 {
     match arg {
         Arg::Value(v) => parse_delta_seconds(v).unwrap_or(0),
-        Arg::Absent | Arg::Malformed => 0,
+        Arg::Absent | Arg::Quoted(_) | Arg::Malformed => 0,
     }
 }
 
@@ -380,7 +384,7 @@ fn merge_min(old: Option<u32>, new: u32) -> u32 {
 
 /// The argument of `private` / `no-cache`: a comma-separated list of field names.
 fn field_scope(arg: &Arg<'_>) -> FieldScope {
-    let Arg::Value(v) = arg else {
+    let (Arg::Value(v) | Arg::Quoted(v)) = arg else {
         return FieldScope::All;
     };
     let mut names = Vec::new();
