@@ -101,6 +101,9 @@ else
 listen: ["127.0.0.1:$listen_port"]
 admin:
   listen: "127.0.0.1:$admin_port"
+# The suite checks plain RFC 9111: stale content only where the response allows it. The
+# gateway's defaults (serve stale 10s while revalidating, 60s on errors) are a CDN extension.
+cache: { stale_while_revalidate: 0s, stale_if_error: 0s }
 upstreams:
   suite:
     servers: ["127.0.0.1:$SUITE_PORT"]
