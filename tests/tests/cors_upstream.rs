@@ -1,0 +1,560 @@
+//! CORS in `upstream` mode (the default): the upstream decides, the gateway forwards the CORS
+//! request headers and caches every answer so that one origin's response is never served to
+//! another, and caches preflights per origin, method and normalized request headers.
+//!
+//! The upstream here writes the origin it answered for into the body (`made-for: <origin>`), so
+//! a response served to the wrong origin is visible in the body as well as in the ACAO.
+
+use std::time::Duration;
+
+use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+
+const APP: &str = "https://app.example.com";
+const ADMIN: &str = "https://admin.example.com";
+const EVIL: &str = "https://evil.example";
+
+fn upstream_allows(origin: &str) -> bool {
+    origin == APP || origin == ADMIN
+}
+
+fn made_for(origin: Option<&str>) -> String {
+    format!("made-for: {}", origin.unwrap_or("none"))
+}
+
+/// The upstream API. GET paths:
+/// - `/a`: echoes allowed origins in ACAO, with `Vary: Origin` (correct);
+/// - `/b`: echoes allowed origins, forgets `Vary` (classic bug);
+/// - `/c`: `ACAO: *`, one body for everyone;
+/// - `/d`: `ACAO: *` but with `Vary: Origin` and a per-origin body;
+/// - `/cred`: `ACAO: *` with `Access-Control-Allow-Credentials: true`.
+///
+/// Preflights (`OPTIONS`): allowed origins get a grant with `Access-Control-Max-Age: 600`
+/// (`1` under `/short`); other origins get `403`, or under `/silent` a `204` without ACAO.
+fn api(req: &UpstreamRequest) -> Reply {
+    let origin = req.header("origin");
+    if req.method == "OPTIONS" {
+        return preflight(req, origin.as_deref());
+    }
+    let echo = |reply: Reply| match origin.as_deref().filter(|o| upstream_allows(o)) {
+        Some(o) => reply.header("access-control-allow-origin", o),
+        None => reply,
+    };
+    let per_origin = Reply::ok(made_for(origin.as_deref())).header("cache-control", "max-age=60");
+    match req.path().rsplit('/').next().unwrap_or("") {
+        "a" => echo(per_origin).header("vary", "Origin"),
+        "b" => echo(per_origin),
+        "c" => Reply::ok("made-for: everyone")
+            .header("cache-control", "max-age=60")
+            .header("access-control-allow-origin", "*"),
+        "d" => per_origin
+            .header("access-control-allow-origin", "*")
+            .header("vary", "Origin"),
+        "cred" => Reply::ok("made-for: everyone")
+            .header("cache-control", "max-age=60")
+            .header("access-control-allow-origin", "*")
+            .header("access-control-allow-credentials", "true"),
+        // Everything else (e.g. the preflight paths) answers GET with a per-origin body.
+        _ => echo(per_origin).header("vary", "Origin"),
+    }
+}
+
+fn preflight(req: &UpstreamRequest, origin: Option<&str>) -> Reply {
+    let path = req.path();
+    match origin.filter(|o| upstream_allows(o)) {
+        Some(o) => {
+            let max_age = if path.starts_with("/short") {
+                "1"
+            } else {
+                "600"
+            };
+            let mut reply = Reply::status(204)
+                .header("access-control-allow-origin", o)
+                .header("access-control-allow-methods", "GET, PUT, DELETE")
+                .header("access-control-max-age", max_age)
+                .header("vary", "Origin");
+            if let Some(acrh) = req.header("access-control-request-headers") {
+                reply = reply.header("access-control-allow-headers", &acrh);
+            }
+            reply
+        }
+        None if path.starts_with("/silent") => Reply::status(204),
+        None => Reply::status(403),
+    }
+}
+
+fn config(upstream: &Upstream) -> String {
+    r#"
+listen: ["{listen}"]
+admin: { listen: "{admin}" }
+cache:
+  negative_preflight_ttl: 1s
+upstreams:
+  api:
+    servers: ["UPSTREAM"]
+routes:
+  - name: capped
+    match: { path_prefix: "/capped" }
+    upstream: api
+    cache: { enabled: true, max_ttl: 1s }
+  - name: api
+    match: { path_prefix: "/" }
+    upstream: api
+    cache: { enabled: true, max_ttl: 1h }
+"#
+    .replace("UPSTREAM", &upstream.addr.to_string())
+}
+
+async fn get(gateway: &GatewayProcess, path: &str, origin: Option<&str>) -> Response {
+    let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+    request(gateway.addr, "GET", path, &headers).await
+}
+
+async fn options(gateway: &GatewayProcess, path: &str, headers: &[(&str, &str)]) -> Response {
+    request(gateway.addr, "OPTIONS", path, headers).await
+}
+
+fn preflights_seen(upstream: &Upstream, path: &str) -> usize {
+    upstream
+        .requests()
+        .iter()
+        .filter(|r| r.method == "OPTIONS" && r.path() == path)
+        .count()
+}
+
+fn gets_seen(upstream: &Upstream, path: &str) -> usize {
+    upstream
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path() == path)
+        .count()
+}
+
+/// `cors_edge_unsafe_upstream_responses_total{reason="<reason>"}` from the admin listener
+/// (0 when the series does not exist yet).
+async fn unsafe_count(gateway: &GatewayProcess, reason: &str) -> u64 {
+    let metrics = request(gateway.admin, "GET", "/metrics", &[]).await;
+    assert_eq!(metrics.status, 200);
+    let series = format!("cors_edge_unsafe_upstream_responses_total{{reason=\"{reason}\"}}");
+    metrics
+        .text()
+        .lines()
+        .find_map(|line| line.strip_prefix(series.as_str()))
+        .map_or(0, |value| {
+            value.trim().parse::<f64>().expect("a number") as u64
+        })
+}
+
+/// What a correct answer for `origin` looks like on the echoing endpoints.
+fn assert_answer_for(resp: &Response, origin: Option<&str>, context: &str) {
+    assert_eq!(resp.status, 200, "{context}");
+    assert_eq!(
+        resp.text(),
+        made_for(origin),
+        "{context}: body made for another origin"
+    );
+    let expected_acao = origin.filter(|o| upstream_allows(o)).unwrap_or("");
+    assert_eq!(
+        resp.header("access-control-allow-origin"),
+        expected_acao,
+        "{context}: ACAO"
+    );
+    assert!(
+        resp.varies_on("origin"),
+        "{context}: Vary {:?} lacks Origin",
+        resp.header("vary")
+    );
+}
+
+const ORIGINS: [Option<&str>; 4] = [Some(EVIL), Some(APP), None, Some(ADMIN)];
+
+#[tokio::test]
+async fn cors_request_headers_reach_the_upstream() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let resp = get(&gateway, "/a", Some(APP)).await;
+    assert_answer_for(&resp, Some(APP), "GET /a");
+    let resp = options(
+        &gateway,
+        "/pf",
+        &[
+            ("origin", APP),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "x-a, content-type"),
+        ],
+    )
+    .await;
+    assert_eq!(resp.status, 204);
+    let seen = upstream.requests();
+    let get_seen = seen
+        .iter()
+        .find(|r| r.method == "GET")
+        .expect("the GET reached the upstream");
+    assert_eq!(get_seen.header("origin").as_deref(), Some(APP));
+    let options_seen = seen
+        .iter()
+        .find(|r| r.method == "OPTIONS")
+        .expect("the preflight reached the upstream");
+    assert_eq!(options_seen.header("origin").as_deref(), Some(APP));
+    assert_eq!(
+        options_seen
+            .header("access-control-request-method")
+            .as_deref(),
+        Some("PUT")
+    );
+    let acrh = options_seen
+        .header("access-control-request-headers")
+        .expect("ACRH forwarded");
+    let mut names: Vec<String> = acrh
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["content-type", "x-a"]);
+}
+
+/// Runs every origin twice against `path` and checks each answer; returns the X-Cache values of
+/// the second round.
+async fn two_rounds(gateway: &GatewayProcess, path: &str) -> Vec<String> {
+    for origin in ORIGINS {
+        let resp = get(gateway, path, origin).await;
+        assert_answer_for(&resp, origin, &format!("first GET {path} from {origin:?}"));
+        assert_eq!(resp.cache(), "MISS", "first GET {path} from {origin:?}");
+    }
+    let mut second = Vec::new();
+    for origin in ORIGINS {
+        let resp = get(gateway, path, origin).await;
+        assert_answer_for(&resp, origin, &format!("second GET {path} from {origin:?}"));
+        second.push(resp.cache());
+    }
+    second
+}
+
+#[tokio::test]
+async fn echoing_upstream_with_vary_origin_is_stored_per_origin() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let second = two_rounds(&gateway, "/a").await;
+    assert_eq!(second, ["HIT"; 4]);
+    assert_eq!(
+        gets_seen(&upstream, "/a"),
+        ORIGINS.len(),
+        "one fetch per origin (and one without)"
+    );
+    assert_eq!(unsafe_count(&gateway, "acao_without_vary").await, 0);
+}
+
+#[tokio::test]
+async fn echoing_upstream_without_vary_is_still_stored_per_origin() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    // The disallowed origin goes first: its ACAO-less answer without Vary must not become the
+    // copy every other origin gets, nor be overwritten by / overwrite the allowed ones.
+    let second = two_rounds(&gateway, "/b").await;
+    assert_eq!(second, ["HIT"; 4]);
+    assert_eq!(gets_seen(&upstream, "/b"), ORIGINS.len());
+    // Two responses (APP, ADMIN) named an origin without Vary: Origin.
+    assert_eq!(unsafe_count(&gateway, "acao_without_vary").await, 2);
+    assert_eq!(unsafe_count(&gateway, "wildcard_with_credentials").await, 0);
+}
+
+#[tokio::test]
+async fn allowed_origin_first_then_disallowed_without_vary() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    // The other order: the allowed origin's ACAO must not leak to the disallowed one or to a
+    // request without Origin.
+    for origin in [Some(APP), Some(EVIL), None, Some(APP), Some(EVIL), None] {
+        let resp = get(&gateway, "/b2/b", origin).await;
+        assert_answer_for(&resp, origin, &format!("GET /b2/b from {origin:?}"));
+    }
+    assert_eq!(gets_seen(&upstream, "/b2/b"), 3);
+}
+
+#[tokio::test]
+async fn wildcard_without_vary_is_shared_by_every_origin() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let origins = [
+        Some(APP),
+        Some(EVIL),
+        None,
+        Some(ADMIN),
+        Some("null"),
+        Some("https://x.example"),
+    ];
+    for (i, origin) in origins.iter().enumerate() {
+        let resp = get(&gateway, "/c", *origin).await;
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.text(), "made-for: everyone");
+        assert_eq!(resp.header("access-control-allow-origin"), "*");
+        assert_eq!(
+            resp.cache(),
+            if i == 0 { "MISS" } else { "HIT" },
+            "GET /c from {origin:?}"
+        );
+        assert!(
+            !resp.varies_on("origin"),
+            "a shared `*` answer needs no Vary: Origin"
+        );
+    }
+    assert_eq!(
+        gets_seen(&upstream, "/c"),
+        1,
+        "one upstream fetch for all origins"
+    );
+    assert_eq!(unsafe_count(&gateway, "acao_without_vary").await, 0);
+}
+
+#[tokio::test]
+async fn wildcard_with_vary_origin_is_stored_per_origin() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    for round in 0..2 {
+        for origin in ORIGINS {
+            let resp = get(&gateway, "/d", origin).await;
+            assert_eq!(resp.status, 200);
+            assert_eq!(
+                resp.text(),
+                made_for(origin),
+                "round {round}, origin {origin:?}"
+            );
+            assert_eq!(resp.header("access-control-allow-origin"), "*");
+            assert!(resp.varies_on("origin"));
+            assert_eq!(
+                resp.cache(),
+                if round == 0 { "MISS" } else { "HIT" },
+                "round {round}, {origin:?}"
+            );
+        }
+    }
+    assert_eq!(gets_seen(&upstream, "/d"), ORIGINS.len());
+}
+
+#[tokio::test]
+async fn wildcard_with_credentials_is_counted_as_unsafe() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    assert_eq!(unsafe_count(&gateway, "wildcard_with_credentials").await, 0);
+    let resp = get(&gateway, "/cred", Some(APP)).await;
+    assert_eq!(resp.status, 200);
+    assert_eq!(unsafe_count(&gateway, "wildcard_with_credentials").await, 1);
+    assert_eq!(unsafe_count(&gateway, "acao_without_vary").await, 0);
+    // And the ACAO-without-Vary reason, counted once per upstream response.
+    get(&gateway, "/b", Some(APP)).await;
+    get(&gateway, "/b", Some(APP)).await;
+    assert_eq!(unsafe_count(&gateway, "acao_without_vary").await, 1);
+}
+
+fn preflight_headers<'a>(
+    origin: &'a str,
+    method: &'a str,
+    acrh: &[&'a str],
+) -> Vec<(&'a str, &'a str)> {
+    let mut headers = vec![
+        ("origin", origin),
+        ("access-control-request-method", method),
+    ];
+    for line in acrh {
+        headers.push(("access-control-request-headers", line));
+    }
+    headers
+}
+
+#[tokio::test]
+async fn preflights_with_equivalent_request_headers_share_one_entry() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let variants: [&[&str]; 4] = [
+        &["Content-Type, X-A"],
+        &["x-a,content-type"],
+        &["x-a", "content-type"],
+        &[" X-A , content-type, x-a "],
+    ];
+    for (i, acrh) in variants.iter().enumerate() {
+        let resp = options(&gateway, "/pf", &preflight_headers(APP, "PUT", acrh)).await;
+        assert_eq!(resp.status, 204, "{acrh:?}");
+        assert_eq!(resp.header("access-control-allow-origin"), APP);
+        assert_eq!(
+            resp.cache(),
+            if i == 0 { "MISS" } else { "HIT" },
+            "{acrh:?}"
+        );
+        for field in [
+            "origin",
+            "access-control-request-method",
+            "access-control-request-headers",
+        ] {
+            assert!(
+                resp.varies_on(field),
+                "preflight Vary {:?} lacks {field}",
+                resp.header("vary")
+            );
+        }
+    }
+    assert_eq!(
+        preflights_seen(&upstream, "/pf"),
+        1,
+        "one upstream preflight"
+    );
+}
+
+#[tokio::test]
+async fn preflights_differing_in_method_headers_or_origin_are_different_entries() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let cases: [(&str, &str, &[&str]); 5] = [
+        (APP, "PUT", &["x-a"]),
+        (APP, "DELETE", &["x-a"]),
+        (APP, "PUT", &["x-a, x-b"]),
+        (APP, "PUT", &[]),
+        (ADMIN, "PUT", &["x-a"]),
+    ];
+    for (origin, method, acrh) in cases {
+        let resp = options(&gateway, "/pf2", &preflight_headers(origin, method, acrh)).await;
+        assert_eq!(
+            (resp.status, resp.cache().as_str()),
+            (204, "MISS"),
+            "{origin} {method} {acrh:?}"
+        );
+        assert_eq!(resp.header("access-control-allow-origin"), origin);
+    }
+    for (origin, method, acrh) in cases {
+        let resp = options(&gateway, "/pf2", &preflight_headers(origin, method, acrh)).await;
+        assert_eq!(
+            (resp.status, resp.cache().as_str()),
+            (204, "HIT"),
+            "{origin} {method} {acrh:?}"
+        );
+        assert_eq!(
+            resp.header("access-control-allow-origin"),
+            origin,
+            "served another origin's grant"
+        );
+        let acah = resp.header("access-control-allow-headers");
+        assert_eq!(
+            acah.is_empty(),
+            acrh.is_empty(),
+            "served the grant for other request headers"
+        );
+    }
+    assert_eq!(preflights_seen(&upstream, "/pf2"), cases.len());
+    // A disallowed origin asking the same thing gets its own (denied) answer, not a grant.
+    let denied = options(&gateway, "/pf2", &preflight_headers(EVIL, "PUT", &["x-a"])).await;
+    assert_eq!(denied.status, 403);
+    assert!(!denied.has("access-control-allow-origin"));
+}
+
+#[tokio::test]
+async fn preflight_ttl_follows_max_age() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let headers = preflight_headers(APP, "PUT", &["x-a"]);
+    assert_eq!(options(&gateway, "/short", &headers).await.cache(), "MISS");
+    assert_eq!(options(&gateway, "/short", &headers).await.cache(), "HIT");
+    assert_eq!(preflights_seen(&upstream, "/short"), 1);
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let after = options(&gateway, "/short", &headers).await;
+    assert_eq!(after.status, 204);
+    assert_ne!(after.cache(), "HIT", "Access-Control-Max-Age: 1 expired");
+    assert_eq!(preflights_seen(&upstream, "/short"), 2);
+}
+
+#[tokio::test]
+async fn preflight_ttl_is_capped_by_the_route_max_ttl() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    // The upstream says Max-Age 600, the route `capped` says max_ttl 1s.
+    let headers = preflight_headers(APP, "PUT", &["x-a"]);
+    let first = options(&gateway, "/capped/p", &headers).await;
+    assert_eq!((first.status, first.cache().as_str()), (204, "MISS"));
+    assert_eq!(first.header("access-control-max-age"), "600");
+    assert_eq!(
+        options(&gateway, "/capped/p", &headers).await.cache(),
+        "HIT"
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_ne!(
+        options(&gateway, "/capped/p", &headers).await.cache(),
+        "HIT"
+    );
+    assert_eq!(preflights_seen(&upstream, "/capped/p"), 2);
+    // On the uncapped route the same answer is still cached after the same wait.
+    assert_eq!(options(&gateway, "/long", &headers).await.cache(), "MISS");
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    assert_eq!(options(&gateway, "/long", &headers).await.cache(), "HIT");
+    assert_eq!(preflights_seen(&upstream, "/long"), 1);
+}
+
+#[tokio::test]
+async fn denied_preflights_are_cached_only_briefly() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    // 403 from the upstream, and a 204 without ACAO: both are denials.
+    for path in ["/denied", "/silent"] {
+        let headers = preflight_headers(EVIL, "PUT", &["x-a"]);
+        let first = options(&gateway, path, &headers).await;
+        assert_eq!(first.cache(), "MISS", "{path}");
+        assert!(!first.has("access-control-allow-origin"));
+        let second = options(&gateway, path, &headers).await;
+        assert_eq!(
+            second.cache(),
+            "HIT",
+            "{path}: a denied preflight is cached for negative_preflight_ttl"
+        );
+        assert_eq!(second.status, first.status);
+        for resp in [&first, &second] {
+            for field in [
+                "origin",
+                "access-control-request-method",
+                "access-control-request-headers",
+            ] {
+                assert!(
+                    resp.varies_on(field),
+                    "{path}: denied preflight Vary {:?} lacks {field}",
+                    resp.header("vary")
+                );
+            }
+        }
+        assert_eq!(preflights_seen(&upstream, path), 1);
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let third = options(&gateway, path, &headers).await;
+        assert_ne!(third.cache(), "HIT", "{path}: negative_preflight_ttl is 1s");
+        assert_eq!(preflights_seen(&upstream, path), 2);
+        // Meanwhile an allowed origin was never given the denial.
+        let allowed = options(&gateway, path, &preflight_headers(APP, "PUT", &["x-a"])).await;
+        assert_eq!(
+            (
+                allowed.status,
+                allowed.header("access-control-allow-origin").as_str()
+            ),
+            (204, APP)
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_after_options_on_the_same_path_is_never_the_preflight_answer() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    let pf = options(&gateway, "/same", &preflight_headers(APP, "GET", &[])).await;
+    assert_eq!(pf.status, 204);
+    for origin in [Some(APP), None, Some(EVIL)] {
+        let resp = get(&gateway, "/same", origin).await;
+        assert_answer_for(
+            &resp,
+            origin,
+            &format!("GET /same from {origin:?} after OPTIONS"),
+        );
+        assert_eq!(resp.cache(), "MISS");
+    }
+    // And the other way round: a preflight after a cached GET is a preflight answer.
+    let again = get(&gateway, "/same", Some(APP)).await;
+    assert_eq!(again.cache(), "HIT");
+    let pf = options(&gateway, "/same", &preflight_headers(APP, "DELETE", &[])).await;
+    assert_eq!((pf.status, pf.cache().as_str()), (204, "MISS"));
+    assert!(pf.body.is_empty());
+    // A plain OPTIONS (no Access-Control-Request-Method) is not a preflight and not a GET.
+    let plain = options(&gateway, "/same", &[("origin", APP)]).await;
+    assert_ne!(plain.text(), made_for(Some(APP)));
+    assert_eq!(gets_seen(&upstream, "/same"), 3);
+}
