@@ -13,7 +13,7 @@ use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::vary;
 use cors_edge_store::{EntryScope, KeyInfo};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use pingora::cache::key::HashBinary;
+use pingora::cache::key::{CacheHashKey, HashBinary};
 use pingora::cache::{
     CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable,
     VarianceBuilder,
@@ -48,6 +48,8 @@ pub struct Ctx {
     no_stale: bool,
     only_if_cached: bool,
     connect_failures: usize,
+    /// Headers of an upstream 304, merged into the stored response (RFC 9111 §4.3.4).
+    not_modified_headers: Option<HeaderMap>,
 }
 
 const HOP_BY_HOP_CORS: [&str; 3] =
@@ -80,6 +82,56 @@ fn request_origin(headers: &HeaderMap) -> Option<Vec<u8>> {
         [] => None,
         [one] => Some(one.to_vec()),
         several => Some(several.join(&b", "[..])),
+    }
+}
+
+/// Fields a 304 must not change in the stored response: they describe the stored body
+/// (RFC 9111 §4.3.4 via §3.2) or the connection.
+const KEEP_ON_304: [&str; 8] = [
+    "content-length",
+    "content-encoding",
+    "content-range",
+    "content-md5",
+    "etag",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+];
+
+/// Header names listed in `Connection` are hop-by-hop (RFC 9110 §7.6.1) and never stored.
+fn connection_listed(headers: &HeaderMap) -> Vec<String> {
+    header_lines(headers, "connection")
+        .into_iter()
+        .flat_map(|line| String::from_utf8_lossy(line).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .filter(|name| !name.is_empty() && name != "close" && name != "keep-alive")
+        .collect()
+}
+
+fn is_unsafe_method(method: &http::Method) -> bool {
+    !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE)
+}
+
+/// Pingora merges only a few fields of a 304; RFC 9111 §4.3.4 wants every field of the 304
+/// to replace the stored one, except those describing the stored body.
+fn merge_not_modified(stored: &mut ResponseHeader, not_modified: &HeaderMap, old: Option<&CacheMeta>) {
+    let mut names: Vec<&HeaderName> = not_modified.keys().collect();
+    names.dedup();
+    for name in names {
+        if KEEP_ON_304.contains(&name.as_str()) {
+            continue;
+        }
+        stored.remove_header(name);
+        for value in not_modified.get_all(name) {
+            if let Err(e) = stored.append_header(name.clone(), value.clone()) {
+                tracing::warn!("cannot merge {name} from a 304: {e}");
+            }
+        }
+    }
+    if let Some(etag) = old.and_then(|meta| meta.headers().get(http::header::ETAG)) {
+        let etag = etag.clone();
+        if let Err(e) = stored.insert_header(http::header::ETAG, etag) {
+            tracing::warn!("cannot keep the stored ETag: {e}");
+        }
     }
 }
 
@@ -132,6 +184,31 @@ impl Gateway {
         Ok(true)
     }
 
+    /// RFC 9111 §4.4: a successful unsafe request invalidates the stored responses for its
+    /// URL and for the URLs in `Location` and `Content-Location` on the same host.
+    fn invalidate_after_unsafe_request(&self, route: &Route, req: &RequestHeader, resp: &ResponseHeader) {
+        let host = request_host(req);
+        let mut targets = vec![req.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string()];
+        for name in ["location", "content-location"] {
+            let Some(value) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
+                continue;
+            };
+            let Ok(uri) = value.parse::<http::Uri>() else {
+                continue;
+            };
+            let same_host = uri.authority().is_none_or(|a| a.as_str().eq_ignore_ascii_case(host));
+            if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
+                if pq.as_str().starts_with('/') {
+                    targets.push(pq.as_str().to_string());
+                }
+            }
+        }
+        for path_and_query in targets {
+            let primary = key::primary_key(&KeyParts { route: &route.name, host, path_and_query: &path_and_query, preflight: None });
+            self.state.store.invalidate_primary(CacheKey::new(primary, String::new()).primary_bin());
+        }
+    }
+
     async fn answer_edge_preflight(&self, session: &mut Session, ctx: &mut Ctx, route: &Route) -> Result<bool> {
         let req = session.req_header();
         let origin = ctx.origin.as_deref().unwrap_or_default();
@@ -171,6 +248,7 @@ impl ProxyHttp for Gateway {
             no_stale: false,
             only_if_cached: false,
             connect_failures: 0,
+            not_modified_headers: None,
         }
     }
 
@@ -382,7 +460,10 @@ impl ProxyHttp for Gateway {
             StorageDecision::DontStore(reason) => RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str())),
             StorageDecision::Store(fresh) => {
                 let mut stored = resp.clone();
-                for name in &fresh.strip_headers {
+                if let Some(not_modified) = ctx.not_modified_headers.take() {
+                    merge_not_modified(&mut stored, &not_modified, session.cache.maybe_cache_meta());
+                }
+                for name in fresh.strip_headers.iter().cloned().chain(connection_listed(&resp.headers)) {
                     stored.remove_header(name.as_str());
                 }
                 let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
@@ -449,7 +530,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
@@ -458,6 +539,13 @@ impl ProxyHttp for Gateway {
         };
         if let Some(sent) = ctx.upstream_sent {
             route.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
+        }
+        if upstream_response.status == http::StatusCode::NOT_MODIFIED {
+            ctx.not_modified_headers = Some(upstream_response.headers.clone());
+        }
+        let req = session.req_header();
+        if is_unsafe_method(&req.method) && upstream_response.status.as_u16() < 400 {
+            self.invalidate_after_unsafe_request(&route, req, upstream_response);
         }
         match route.cors_mode {
             CorsMode::Upstream => {
@@ -518,7 +606,14 @@ impl ProxyHttp for Gateway {
                 }
             }
             (CorsMode::Upstream, _) => {
-                if !shared_across_origins(&resp.headers) {
+                // The answer depends on Origin when the request sent one or the upstream
+                // named an origin anyway; a response to a request without Origin that names
+                // none is left as the upstream sent it.
+                let names_origin = resp
+                    .headers
+                    .get("access-control-allow-origin")
+                    .is_some_and(|v| v.as_bytes().trim_ascii() != b"*");
+                if (ctx.origin.is_some() || names_origin) && !shared_across_origins(&resp.headers) {
                     let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
                     set_header(resp, "vary", &value);
                 }

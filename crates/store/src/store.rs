@@ -114,6 +114,11 @@ pub struct MokaStore {
     cache: moka::sync::Cache<HashBinary, Arc<Entry>>,
     index: Arc<Mutex<Index>>,
     bans: Bans,
+    /// Primary keys invalidated by an unsafe request (RFC 9111 §4.4), with the time: entries
+    /// of that key fetched before it are stale for good. Bounded and short-lived on purpose:
+    /// an entry older than an hour was fetched before any invalidation this could record.
+    invalidations: moka::sync::Cache<HashBinary, SystemTime>,
+    any_invalidation: std::sync::atomic::AtomicBool,
     /// Latest `keep_until` of any entry ever stored, as seconds since the epoch: after it, a
     /// ban can no longer match anything and is forgotten.
     horizon_secs: AtomicU64,
@@ -139,7 +144,19 @@ impl MokaStore {
                 );
             })
             .build();
-        MokaStore { cache, index, bans: Bans::default(), horizon_secs: AtomicU64::new(0), options }
+        let invalidations = moka::sync::Cache::builder()
+            .max_capacity(1_000_000)
+            .time_to_live(Duration::from_secs(3600))
+            .build();
+        MokaStore {
+            cache,
+            index,
+            bans: Bans::default(),
+            invalidations,
+            any_invalidation: std::sync::atomic::AtomicBool::new(false),
+            horizon_secs: AtomicU64::new(0),
+            options,
+        }
     }
 
     pub fn stats(&self) -> StoreStats {
@@ -175,6 +192,18 @@ impl MokaStore {
         }
         self.bans.add(selector, soft, horizon);
         PurgeReport { matched }
+    }
+
+    /// Drops every variant stored under a primary key (all origins, all `Vary` values): after
+    /// a successful unsafe request to a URL, what is stored for it may be outdated.
+    pub fn invalidate_primary(&self, primary: HashBinary) {
+        self.invalidations.insert(primary, SystemTime::now());
+        self.any_invalidation.store(true, Ordering::Release);
+    }
+
+    fn invalidated(&self, info: &EntryInfo) -> bool {
+        self.any_invalidation.load(Ordering::Acquire)
+            && self.invalidations.get(&info.primary).is_some_and(|at| info.fetched_at <= at)
     }
 
     /// Runs moka's deferred work (evictions, invalidations) now; for tests and benchmarks.
@@ -329,7 +358,7 @@ impl Storage for MokaStore {
             return Ok(None);
         };
         let ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
-        if ban == BanOutcome::Invalid {
+        if ban == BanOutcome::Invalid || self.invalidated(&entry.info) {
             self.cache.invalidate(&hash);
             return Ok(None);
         }
