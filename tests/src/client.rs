@@ -41,12 +41,19 @@ impl Response {
 
     /// Whether `Vary` names `field` (case-insensitive).
     pub fn varies_on(&self, field: &str) -> bool {
-        self.header("vary").split(',').any(|f| f.trim().eq_ignore_ascii_case(field) || f.trim() == "*")
+        self.header("vary")
+            .split(',')
+            .any(|f| f.trim().eq_ignore_ascii_case(field) || f.trim() == "*")
     }
 }
 
 /// Sends one request and reads the whole response. Panics (failing the test) on I/O errors.
-pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Response {
     request_with_body(addr, method, path, headers, Bytes::new()).await
 }
 
@@ -57,9 +64,12 @@ pub async fn request_with_body(
     headers: &[(&str, &str)],
     body: Bytes,
 ) -> Response {
-    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect to the gateway");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("HTTP handshake");
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the gateway");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP handshake");
     tokio::spawn(connection);
     let mut builder = http::Request::builder().method(method).uri(path);
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
@@ -78,9 +88,18 @@ pub async fn request_with_body(
     let body = if method == "HEAD" {
         Bytes::new()
     } else {
-        response.into_body().collect().await.expect("body").to_bytes()
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
     };
-    Response { status, headers, body }
+    Response {
+        status,
+        headers,
+        body,
+    }
 }
 
 /// Writes raw bytes on a new connection and returns whatever comes back until the server

@@ -25,7 +25,9 @@ pub struct UpstreamRequest {
 
 impl UpstreamRequest {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        self.headers
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     }
 
     pub fn path(&self) -> &str {
@@ -44,11 +46,19 @@ pub struct Reply {
 
 impl Reply {
     pub fn ok(body: impl Into<Bytes>) -> Reply {
-        Reply { status: 200, headers: Vec::new(), body: body.into(), delay: Duration::ZERO }
+        Reply {
+            status: 200,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
     }
 
     pub fn status(status: u16) -> Reply {
-        Reply { status, ..Reply::ok(Bytes::new()) }
+        Reply {
+            status,
+            ..Reply::ok(Bytes::new())
+        }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Reply {
@@ -76,7 +86,9 @@ impl Upstream {
     where
         F: Fn(&UpstreamRequest) -> Reply + Send + Sync + 'static,
     {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind upstream");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind upstream");
         Self::serve(listener, Arc::new(handler))
     }
 
@@ -95,7 +107,9 @@ impl Upstream {
         let log = requests.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let handler = handler.clone();
                 let log = log.clone();
                 tokio::spawn(async move {
@@ -104,10 +118,17 @@ impl Upstream {
                         let log = log.clone();
                         async move {
                             let (parts, body) = req.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let seen = UpstreamRequest {
                                 method: parts.method.to_string(),
-                                path_and_query: parts.uri.path_and_query().map_or("/".into(), |p| p.to_string()),
+                                path_and_query: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map_or("/".into(), |p| p.to_string()),
                                 headers: parts.headers,
                                 body,
                             };
@@ -120,8 +141,14 @@ impl Upstream {
                             for (name, value) in &reply.headers {
                                 response = response.header(name.as_str(), value.as_str());
                             }
-                            let body = if seen.method == "HEAD" { Bytes::new() } else { reply.body };
-                            Ok::<_, Infallible>(response.body(Full::new(body)).expect("valid reply"))
+                            let body = if seen.method == "HEAD" {
+                                Bytes::new()
+                            } else {
+                                reply.body
+                            };
+                            Ok::<_, Infallible>(
+                                response.body(Full::new(body)).expect("valid reply"),
+                            )
                         }
                     });
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -130,7 +157,11 @@ impl Upstream {
                 });
             }
         });
-        Upstream { addr, requests, task }
+        Upstream {
+            addr,
+            requests,
+            task,
+        }
     }
 
     /// Every request received so far.
@@ -140,7 +171,11 @@ impl Upstream {
 
     /// How many requests reached this path (without query).
     pub fn hits(&self, path: &str) -> usize {
-        self.requests.lock().iter().filter(|r| r.path() == path).count()
+        self.requests
+            .lock()
+            .iter()
+            .filter(|r| r.path() == path)
+            .count()
     }
 
     pub fn total(&self) -> usize {

@@ -55,11 +55,16 @@ routes:
 }
 
 pub fn prepare(args: &DemoArgs) -> Result<RunOptions, String> {
-    let path: PathBuf = std::env::temp_dir().join(format!("cors-edge-demo-{}.yaml", std::process::id()));
-    std::fs::write(&path, demo_config(args)).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("cors-edge-demo-{}.yaml", std::process::id()));
+    std::fs::write(&path, demo_config(args))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let gw = format!("http://127.0.0.1:{}", args.port);
     let admin = format!("http://127.0.0.1:{}", args.admin_port);
-    println!("cors-edge demo: gateway {gw}, demo API http://127.0.0.1:{}, admin {admin}", args.upstream_port);
+    println!(
+        "cors-edge demo: gateway {gw}, demo API http://127.0.0.1:{}, admin {admin}",
+        args.upstream_port
+    );
     println!("config: {}\n", path.display());
     println!("Try (watch X-Cache, Vary and Access-Control-Allow-Origin):");
     println!("  curl -si {gw}/public -H 'Origin: https://app.example.com'          # ACAO * shared by all origins");
@@ -71,5 +76,8 @@ pub fn prepare(args: &DemoArgs) -> Result<RunOptions, String> {
     println!("  curl -si {gw}/slow & curl -si {gw}/slow                            # concurrent misses coalesce into one upstream fetch");
     println!("  curl -s {admin}/stats; curl -s -XPOST {admin}/purge -d '{{\"origin\":\"https://app.example.com\"}}'");
     println!("  curl -s {admin}/metrics | grep cors_edge_requests_total");
-    Ok(RunOptions { config_path: path, demo_upstream: Some(format!("127.0.0.1:{}", args.upstream_port)) })
+    Ok(RunOptions {
+        config_path: path,
+        demo_upstream: Some(format!("127.0.0.1:{}", args.upstream_port)),
+    })
 }

@@ -10,7 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "cors-edge", version, about = "A caching edge gateway that gets CORS right")]
+#[command(
+    name = "cors-edge",
+    version,
+    about = "A caching edge gateway that gets CORS right"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -53,7 +57,10 @@ fn run_gateway(options: cors_edge_gateway::RunOptions) -> ExitCode {
 }
 
 fn block_on<F: std::future::Future<Output = i32>>(future: F) -> ExitCode {
-    match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => exit(runtime.block_on(future)),
         Err(e) => {
             eprintln!("cors-edge: cannot start the async runtime: {e}");
@@ -65,7 +72,10 @@ fn block_on<F: std::future::Future<Output = i32>>(future: F) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run_gateway(cors_edge_gateway::RunOptions { config_path: config, demo_upstream: None }),
+        Command::Run { config } => run_gateway(cors_edge_gateway::RunOptions {
+            config_path: config,
+            demo_upstream: None,
+        }),
         Command::Check { config } => check(&config),
         Command::Demo(args) => match demo::prepare(&args) {
             Ok(options) => run_gateway(options),
@@ -82,10 +92,12 @@ fn main() -> ExitCode {
             })
         }),
         Command::Loadtest(args) => block_on(async move {
-            cors_edge_tools::loadtest::run(args).await.unwrap_or_else(|e| {
-                eprintln!("cors-edge loadtest: {e}");
-                e.exit_code()
-            })
+            cors_edge_tools::loadtest::run(args)
+                .await
+                .unwrap_or_else(|e| {
+                    eprintln!("cors-edge loadtest: {e}");
+                    e.exit_code()
+                })
         }),
     }
 }
@@ -103,7 +115,8 @@ fn check(path: &std::path::Path) -> ExitCode {
                     }
                 }
             }
-            let token_set = std::env::var(&config.admin.token_env).is_ok_and(|t| !t.trim().is_empty());
+            let token_set =
+                std::env::var(&config.admin.token_env).is_ok_and(|t| !t.trim().is_empty());
             if !config.admin_is_loopback() && !token_set {
                 eprintln!(
                     "{}: admin.listen {} is off loopback and ${} is not set: `run` would refuse to start",

@@ -56,11 +56,20 @@ pub fn body(args: &PurgeArgs) -> serde_json::Value {
 }
 
 async fn send(args: &PurgeArgs) -> Result<(u16, String), String> {
-    let base: http::Uri = args.admin.parse().map_err(|e| format!("--admin {:?} is not a URL: {e}", args.admin))?;
+    let base: http::Uri = args
+        .admin
+        .parse()
+        .map_err(|e| format!("--admin {:?} is not a URL: {e}", args.admin))?;
     if base.scheme_str() != Some("http") {
-        return Err(format!("--admin {:?}: only http:// is supported", args.admin));
+        return Err(format!(
+            "--admin {:?}: only http:// is supported",
+            args.admin
+        ));
     }
-    let authority = base.authority().ok_or_else(|| format!("--admin {:?} has no host", args.admin))?.clone();
+    let authority = base
+        .authority()
+        .ok_or_else(|| format!("--admin {:?} has no host", args.admin))?
+        .clone();
     let port = authority.port_u16().unwrap_or(80);
     let stream = tokio::net::TcpStream::connect((authority.host(), port))
         .await
@@ -76,10 +85,20 @@ async fn send(args: &PurgeArgs) -> Result<(u16, String), String> {
     if let Some(token) = &args.token {
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
     }
-    let request = request.body(Full::new(Bytes::from(payload))).map_err(|e| e.to_string())?;
-    let response = sender.send_request(request).await.map_err(|e| format!("purge request failed: {e}"))?;
+    let request = request
+        .body(Full::new(Bytes::from(payload)))
+        .map_err(|e| e.to_string())?;
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| format!("purge request failed: {e}"))?;
     let status = response.status().as_u16();
-    let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
     Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
 }
 

@@ -53,13 +53,16 @@ pub struct ReloadOnHangup {
 #[async_trait]
 impl BackgroundService for ReloadOnHangup {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                tracing::error!("cannot listen for SIGHUP, reload only through POST /reload: {e}");
-                return;
-            }
-        };
+        let mut hangups =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+                Ok(signal) => signal,
+                Err(e) => {
+                    tracing::error!(
+                        "cannot listen for SIGHUP, reload only through POST /reload: {e}"
+                    );
+                    return;
+                }
+            };
         loop {
             tokio::select! {
                 _ = shutdown.changed() => return,

@@ -16,7 +16,12 @@ pub struct DemoApi {
 }
 
 fn header(session: &ServerSession, name: &str) -> Option<String> {
-    session.req_header().headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+    session
+        .req_header()
+        .headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 #[async_trait]
@@ -25,16 +30,22 @@ impl ServeHttp for DemoApi {
         let hits = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
         // The demo gateway mounts an edge-mode route at /edge/: the same API, CORS by the edge.
         let full_path = session.req_header().uri.path().to_string();
-        let path = full_path.strip_prefix("/edge").unwrap_or(&full_path).to_string();
+        let path = full_path
+            .strip_prefix("/edge")
+            .unwrap_or(&full_path)
+            .to_string();
         let method = session.req_header().method.clone();
         let origin = header(session, "origin");
-        let allowed = origin.as_deref().filter(|o| DEMO_ALLOWED_ORIGINS.contains(o));
+        let allowed = origin
+            .as_deref()
+            .filter(|o| DEMO_ALLOWED_ORIGINS.contains(o));
         let mut builder = http::Response::builder().header("x-upstream-hits", hits.to_string());
         let body: String;
         if method == http::Method::OPTIONS {
             builder = builder.status(204).header("vary", "Origin");
             if let Some(origin) = allowed {
-                let requested = header(session, "access-control-request-headers").unwrap_or_default();
+                let requested =
+                    header(session, "access-control-request-headers").unwrap_or_default();
                 builder = builder
                     .header("access-control-allow-origin", origin)
                     .header("access-control-allow-methods", "GET, POST, PUT, DELETE")
@@ -48,7 +59,9 @@ impl ServeHttp for DemoApi {
                     builder = builder
                         .header("cache-control", "public, max-age=30")
                         .header("access-control-allow-origin", "*");
-                    body = format!("{{\"data\":\"the same for everyone\",\"upstream_hits\":{hits}}}\n");
+                    body = format!(
+                        "{{\"data\":\"the same for everyone\",\"upstream_hits\":{hits}}}\n"
+                    );
                 }
                 "/per-origin" | "/forgot-vary" => {
                     builder = builder.header("cache-control", "public, max-age=30");
@@ -73,8 +86,12 @@ impl ServeHttp for DemoApi {
                     body = "{\"private\":true}\n".to_string();
                 }
                 _ => {
-                    builder = builder.status(404).header("cache-control", "public, max-age=5");
-                    body = "{\"error\":\"try /public, /per-origin, /forgot-vary, /slow, /private\"}\n".to_string();
+                    builder = builder
+                        .status(404)
+                        .header("cache-control", "public, max-age=5");
+                    body =
+                        "{\"error\":\"try /public, /per-origin, /forgot-vary, /slow, /private\"}\n"
+                            .to_string();
                 }
             }
         }

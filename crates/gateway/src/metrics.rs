@@ -12,8 +12,8 @@ use pingora_prometheus::prometheus::{
 
 /// Buckets from 50µs: cache hits are sub-millisecond and must not all land in the first bucket.
 const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0, 10.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
 ];
 
 pub struct Metrics {
@@ -39,8 +39,8 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 
 fn histogram_vec(name: &str, help: &str, labels: &[&str]) -> HistogramVec {
     let opts = HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec());
-    let histogram =
-        HistogramVec::new(opts, labels).unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
+    let histogram = HistogramVec::new(opts, labels)
+        .unwrap_or_else(|e| panic!("metric {name} is malformed: {e}"));
     register(Box::new(histogram.clone()));
     histogram
 }
@@ -57,16 +57,23 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     let cache_entries = IntGauge::new("cors_edge_cache_entries", "Entries in the cache")
         .unwrap_or_else(|e| panic!("{e}"));
     register(Box::new(cache_entries.clone()));
-    let cache_bytes = IntGauge::new("cors_edge_cache_bytes", "Bytes held by the cache, headers and bodies")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let cache_bytes = IntGauge::new(
+        "cors_edge_cache_bytes",
+        "Bytes held by the cache, headers and bodies",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     register(Box::new(cache_bytes.clone()));
-    let cache_evictions =
-        IntCounter::new("cors_edge_cache_evictions_total", "Entries evicted to stay under cache.max_bytes")
-            .unwrap_or_else(|e| panic!("{e}"));
+    let cache_evictions = IntCounter::new(
+        "cors_edge_cache_evictions_total",
+        "Entries evicted to stay under cache.max_bytes",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     register(Box::new(cache_evictions.clone()));
-    let purged_entries =
-        IntCounter::new("cors_edge_purged_entries_total", "Entries matched by purges")
-            .unwrap_or_else(|e| panic!("{e}"));
+    let purged_entries = IntCounter::new(
+        "cors_edge_purged_entries_total",
+        "Entries matched by purges",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     register(Box::new(purged_entries.clone()));
     Metrics {
         requests: counter_vec(
@@ -97,7 +104,11 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         cache_entries,
         cache_bytes,
         cache_evictions,
-        purges: counter_vec("cors_edge_purges_total", "Purge requests by selector", &["selector"]),
+        purges: counter_vec(
+            "cors_edge_purges_total",
+            "Purge requests by selector",
+            &["selector"],
+        ),
         purged_entries,
         unsafe_upstream: counter_vec(
             "cors_edge_unsafe_upstream_responses_total",
@@ -142,19 +153,33 @@ impl RouteMetrics {
         let requests = kinds
             .iter()
             .flat_map(|kind| {
-                CACHE_STATUSES
-                    .iter()
-                    .map(move |status| m.requests.with_label_values(&[route, kind.as_str(), status]))
+                CACHE_STATUSES.iter().map(move |status| {
+                    m.requests
+                        .with_label_values(&[route, kind.as_str(), status])
+                })
             })
             .collect();
-        let durations = kinds.map(|kind| m.request_duration.with_label_values(&[route, kind.as_str()]));
-        RouteMetrics { requests, durations, upstream_duration: m.upstream_duration.with_label_values(&[route]) }
+        let durations = kinds.map(|kind| {
+            m.request_duration
+                .with_label_values(&[route, kind.as_str()])
+        });
+        RouteMetrics {
+            requests,
+            durations,
+            upstream_duration: m.upstream_duration.with_label_values(&[route]),
+        }
     }
 
     pub fn request(&self, kind: Kind, cache_status: &str, seconds: f64) {
         let kind_index = kind as usize;
-        let status_index = CACHE_STATUSES.iter().position(|s| *s == cache_status).unwrap_or(5);
-        if let Some(counter) = self.requests.get(kind_index * CACHE_STATUSES.len() + status_index) {
+        let status_index = CACHE_STATUSES
+            .iter()
+            .position(|s| *s == cache_status)
+            .unwrap_or(5);
+        if let Some(counter) = self
+            .requests
+            .get(kind_index * CACHE_STATUSES.len() + status_index)
+        {
             counter.inc();
         }
         self.durations[kind_index].observe(seconds);

@@ -52,11 +52,18 @@ pub struct Ctx {
     not_modified_headers: Option<HeaderMap>,
 }
 
-const HOP_BY_HOP_CORS: [&str; 3] =
-    ["origin", "access-control-request-method", "access-control-request-headers"];
+const HOP_BY_HOP_CORS: [&str; 3] = [
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
+];
 
 fn header_lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
-    headers.get_all(name).iter().map(HeaderValue::as_bytes).collect()
+    headers
+        .get_all(name)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect()
 }
 
 fn request_host(req: &RequestHeader) -> &str {
@@ -102,18 +109,30 @@ const KEEP_ON_304: [&str; 8] = [
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
     header_lines(headers, "connection")
         .into_iter()
-        .flat_map(|line| String::from_utf8_lossy(line).split(',').map(|t| t.trim().to_ascii_lowercase()).collect::<Vec<_>>())
+        .flat_map(|line| {
+            String::from_utf8_lossy(line)
+                .split(',')
+                .map(|t| t.trim().to_ascii_lowercase())
+                .collect::<Vec<_>>()
+        })
         .filter(|name| !name.is_empty() && name != "close" && name != "keep-alive")
         .collect()
 }
 
 fn is_unsafe_method(method: &http::Method) -> bool {
-    !matches!(*method, http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE)
+    !matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    )
 }
 
 /// Pingora merges only a few fields of a 304; RFC 9111 §4.3.4 wants every field of the 304
 /// to replace the stored one, except those describing the stored body.
-fn merge_not_modified(stored: &mut ResponseHeader, not_modified: &HeaderMap, old: Option<&CacheMeta>) {
+fn merge_not_modified(
+    stored: &mut ResponseHeader,
+    not_modified: &HeaderMap,
+    old: Option<&CacheMeta>,
+) {
     let mut names: Vec<&HeaderName> = not_modified.keys().collect();
     names.dedup();
     for name in names {
@@ -177,18 +196,31 @@ impl Gateway {
         resp.insert_header("x-cache", cache_status)?;
         ctx.answered = Some(cache_status);
         let head_only = body.is_empty() || session.req_header().method == http::Method::HEAD;
-        session.write_response_header(Box::new(resp), head_only).await?;
+        session
+            .write_response_header(Box::new(resp), head_only)
+            .await?;
         if !head_only {
-            session.write_response_body(Some(Bytes::from_static(body.as_bytes())), true).await?;
+            session
+                .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+                .await?;
         }
         Ok(true)
     }
 
     /// RFC 9111 §4.4: a successful unsafe request invalidates the stored responses for its
     /// URL and for the URLs in `Location` and `Content-Location` on the same host.
-    fn invalidate_after_unsafe_request(&self, route: &Route, req: &RequestHeader, resp: &ResponseHeader) {
+    fn invalidate_after_unsafe_request(
+        &self,
+        route: &Route,
+        req: &RequestHeader,
+        resp: &ResponseHeader,
+    ) {
         let host = request_host(req);
-        let mut targets = vec![req.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_string()];
+        let mut targets = vec![req
+            .uri
+            .path_and_query()
+            .map_or("/", |pq| pq.as_str())
+            .to_string()];
         for name in ["location", "content-location"] {
             let Some(value) = resp.headers.get(name).and_then(|v| v.to_str().ok()) else {
                 continue;
@@ -196,7 +228,9 @@ impl Gateway {
             let Ok(uri) = value.parse::<http::Uri>() else {
                 continue;
             };
-            let same_host = uri.authority().is_none_or(|a| a.as_str().eq_ignore_ascii_case(host));
+            let same_host = uri
+                .authority()
+                .is_none_or(|a| a.as_str().eq_ignore_ascii_case(host));
             if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
                 if pq.as_str().starts_with('/') {
                     targets.push(pq.as_str().to_string());
@@ -204,27 +238,56 @@ impl Gateway {
             }
         }
         for path_and_query in targets {
-            let primary = key::primary_key(&KeyParts { route: &route.name, host, path_and_query: &path_and_query, preflight: None });
-            self.state.store.invalidate_primary(CacheKey::new(primary, String::new()).primary_bin());
+            let primary = key::primary_key(&KeyParts {
+                route: &route.name,
+                host,
+                path_and_query: &path_and_query,
+                preflight: None,
+            });
+            self.state
+                .store
+                .invalidate_primary(CacheKey::new(primary, String::new()).primary_bin());
         }
     }
 
-    async fn answer_edge_preflight(&self, session: &mut Session, ctx: &mut Ctx, route: &Route) -> Result<bool> {
+    async fn answer_edge_preflight(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        route: &Route,
+    ) -> Result<bool> {
         let req = session.req_header();
         let origin = ctx.origin.as_deref().unwrap_or_default();
         let method = req
             .headers
             .get("access-control-request-method")
             .map_or(&b""[..], HeaderValue::as_bytes);
-        let requested = cors::normalize_request_headers(header_lines(&req.headers, "access-control-request-headers"));
+        let requested = cors::normalize_request_headers(header_lines(
+            &req.headers,
+            "access-control-request-headers",
+        ));
         let decision = route.policy.preflight(origin, method, &requested);
         let mut headers = decision.headers.clone();
         headers.push(("vary", vary::PREFLIGHT_VARY.to_string()));
-        METRICS.cors_decisions.with_label_values(&[&route.name, decision.outcome.as_str()]).inc();
-        let result = if decision.outcome.is_allowed() { "answered" } else { "denied" };
-        METRICS.preflights.with_label_values(&[&route.name, result]).inc();
+        METRICS
+            .cors_decisions
+            .with_label_values(&[&route.name, decision.outcome.as_str()])
+            .inc();
+        let result = if decision.outcome.is_allowed() {
+            "answered"
+        } else {
+            "denied"
+        };
+        METRICS
+            .preflights
+            .with_label_values(&[&route.name, result])
+            .inc();
         // A preflight answered from the policy in memory never reaches the upstream: a hit.
-        let status = if decision.outcome.is_allowed() { 204 } else { 403 };
+        let status = if decision.outcome.is_allowed() {
+            204
+        } else {
+            403
+        };
         self.answer(session, ctx, status, &headers, "", "HIT").await
     }
 }
@@ -255,14 +318,27 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let runtime = self.state.runtime();
         let req = session.req_header();
-        let Some(route) = runtime.route_for(request_host(req), req.uri.path()).cloned() else {
+        let Some(route) = runtime
+            .route_for(request_host(req), req.uri.path())
+            .cloned()
+        else {
             ctx.runtime = Some(runtime);
             return self
-                .answer(session, ctx, 404, &[], "{\"error\":\"no route matches this host and path\"}\n", "BYPASS")
+                .answer(
+                    session,
+                    ctx,
+                    404,
+                    &[],
+                    "{\"error\":\"no route matches this host and path\"}\n",
+                    "BYPASS",
+                )
                 .await;
         };
         ctx.origin = request_origin(&req.headers);
-        let acrm = req.headers.get("access-control-request-method").map(HeaderValue::as_bytes);
+        let acrm = req
+            .headers
+            .get("access-control-request-method")
+            .map(HeaderValue::as_bytes);
         ctx.cors_kind = cors::classify(req.method.as_str(), ctx.origin.as_deref(), acrm);
         ctx.metric_kind = match (ctx.cors_kind, &req.method) {
             (RequestKind::Preflight, _) => Kind::Preflight,
@@ -291,8 +367,16 @@ impl ProxyHttp for Gateway {
         if !cacheable {
             return Ok(());
         }
-        session.cache.enable(self.state.store, None, None, Some(self.state.cache_lock), None);
-        session.cache.set_max_file_size_bytes(runtime.cache.max_object_bytes);
+        session.cache.enable(
+            self.state.store,
+            None,
+            None,
+            Some(self.state.cache_lock),
+            None,
+        );
+        session
+            .cache
+            .set_max_file_size_bytes(runtime.cache.max_object_bytes);
         Ok(())
     }
 
@@ -307,8 +391,10 @@ impl ProxyHttp for Gateway {
         let origin = ctx.origin.as_deref().unwrap_or_default();
         let request_headers;
         let preflight = if ctx.cors_kind == RequestKind::Preflight {
-            request_headers =
-                cors::normalize_request_headers(header_lines(&req.headers, "access-control-request-headers"));
+            request_headers = cors::normalize_request_headers(header_lines(
+                &req.headers,
+                "access-control-request-headers",
+            ));
             Some(PreflightParts {
                 origin,
                 request_method: req
@@ -320,13 +406,21 @@ impl ProxyHttp for Gateway {
         } else {
             None
         };
-        let primary = key::primary_key(&KeyParts { route: &route.name, host, path_and_query, preflight });
+        let primary = key::primary_key(&KeyParts {
+            route: &route.name,
+            host,
+            path_and_query,
+            preflight,
+        });
         let mut cache_key = CacheKey::new(primary, String::new());
         cache_key.extensions.insert(KeyInfo {
             host: host.to_string(),
             path: req.uri.path().to_string(),
             path_and_query: path_and_query.to_string(),
-            request_origin: ctx.origin.as_deref().map(|o| String::from_utf8_lossy(o).into_owned()),
+            request_origin: ctx
+                .origin
+                .as_deref()
+                .map(|o| String::from_utf8_lossy(o).into_owned()),
             scope: match route.cors_mode {
                 CorsMode::Edge => EntryScope::Shared,
                 CorsMode::Upstream => EntryScope::FromResponse,
@@ -347,10 +441,17 @@ impl ProxyHttp for Gateway {
         let headers = &session.req_header().headers;
         let request_cc = freshness::CacheControl::parse(header_lines(headers, "cache-control"));
         let pragma = freshness::pragma_has_no_cache(header_lines(headers, "pragma"));
-        let response_cc = freshness::CacheControl::parse(header_lines(meta.headers(), "cache-control"));
-        let must_revalidate =
-            response_cc.must_revalidate || response_cc.proxy_revalidate || response_cc.s_maxage.is_some();
-        let stored = freshness::Stored::at(meta.created(), meta.fresh_until(), SystemTime::now(), must_revalidate);
+        let response_cc =
+            freshness::CacheControl::parse(header_lines(meta.headers(), "cache-control"));
+        let must_revalidate = response_cc.must_revalidate
+            || response_cc.proxy_revalidate
+            || response_cc.s_maxage.is_some();
+        let stored = freshness::Stored::at(
+            meta.created(),
+            meta.fresh_until(),
+            SystemTime::now(),
+            must_revalidate,
+        );
         let verdict = freshness::request_requires_revalidation(&request_cc, pragma, &stored);
         ctx.only_if_cached = verdict.only_if_cached;
         Ok(match verdict.action {
@@ -364,17 +465,32 @@ impl ProxyHttp for Gateway {
     }
 
     async fn proxy_upstream_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
-        let request_cc = freshness::CacheControl::parse(header_lines(&session.req_header().headers, "cache-control"));
+        let request_cc = freshness::CacheControl::parse(header_lines(
+            &session.req_header().headers,
+            "cache-control",
+        ));
         if request_cc.only_if_cached || ctx.only_if_cached {
             // RFC 9111 §5.2.1.7: nothing usable is stored, so answer 504 instead of fetching.
-            self.answer(session, ctx, 504, &[], "{\"error\":\"only-if-cached and not in cache\"}\n", "MISS")
-                .await?;
+            self.answer(
+                session,
+                ctx,
+                504,
+                &[],
+                "{\"error\":\"only-if-cached and not in cache\"}\n",
+                "MISS",
+            )
+            .await?;
             return Ok(false);
         }
         Ok(true)
     }
 
-    fn cache_vary_filter(&self, meta: &CacheMeta, ctx: &mut Ctx, req: &RequestHeader) -> Option<HashBinary> {
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        ctx: &mut Ctx,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
         let route = ctx.route.as_ref()?;
         if ctx.cors_kind == RequestKind::Preflight {
             // Everything a preflight answer depends on is already in its primary key.
@@ -397,15 +513,24 @@ impl ProxyHttp for Gateway {
         builder.finalize()
     }
 
-    fn response_cache_filter(&self, session: &Session, resp: &ResponseHeader, ctx: &mut Ctx) -> Result<RespCacheable> {
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<RespCacheable> {
         let (Some(route), Some(runtime)) = (&ctx.route, &ctx.runtime) else {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("no_route")));
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "no_route",
+            )));
         };
         let cache_key = session.cache.cache_key();
         if cache_key.get_variance_key().is_some()
             && self.state.store.variants_of(cache_key) >= runtime.cache.max_variants
         {
-            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom("max_variants")));
+            return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
+                "max_variants",
+            )));
         }
         let now = SystemTime::now();
         let req = session.req_header();
@@ -417,14 +542,18 @@ impl ProxyHttp for Gateway {
             }
             let granted = resp.headers.contains_key("access-control-allow-origin");
             let ttl = freshness::preflight_ttl(
-                resp.headers.get("access-control-max-age").map(HeaderValue::as_bytes),
+                resp.headers
+                    .get("access-control-max-age")
+                    .map(HeaderValue::as_bytes),
                 resp.status.as_u16(),
                 granted,
                 route.max_ttl,
                 runtime.cache.negative_preflight_ttl,
             );
             return Ok(match ttl {
-                Some(ttl) => RespCacheable::Cacheable(CacheMeta::new(now + ttl, now, 0, 0, resp.clone())),
+                Some(ttl) => {
+                    RespCacheable::Cacheable(CacheMeta::new(now + ttl, now, 0, 0, resp.clone()))
+                }
                 None => RespCacheable::Uncacheable(NoCacheReason::OriginNotCache),
             });
         }
@@ -456,27 +585,40 @@ impl ProxyHttp for Gateway {
             default_stale_while_revalidate: runtime.cache.default_stale_while_revalidate,
             default_stale_if_error: runtime.cache.default_stale_if_error,
         };
-        Ok(match freshness::storage_decision(&request, &response, &policy) {
-            StorageDecision::DontStore(reason) => RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str())),
-            StorageDecision::Store(fresh) => {
-                let mut stored = resp.clone();
-                if let Some(not_modified) = ctx.not_modified_headers.take() {
-                    merge_not_modified(&mut stored, &not_modified, session.cache.maybe_cache_meta());
+        Ok(
+            match freshness::storage_decision(&request, &response, &policy) {
+                StorageDecision::DontStore(reason) => {
+                    RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()))
                 }
-                for name in fresh.strip_headers.iter().cloned().chain(connection_listed(&resp.headers)) {
-                    stored.remove_header(name.as_str());
+                StorageDecision::Store(fresh) => {
+                    let mut stored = resp.clone();
+                    if let Some(not_modified) = ctx.not_modified_headers.take() {
+                        merge_not_modified(
+                            &mut stored,
+                            &not_modified,
+                            session.cache.maybe_cache_meta(),
+                        );
+                    }
+                    for name in fresh
+                        .strip_headers
+                        .iter()
+                        .cloned()
+                        .chain(connection_listed(&resp.headers))
+                    {
+                        stored.remove_header(name.as_str());
+                    }
+                    let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
+                    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                    RespCacheable::Cacheable(CacheMeta::new(
+                        now + fresh.fresh_for,
+                        created,
+                        secs(fresh.stale_while_revalidate),
+                        secs(fresh.stale_if_error),
+                        stored,
+                    ))
                 }
-                let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
-                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                RespCacheable::Cacheable(CacheMeta::new(
-                    now + fresh.fresh_for,
-                    created,
-                    secs(fresh.stale_while_revalidate),
-                    secs(fresh.stale_if_error),
-                    stored,
-                ))
-            }
-        })
+            },
+        )
     }
 
     async fn upstream_peer(&self, _session: &mut Session, ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -485,7 +627,10 @@ impl ProxyHttp for Gateway {
         };
         let upstream = &route.upstream;
         let Some(backend) = upstream.pool.select(b"", 256) else {
-            return Error::e_explain(HTTPStatus(502), format!("upstream {}: no healthy server", upstream.name));
+            return Error::e_explain(
+                HTTPStatus(502),
+                format!("upstream {}: no healthy server", upstream.name),
+            );
         };
         let mut peer = HttpPeer::new(backend.addr.to_string(), false, String::new());
         peer.options.connection_timeout = Some(upstream.connect_timeout);
@@ -493,9 +638,18 @@ impl ProxyHttp for Gateway {
         Ok(Box::new(peer))
     }
 
-    fn fail_to_connect(&self, _session: &mut Session, _peer: &HttpPeer, ctx: &mut Ctx, mut e: Box<Error>) -> Box<Error> {
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut Ctx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
         ctx.connect_failures += 1;
-        let servers = ctx.route.as_ref().map_or(1, |r| r.upstream.pool.backends().get_backend().len());
+        let servers = ctx
+            .route
+            .as_ref()
+            .map_or(1, |r| r.upstream.pool.backends().get_backend().len());
         // Round robin gives the next attempt another server; stop after trying each once.
         if ctx.connect_failures < servers {
             e.set_retry(true);
@@ -509,8 +663,16 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(addr) = session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()) {
-            let forwarded = match upstream_request.headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        if let Some(addr) = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string())
+        {
+            let forwarded = match upstream_request
+                .headers
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+            {
                 Some(previous) => format!("{previous}, {addr}"),
                 None => addr,
             };
@@ -518,7 +680,11 @@ impl ProxyHttp for Gateway {
         }
         let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
         upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
-        if ctx.route.as_ref().is_some_and(|r| r.cors_mode == CorsMode::Edge) {
+        if ctx
+            .route
+            .as_ref()
+            .is_some_and(|r| r.cors_mode == CorsMode::Edge)
+        {
             // The gateway owns CORS: the upstream must produce one body for every origin.
             for name in HOP_BY_HOP_CORS {
                 upstream_request.remove_header(name);
@@ -538,7 +704,10 @@ impl ProxyHttp for Gateway {
             return Ok(());
         };
         if let Some(sent) = ctx.upstream_sent {
-            route.metrics.upstream_duration.observe(sent.elapsed().as_secs_f64());
+            route
+                .metrics
+                .upstream_duration
+                .observe(sent.elapsed().as_secs_f64());
         }
         if upstream_response.status == http::StatusCode::NOT_MODIFIED {
             ctx.not_modified_headers = Some(upstream_response.headers.clone());
@@ -551,11 +720,17 @@ impl ProxyHttp for Gateway {
             CorsMode::Upstream => {
                 let headers = &upstream_response.headers;
                 let acao = header_lines(headers, "access-control-allow-origin");
-                let acac = headers.get("access-control-allow-credentials").map(HeaderValue::as_bytes);
+                let acac = headers
+                    .get("access-control-allow-credentials")
+                    .map(HeaderValue::as_bytes);
                 let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
-                let verdict = cors::inspect_upstream_response(ctx.origin.as_deref(), &acao, acac, varies);
+                let verdict =
+                    cors::inspect_upstream_response(ctx.origin.as_deref(), &acao, acac, varies);
                 for reason in &verdict.unsafe_reasons {
-                    METRICS.unsafe_upstream.with_label_values(&[reason.as_str()]).inc();
+                    METRICS
+                        .unsafe_upstream
+                        .with_label_values(&[reason.as_str()])
+                        .inc();
                 }
             }
             CorsMode::Edge => {
@@ -572,8 +747,11 @@ impl ProxyHttp for Gateway {
                 let fields = vary::parse_vary(header_lines(&upstream_response.headers, "vary"));
                 if let vary::VaryFields::Fields(names) = fields {
                     if names.iter().any(|n| n == "origin") {
-                        let kept: Vec<&str> =
-                            names.iter().map(String::as_str).filter(|n| *n != "origin").collect();
+                        let kept: Vec<&str> = names
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|n| *n != "origin")
+                            .collect();
                         upstream_response.remove_header("vary");
                         if !kept.is_empty() {
                             upstream_response.insert_header("vary", kept.join(", "))?;
@@ -585,7 +763,12 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
-    async fn response_filter(&self, session: &mut Session, resp: &mut ResponseHeader, ctx: &mut Ctx) -> Result<()> {
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         set_header(resp, "x-cache", cache_status(session, ctx));
         // Surrogate keys are for the cache, not for browsers.
         resp.remove_header("surrogate-key");
@@ -595,8 +778,10 @@ impl ProxyHttp for Gateway {
         };
         match (route.cors_mode, ctx.cors_kind) {
             (CorsMode::Upstream, RequestKind::Preflight) => {
-                let mut lines: Vec<Vec<u8>> =
-                    header_lines(&resp.headers, "vary").into_iter().map(<[u8]>::to_vec).collect();
+                let mut lines: Vec<Vec<u8>> = header_lines(&resp.headers, "vary")
+                    .into_iter()
+                    .map(<[u8]>::to_vec)
+                    .collect();
                 if lines.is_empty() {
                     set_header(resp, "vary", vary::PREFLIGHT_VARY);
                 } else {
@@ -627,13 +812,21 @@ impl ProxyHttp for Gateway {
                     let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
                     set_header(resp, "vary", &value);
                 }
-                METRICS.cors_decisions.with_label_values(&[&route.name, decision.outcome.as_str()]).inc();
+                METRICS
+                    .cors_decisions
+                    .with_label_values(&[&route.name, decision.outcome.as_str()])
+                    .inc();
             }
         }
         Ok(())
     }
 
-    fn should_serve_stale(&self, _session: &mut Session, ctx: &mut Ctx, error: Option<&Error>) -> bool {
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        ctx: &mut Ctx,
+        error: Option<&Error>,
+    ) -> bool {
         if ctx.no_stale {
             return false;
         }
@@ -642,7 +835,8 @@ impl ProxyHttp for Gateway {
             None => true,
             // stale-if-error: upstream unreachable or answering 5xx.
             Some(e) => {
-                matches!(e.etype(), HTTPStatus(code) if *code >= 500) || e.esource() == &ErrorSource::Upstream
+                matches!(e.etype(), HTTPStatus(code) if *code >= 500)
+                    || e.esource() == &ErrorSource::Upstream
             }
         }
     }
@@ -650,14 +844,18 @@ impl ProxyHttp for Gateway {
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
         let (code, body): (u16, &'static str) = match e.etype() {
             HTTPStatus(code) => (*code, ""),
-            ConnectTimedout | ReadTimedout | WriteTimedout => (504, "{\"error\":\"upstream timed out\"}\n"),
+            ConnectTimedout | ReadTimedout | WriteTimedout => {
+                (504, "{\"error\":\"upstream timed out\"}\n")
+            }
             _ => match e.esource() {
                 ErrorSource::Upstream => (502, "{\"error\":\"upstream unavailable\"}\n"),
                 ErrorSource::Downstream => match e.etype() {
                     WriteError | ReadError | ConnectionClosed => (0, ""),
                     _ => (400, "{\"error\":\"bad request\"}\n"),
                 },
-                ErrorSource::Internal | ErrorSource::Unset => (500, "{\"error\":\"internal error\"}\n"),
+                ErrorSource::Internal | ErrorSource::Unset => {
+                    (500, "{\"error\":\"internal error\"}\n")
+                }
             },
         };
         if code > 0 {
@@ -670,7 +868,10 @@ impl ProxyHttp for Gateway {
                 tracing::debug!("cannot send the error response: {write_error}");
             }
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
@@ -678,15 +879,20 @@ impl ProxyHttp for Gateway {
             return;
         };
         let status = cache_status(session, ctx);
-        self.state.count_cache_status(status, ctx.metric_kind == Kind::Preflight);
-        route.metrics.request(ctx.metric_kind, status, ctx.started.elapsed().as_secs_f64());
+        self.state
+            .count_cache_status(status, ctx.metric_kind == Kind::Preflight);
+        route
+            .metrics
+            .request(ctx.metric_kind, status, ctx.started.elapsed().as_secs_f64());
         if ctx.cors_kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream {
             let result = match status {
                 "HIT" | "STALE" => "hit",
                 _ => "miss",
             };
-            METRICS.preflights.with_label_values(&[&route.name, result]).inc();
+            METRICS
+                .preflights
+                .with_label_values(&[&route.name, result])
+                .inc();
         }
     }
 }
-

@@ -61,27 +61,38 @@ pub struct Runtime {
 #[derive(Debug, Error)]
 pub enum RuntimeError {
     #[error("upstream {upstream}: server {server:?} cannot be resolved: {reason}")]
-    Resolve { upstream: String, server: String, reason: String },
+    Resolve {
+        upstream: String,
+        server: String,
+        reason: String,
+    },
     #[error("route {route}: {reason}")]
     Route { route: String, reason: String },
 }
 
 impl Runtime {
-    pub fn build(config: Arc<Config>, route_metrics: &mut RouteMetricsCache) -> Result<Self, RuntimeError> {
+    pub fn build(
+        config: Arc<Config>,
+        route_metrics: &mut RouteMetricsCache,
+    ) -> Result<Self, RuntimeError> {
         let mut upstreams: HashMap<String, Arc<Upstream>> = HashMap::new();
         for (name, settings) in &config.upstreams {
-            let mut pool = LoadBalancer::<RoundRobin>::try_from_iter(settings.servers.iter().map(String::as_str))
-                .map_err(|e| RuntimeError::Resolve {
-                    upstream: name.clone(),
-                    server: settings.servers.join(", "),
-                    reason: e.to_string(),
-                })?;
+            let mut pool = LoadBalancer::<RoundRobin>::try_from_iter(
+                settings.servers.iter().map(String::as_str),
+            )
+            .map_err(|e| RuntimeError::Resolve {
+                upstream: name.clone(),
+                server: settings.servers.join(", "),
+                reason: e.to_string(),
+            })?;
             let health_interval = match &settings.health_check {
                 Some(check) => {
                     match &check.path {
                         Some(path) => {
                             let mut http = HttpHealthCheck::new("localhost", false);
-                            if let Ok(req) = pingora::http::RequestHeader::build("GET", path.as_bytes(), None) {
+                            if let Ok(req) =
+                                pingora::http::RequestHeader::build("GET", path.as_bytes(), None)
+                            {
                                 http.req = req;
                             }
                             pool.set_health_check(Box::new(http));
@@ -105,17 +116,27 @@ impl Runtime {
         }
         let mut routes = Vec::with_capacity(config.routes.len());
         for route in &config.routes {
-            let upstream = upstreams.get(&route.upstream).cloned().ok_or_else(|| RuntimeError::Route {
-                route: route.name.clone(),
-                reason: format!("unknown upstream {:?}", route.upstream),
-            })?;
-            let policy = CorsPolicy::compile(&route.cors.policy_spec()).map_err(|e| RuntimeError::Route {
-                route: route.name.clone(),
-                reason: e.to_string(),
+            let upstream =
+                upstreams
+                    .get(&route.upstream)
+                    .cloned()
+                    .ok_or_else(|| RuntimeError::Route {
+                        route: route.name.clone(),
+                        reason: format!("unknown upstream {:?}", route.upstream),
+                    })?;
+            let policy = CorsPolicy::compile(&route.cors.policy_spec()).map_err(|e| {
+                RuntimeError::Route {
+                    route: route.name.clone(),
+                    reason: e.to_string(),
+                }
             })?;
             routes.push(Arc::new(Route {
                 name: route.name.clone(),
-                host: route.matcher.host.as_deref().map(cors_edge_core::key::normalize_host),
+                host: route
+                    .matcher
+                    .host
+                    .as_deref()
+                    .map(cors_edge_core::key::normalize_host),
                 path_prefix: route.matcher.path_prefix.clone(),
                 upstream,
                 cache_enabled: route.cache.enabled,
@@ -136,7 +157,12 @@ impl Runtime {
             negative_preflight_ttl: config.cache.negative_preflight_ttl.0,
         };
         let upstreams = upstreams.into_values().collect();
-        Ok(Runtime { config, routes, upstreams, cache })
+        Ok(Runtime {
+            config,
+            routes,
+            upstreams,
+            cache,
+        })
     }
 
     /// The route for a request: host must match when the route names one; the longest path
@@ -147,7 +173,10 @@ impl Runtime {
         self.routes
             .iter()
             .filter(|route| {
-                route.host.as_deref().is_none_or(|h| h == host || h == host_without_port)
+                route
+                    .host
+                    .as_deref()
+                    .is_none_or(|h| h == host || h == host_without_port)
                     && path.starts_with(route.path_prefix.as_str())
             })
             .max_by_key(|route| (route.path_prefix.len(), route.host.is_some()))
@@ -156,7 +185,9 @@ impl Runtime {
 
 fn strip_port(host: &str) -> &str {
     if host.starts_with('[') {
-        return host.split_once("]:").map_or(host, |(h, _)| &host[..h.len() + 1]);
+        return host
+            .split_once("]:")
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
     }
     match host.rsplit_once(':') {
         Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
@@ -173,6 +204,9 @@ pub struct RouteMetricsCache {
 
 impl RouteMetricsCache {
     pub fn get(&mut self, route: &str) -> Arc<RouteMetrics> {
-        self.by_route.entry(route.to_string()).or_insert_with(|| Arc::new(RouteMetrics::new(route))).clone()
+        self.by_route
+            .entry(route.to_string())
+            .or_insert_with(|| Arc::new(RouteMetrics::new(route)))
+            .clone()
     }
 }

@@ -84,7 +84,10 @@ impl SharedState {
         };
         let routes = runtime.routes.len();
         self.runtime.store(Arc::new(runtime));
-        Ok(ReloadReport { routes, restart_needed })
+        Ok(ReloadReport {
+            routes,
+            restart_needed,
+        })
     }
 
     pub fn count_cache_status(&self, status: &str, preflight: bool) {

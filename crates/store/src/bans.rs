@@ -44,7 +44,12 @@ impl Bans {
         let forget_after = horizon.max(now) + Duration::from_secs(3600);
         let mut list = self.list.write();
         list.retain(|ban| ban.forget_after > now);
-        list.push(Arc::new(Ban { selector, at: now, soft, forget_after }));
+        list.push(Arc::new(Ban {
+            selector,
+            at: now,
+            soft,
+            forget_after,
+        }));
         self.any.store(true, Ordering::Release);
     }
 
@@ -94,7 +99,10 @@ mod tests {
     }
 
     fn by_origin(origin: &str) -> Selector {
-        Selector { origin: Some(origin.into()), ..Default::default() }
+        Selector {
+            origin: Some(origin.into()),
+            ..Default::default()
+        }
     }
 
     #[test]
@@ -114,7 +122,10 @@ mod tests {
         let bans = Bans::default();
         let before = SystemTime::now() - Duration::from_secs(1);
         bans.add(by_origin("o"), true, SystemTime::now());
-        assert!(matches!(bans.check(&tags("o"), before), BanOutcome::ExpiredAt(_)));
+        assert!(matches!(
+            bans.check(&tags("o"), before),
+            BanOutcome::ExpiredAt(_)
+        ));
         bans.add(Selector::everything(), false, SystemTime::now());
         assert_eq!(bans.check(&tags("o"), before), BanOutcome::Invalid);
         assert_eq!(bans.len(), 2);

@@ -29,10 +29,8 @@ fn bump(map: &mut HashMap<String, u64>, key: &str) {
     *map.entry(key.to_string()).or_default() += 1;
 }
 
-fn drop_one<K: std::hash::Hash + Eq + ?Sized + ToOwned>(
-    map: &mut HashMap<K::Owned, u64>,
-    key: &K,
-) where
+fn drop_one<K: std::hash::Hash + Eq + ?Sized + ToOwned>(map: &mut HashMap<K::Owned, u64>, key: &K)
+where
     K::Owned: std::hash::Hash + Eq + std::borrow::Borrow<K>,
 {
     if let Some(count) = map.get_mut(key) {
@@ -59,7 +57,13 @@ impl Index {
         }
     }
 
-    pub(crate) fn removed(&mut self, primary: &HashBinary, tags: &EntryTags, weight: u64, evicted: bool) {
+    pub(crate) fn removed(
+        &mut self,
+        primary: &HashBinary,
+        tags: &EntryTags,
+        weight: u64,
+        evicted: bool,
+    ) {
         self.stats.entries = self.stats.entries.saturating_sub(1);
         self.stats.bytes = self.stats.bytes.saturating_sub(weight);
         if evicted {
@@ -114,7 +118,10 @@ impl Index {
         if let Some(prefix) = &selector.prefix {
             let matching = self
                 .per_path
-                .range::<str, _>((std::ops::Bound::Included(prefix.as_str()), std::ops::Bound::Unbounded))
+                .range::<str, _>((
+                    std::ops::Bound::Included(prefix.as_str()),
+                    std::ops::Bound::Unbounded,
+                ))
                 .take_while(|(path, _)| path.starts_with(prefix.as_str()))
                 .map(|(_, count)| *count)
                 .sum();

@@ -94,7 +94,12 @@ fn remaining(until: SystemTime) -> Option<Duration> {
 }
 
 impl moka::Expiry<HashBinary, Arc<Entry>> for KeepUntilExpiry {
-    fn expire_after_create(&self, _: &HashBinary, entry: &Arc<Entry>, _: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _: &HashBinary,
+        entry: &Arc<Entry>,
+        _: Instant,
+    ) -> Option<Duration> {
         remaining(entry.keep_until)
     }
 
@@ -203,7 +208,10 @@ impl MokaStore {
 
     fn invalidated(&self, info: &EntryInfo) -> bool {
         self.any_invalidation.load(Ordering::Acquire)
-            && self.invalidations.get(&info.primary).is_some_and(|at| info.fetched_at <= at)
+            && self
+                .invalidations
+                .get(&info.primary)
+                .is_some_and(|at| info.fetched_at <= at)
     }
 
     /// Runs moka's deferred work (evictions, invalidations) now; for tests and benchmarks.
@@ -212,17 +220,30 @@ impl MokaStore {
     }
 
     fn insert(&self, key: HashBinary, entry: Entry) {
-        let keep_secs = entry.keep_until.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() + 1);
+        let keep_secs = entry
+            .keep_until
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() + 1);
         self.horizon_secs.fetch_max(keep_secs, Ordering::Relaxed);
-        self.index.lock().added(&entry.info.primary, &entry.info.tags, u64::from(entry.weight()));
+        self.index.lock().added(
+            &entry.info.primary,
+            &entry.info.tags,
+            u64::from(entry.weight()),
+        );
         self.cache.insert(key, Arc::new(entry));
     }
 
     fn keep_until(&self, meta: &CacheMeta) -> SystemTime {
-        let stale = meta.stale_while_revalidate_sec().max(meta.stale_if_error_sec());
+        let stale = meta
+            .stale_while_revalidate_sec()
+            .max(meta.stale_if_error_sec());
         let headers = meta.headers();
         let revalidatable = headers.contains_key("etag") || headers.contains_key("last-modified");
-        let grace = if revalidatable { self.options.revalidation_grace } else { Duration::ZERO };
+        let grace = if revalidatable {
+            self.options.revalidation_grace
+        } else {
+            Duration::ZERO
+        };
         meta.fresh_until() + Duration::from_secs(u64::from(stale)).max(grace)
     }
 
@@ -242,7 +263,8 @@ impl MokaStore {
                 let varies = vary::names_origin(&vary::parse_vary(
                     headers.get_all("vary").iter().map(|v| v.as_bytes()),
                 ));
-                let shared = cors::inspect_upstream_response(None, &acao, None, varies).shared_across_origins;
+                let shared = cors::inspect_upstream_response(None, &acao, None, varies)
+                    .shared_across_origins;
                 if shared {
                     None
                 } else {
@@ -251,7 +273,10 @@ impl MokaStore {
             }
         };
         let tags = purge::surrogate_tags(
-            headers.get_all("surrogate-key").iter().map(|v| v.as_bytes()),
+            headers
+                .get_all("surrogate-key")
+                .iter()
+                .map(|v| v.as_bytes()),
             headers.get_all("cache-tag").iter().map(|v| v.as_bytes()),
         );
         let entry_tags = EntryTags {
@@ -261,7 +286,7 @@ impl MokaStore {
             origin,
             tags,
         };
-        (entry_tags, info.fetch_started.min(meta.created()))
+        (entry_tags, info.fetch_started)
     }
 }
 
@@ -369,7 +394,11 @@ impl Storage for MokaStore {
             }
         }
         let len = entry.body.len();
-        let hit = MemoryHit { body: entry.body.clone(), done: false, range: (0, len) };
+        let hit = MemoryHit {
+            body: entry.body.clone(),
+            done: false,
+            range: (0, len),
+        };
         Ok(Some((meta, Box::new(hit))))
     }
 
@@ -380,7 +409,11 @@ impl Storage for MokaStore {
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
         let (tags, fetched_at) = Self::entry_tags(key, meta);
-        let info = EntryInfo { primary: key.primary_bin(), tags, fetched_at };
+        let info = EntryInfo {
+            primary: key.primary_bin(),
+            tags,
+            fetched_at,
+        };
         Ok(Box::new(MemoryMiss {
             store: self,
             key: key.combined_bin(),
@@ -413,11 +446,16 @@ impl Storage for MokaStore {
         let Some(old) = self.cache.get(&hash) else {
             return Ok(false);
         };
-        // A revalidation is a fresh fetch: purges made before it no longer apply.
+        // A revalidation is a fresh fetch: purges made before it started no longer apply, and
+        // one made while it was in flight still does.
+        let fetched_at = key
+            .extensions
+            .get::<KeyInfo>()
+            .map_or_else(SystemTime::now, |info| info.fetch_started);
         let info = EntryInfo {
             primary: old.info.primary,
             tags: old.info.tags.clone(),
-            fetched_at: SystemTime::now(),
+            fetched_at,
         };
         let entry = Entry {
             meta: meta.serialize()?,
