@@ -792,13 +792,15 @@ impl ProxyHttp for Gateway {
             }
             (CorsMode::Upstream, _) => {
                 // The answer depends on Origin when the request sent one or the upstream
-                // named an origin anyway; a response to a request without Origin that names
-                // none is left as the upstream sent it.
+                // named an origin anyway; a response to a request without Origin gets it too
+                // (by default) so a browser cache never reuses it for a CORS fetch.
                 let names_origin = resp
                     .headers
                     .get("access-control-allow-origin")
                     .is_some_and(|v| v.as_bytes().trim_ascii() != b"*");
-                if (ctx.origin.is_some() || names_origin) && !shared_across_origins(&resp.headers) {
+                if (ctx.origin.is_some() || names_origin || route.vary_origin_always)
+                    && !shared_across_origins(&resp.headers)
+                {
                     let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
                     set_header(resp, "vary", &value);
                 }

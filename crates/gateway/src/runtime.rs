@@ -39,6 +39,7 @@ pub struct Route {
     pub cache_enabled: bool,
     pub max_ttl: Option<Duration>,
     pub cors_mode: CorsMode,
+    pub vary_origin_always: bool,
     pub policy: CorsPolicy,
     pub metrics: Arc<RouteMetrics>,
 }
@@ -145,6 +146,7 @@ impl Runtime {
                     cors_edge_core::config::CorsMode::Upstream => CorsMode::Upstream,
                     cors_edge_core::config::CorsMode::Edge => CorsMode::Edge,
                 },
+                vary_origin_always: route.cors.vary_origin_always,
                 policy,
                 metrics: route_metrics.get(&route.name),
             }));

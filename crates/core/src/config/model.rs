@@ -315,7 +315,7 @@ impl fmt::Display for CorsMode {
 
 /// `routes[].cors:`. The policy keys are always validated; in `upstream` mode the gateway
 /// does not use them to answer, only `edge` mode does.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default, expecting = "a mapping of CORS settings")]
 pub struct CorsConfig {
     /// Default `upstream`.
@@ -331,6 +331,27 @@ pub struct CorsConfig {
     pub expose_headers: Vec<String>,
     /// `Access-Control-Max-Age` sent on preflight answers; absent: not sent.
     pub max_age: Option<DurationValue>,
+    /// Upstream mode: also add `Vary: Origin` to responses for requests without `Origin`
+    /// (unless shared `ACAO: *`). Default true: otherwise a browser may cache such a response
+    /// (an `<img>`, a navigation) and reuse it for a later CORS fetch, which then fails.
+    /// Turn off only when no browser reads the route, e.g. to compare caches on plain RFC 9111.
+    pub vary_origin_always: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        CorsConfig {
+            mode: CorsMode::default(),
+            allow_origins: Vec::new(),
+            allow_any_origin: false,
+            allow_credentials: false,
+            allow_methods: Vec::new(),
+            allow_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age: None,
+            vary_origin_always: true,
+        }
+    }
 }
 
 impl CorsConfig {
