@@ -4,10 +4,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cors_edge_core::config::{self, Config, ConfigErrors};
+use cors_edge_core::config::{self, Config, ConfigErrors, TlsConfig};
 use cors_edge_store::{MokaStore, StoreOptions};
 use pingora::apps::http_app::HttpServer;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::listeners::tls::TlsSettings;
 use pingora::proxy::http_proxy_service;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
@@ -35,14 +36,20 @@ pub enum StartError {
         "{path}: admin.listen {listen} is not a loopback address, so the admin API needs a token: \
          set the environment variable {env} (admin.token_env)"
     )]
-    MissingToken { path: String, listen: String, env: String },
+    MissingToken {
+        path: String,
+        listen: String,
+        env: String,
+    },
     #[error("{path}: {reason}")]
     Runtime { path: String, reason: String },
 }
 
 /// Reads the admin token; refuses to expose an unauthenticated admin API beyond loopback.
 fn admin_token(config: &Config, path: &str) -> Result<Option<String>, StartError> {
-    let token = std::env::var(&config.admin.token_env).ok().filter(|t| !t.trim().is_empty());
+    let token = std::env::var(&config.admin.token_env)
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     if token.is_none() && !config.admin_is_loopback() {
         return Err(StartError::MissingToken {
             path: path.to_string(),
@@ -53,11 +60,79 @@ fn admin_token(config: &Config, path: &str) -> Result<Option<String>, StartError
     Ok(token.map(|t| t.trim().to_string()))
 }
 
+/// The certificate and key paths of the TLS listener, checked the way the listener will load
+/// them: Pingora panics on files it cannot use, so every failure is found (and named) here.
+fn check_tls(tls: &TlsConfig) -> Result<(String, String), String> {
+    use pingora::tls::{self as rustls, version, ServerConfig};
+    let cert = tls
+        .cert
+        .to_str()
+        .ok_or_else(|| format!("tls.cert {}: the path is not UTF-8", tls.cert.display()))?;
+    let key = tls
+        .key
+        .to_str()
+        .ok_or_else(|| format!("tls.key {}: the path is not UTF-8", tls.key.display()))?;
+    for (name, path) in [("tls.cert", cert), ("tls.key", key)] {
+        if let Err(e) = std::fs::File::open(path) {
+            return Err(format!("{name} {path}: cannot read the file: {e}"));
+        }
+    }
+    match rustls::load_pem_file_ca(&cert.to_string()) {
+        Ok(found) if !found.is_empty() => {}
+        Ok(_) => {
+            return Err(format!(
+                "tls.cert {cert}: no PEM certificate (-----BEGIN CERTIFICATE-----) in the file"
+            ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "tls.cert {cert}: not a valid PEM certificate chain ({e})"
+            ))
+        }
+    }
+    match rustls::load_pem_file_private_key(&key.to_string()) {
+        Ok(found) if !found.is_empty() => {}
+        Ok(_) => {
+            return Err(format!(
+                "tls.key {key}: no PEM private key (PKCS#8, PKCS#1 or SEC1) in the file"
+            ))
+        }
+        Err(e) => return Err(format!("tls.key {key}: not a valid PEM private key ({e})")),
+    }
+    let (certs, private_key) = match rustls::load_certs_and_key_files(cert, key) {
+        Ok(Some(pair)) => pair,
+        Ok(None) => {
+            return Err(format!(
+                "tls.key {key}: no usable private key for tls.cert {cert}"
+            ))
+        }
+        Err(e) => {
+            return Err(format!(
+                "tls.cert {cert} / tls.key {key}: cannot be loaded ({e})"
+            ))
+        }
+    };
+    rustls::install_default_crypto_provider();
+    ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
+        .with_no_client_auth()
+        .with_single_cert(certs, private_key)
+        .map_err(|e| format!("tls.key {key} does not fit tls.cert {cert}: {e}"))?;
+    Ok((cert.to_string(), key.to_string()))
+}
+
 /// Starts the gateway and serves until a signal stops it. Returns only on a startup error.
 pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> {
     let path_text = options.config_path.display().to_string();
     let config = config::load_file(&options.config_path)?;
     let token = admin_token(&config, &path_text)?;
+    let runtime_error = |reason: String| StartError::Runtime {
+        path: path_text.clone(),
+        reason,
+    };
+    let tls = match &config.tls {
+        Some(tls) => Some((tls.listen.clone(), check_tls(tls).map_err(runtime_error)?)),
+        None => None,
+    };
 
     let store: &'static MokaStore = Box::leak(Box::new(MokaStore::new(StoreOptions {
         max_bytes: config.cache.max_bytes.0,
@@ -75,8 +150,14 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     let listen = config.listen.clone();
     let admin_listen = config.admin.listen.clone();
     let state = Arc::new(
-        SharedState::new(Arc::new(config), options.config_path.clone(), store, cache_lock, token)
-            .map_err(|reason| StartError::Runtime { path: path_text.clone(), reason })?,
+        SharedState::new(
+            Arc::new(config),
+            options.config_path.clone(),
+            store,
+            cache_lock,
+            token,
+        )
+        .map_err(runtime_error)?,
     );
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
@@ -84,21 +165,49 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let mut proxy = http_proxy_service(&server.configuration, Gateway { state: state.clone() });
+    let mut proxy = http_proxy_service(
+        &server.configuration,
+        Gateway {
+            state: state.clone(),
+        },
+    );
     for address in &listen {
         proxy.add_tcp(address);
     }
+    if let Some((tls_listen, (cert, key))) = &tls {
+        for address in tls_listen {
+            // Checked by check_tls: intermediate() only records the paths.
+            let mut settings = TlsSettings::intermediate(cert, key)
+                .map_err(|e| runtime_error(format!("tls: {e}")))?;
+            settings.enable_h2();
+            proxy.add_tls_with_settings(address, None, settings);
+        }
+    }
     server.add_service(proxy);
 
-    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(AdminApp { state: state.clone() }));
+    let admin_app = AdminApp {
+        state: state.clone(),
+    };
+    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
     admin.add_tcp(&admin_listen);
     server.add_service(admin);
 
-    server.add_service(background_service("housekeeping", Housekeeping { state: state.clone() }));
-    server.add_service(background_service("reload-on-sighup", ReloadOnHangup { state }));
+    server.add_service(background_service(
+        "housekeeping",
+        Housekeeping {
+            state: state.clone(),
+        },
+    ));
+    server.add_service(background_service(
+        "reload-on-sighup",
+        ReloadOnHangup { state },
+    ));
 
     if let Some(address) = options.demo_upstream {
-        let mut demo = Service::new("demo-api".to_string(), HttpServer::new_app(DemoApi::default()));
+        let mut demo = Service::new(
+            "demo-api".to_string(),
+            HttpServer::new_app(DemoApi::default()),
+        );
         demo.add_tcp(&address);
         server.add_service(demo);
     }

@@ -1,0 +1,280 @@
+//! The TLS listener: rustls with HTTP/2 by ALPN, sharing the cache with plain HTTP; and clear
+//! startup errors for certificate files that cannot be used.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use cors_edge_tests::gateway::TempDir;
+use cors_edge_tests::{free_port, request, GatewayProcess, Reply, Upstream};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::TlsConnector;
+
+/// A self-signed certificate for `localhost`, written as PEM files.
+struct TestCert {
+    dir: TempDir,
+    der: CertificateDer<'static>,
+}
+
+impl TestCert {
+    fn new() -> TestCert {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+        let dir = TempDir::new("tls");
+        std::fs::write(dir.0.join("tls.crt"), generated.cert.pem()).expect("write cert");
+        std::fs::write(dir.0.join("tls.key"), generated.signing_key.serialize_pem())
+            .expect("write key");
+        TestCert {
+            der: generated.cert.der().clone(),
+            dir,
+        }
+    }
+
+    fn cert(&self) -> String {
+        self.dir.0.join("tls.crt").display().to_string()
+    }
+
+    fn key(&self) -> String {
+        self.dir.0.join("tls.key").display().to_string()
+    }
+}
+
+fn config(upstream: SocketAddr, tls_listen: SocketAddr, cert: &str, key: &str) -> String {
+    format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
+         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{tls_listen}\"]\n  cert: \"{cert}\"\n  key: \"{key}\"\n"
+    )
+}
+
+struct HttpsResponse {
+    version: http::Version,
+    status: u16,
+    headers: http::HeaderMap,
+    body: Bytes,
+}
+
+impl HttpsResponse {
+    fn cache(&self) -> &str {
+        self.headers
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// One HTTPS GET on a new connection, offering `alpn`; checks the certificate against `cert`.
+/// Returns the protocol the server chose by ALPN and the response.
+async fn https_get(
+    addr: SocketAddr,
+    cert: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+    path: &str,
+) -> (Option<Vec<u8>>, HttpsResponse) {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert.clone()).expect("trust the test certificate");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to the TLS listener");
+    let tls = TlsConnector::from(Arc::new(client))
+        .connect(ServerName::try_from("localhost").expect("server name"), tcp)
+        .await
+        .expect("TLS handshake");
+    let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+    let io = TokioIo::new(tls);
+    let response = if negotiated.as_deref() == Some(b"h2") {
+        let (mut sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .expect("HTTP/2 handshake");
+        tokio::spawn(connection);
+        let request = http::Request::get(format!("https://localhost{path}"))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        sender.send_request(request).await.expect("HTTP/2 response")
+    } else {
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(io)
+            .await
+            .expect("HTTP/1.1 handshake");
+        tokio::spawn(connection);
+        let request = http::Request::get(path)
+            .header("host", "localhost")
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        sender
+            .send_request(request)
+            .await
+            .expect("HTTP/1.1 response")
+    };
+    let version = response.version();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    (
+        negotiated,
+        HttpsResponse {
+            version,
+            status,
+            headers,
+            body,
+        },
+    )
+}
+
+#[tokio::test]
+async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
+    let upstream =
+        Upstream::start(|_| Reply::ok("secure").header("cache-control", "max-age=300")).await;
+    let cert = TestCert::new();
+    let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway =
+        GatewayProcess::start(&config(upstream.addr, tls_addr, &cert.cert(), &cert.key()));
+    wait_for_tls(tls_addr).await;
+
+    // HTTP/2, chosen by ALPN when the client offers it first.
+    let (alpn, first) = https_get(tls_addr, &cert.der, &[b"h2", b"http/1.1"], "/over-h2").await;
+    assert_eq!(
+        alpn.as_deref(),
+        Some(&b"h2"[..]),
+        "the server did not choose h2 by ALPN"
+    );
+    assert_eq!(first.version, http::Version::HTTP_2);
+    assert_eq!(
+        (first.status, first.cache(), &first.body[..]),
+        (200, "MISS", &b"secure"[..])
+    );
+    let (_, second) = https_get(tls_addr, &cert.der, &[b"h2", b"http/1.1"], "/over-h2").await;
+    assert_eq!(second.version, http::Version::HTTP_2);
+    assert_eq!(
+        (second.status, second.cache(), &second.body[..]),
+        (200, "HIT", &b"secure"[..])
+    );
+    assert!(second.headers.contains_key("age"));
+
+    // HTTP/1.1 over TLS, when the client offers only that.
+    let (alpn, first) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h1").await;
+    assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
+    assert_eq!(first.version, http::Version::HTTP_11);
+    assert_eq!((first.status, first.cache()), (200, "MISS"));
+    let (_, second) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h1").await;
+    assert_eq!(
+        (second.status, second.cache(), &second.body[..]),
+        (200, "HIT", &b"secure"[..])
+    );
+
+    // Without ALPN at all the listener speaks HTTP/1.1.
+    let (alpn, plain) = https_get(tls_addr, &cert.der, &[], "/over-h1").await;
+    assert_eq!(alpn, None);
+    assert_eq!(
+        (plain.version, plain.cache()),
+        (http::Version::HTTP_11, "HIT")
+    );
+
+    // One cache behind both protocols.
+    let (_, cross) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h2").await;
+    assert_eq!(cross.cache(), "HIT");
+    assert_eq!(upstream.hits("/over-h2"), 1);
+    assert_eq!(upstream.hits("/over-h1"), 1);
+
+    // The upstream is told the client came over TLS; plain HTTP is marked http.
+    request(gateway.addr, "GET", "/plain", &[]).await;
+    let proto = |path: &str| {
+        upstream
+            .requests()
+            .iter()
+            .find(|r| r.path() == path)
+            .and_then(|r| r.header("x-forwarded-proto"))
+    };
+    assert_eq!(
+        proto("/over-h2").as_deref(),
+        Some("https"),
+        "HTTP/2 over TLS"
+    );
+    assert_eq!(
+        proto("/over-h1").as_deref(),
+        Some("https"),
+        "HTTP/1.1 over TLS"
+    );
+    assert_eq!(proto("/plain").as_deref(), Some("http"));
+}
+
+async fn wait_for_tls(addr: SocketAddr) {
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("the TLS listener {addr} never accepted a connection");
+}
+
+/// Starts the gateway expecting failure; returns its stderr and checks the exit code is 1.
+fn startup_error(upstream: SocketAddr, cert: &str, key: &str) -> String {
+    let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let error = match GatewayProcess::try_start(&config(upstream, tls_addr, cert, key), &[]) {
+        Ok(_) => panic!("the gateway started with tls.cert {cert} and tls.key {key}"),
+        Err(error) => error,
+    };
+    assert!(
+        error.contains("exit status: 1"),
+        "expected exit code 1: {error}"
+    );
+    assert!(
+        !error.contains("panicked"),
+        "a panic instead of an error: {error}"
+    );
+    let stderr = error
+        .split("stderr:\n")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    assert_eq!(stderr.lines().count(), 1, "one line expected: {stderr}");
+    stderr
+}
+
+#[tokio::test]
+async fn unusable_certificate_files_are_a_clear_startup_error() {
+    let upstream = Upstream::start(|_| Reply::ok("x")).await;
+    let cert = TestCert::new();
+    let missing = cert.dir.0.join("missing.crt").display().to_string();
+
+    let stderr = startup_error(upstream.addr, &missing, &cert.key());
+    assert!(
+        stderr.contains(&missing) && stderr.contains("tls.cert"),
+        "{stderr}"
+    );
+
+    let missing_key = cert.dir.0.join("missing.key").display().to_string();
+    let stderr = startup_error(upstream.addr, &cert.cert(), &missing_key);
+    assert!(
+        stderr.contains(&missing_key) && stderr.contains("tls.key"),
+        "{stderr}"
+    );
+
+    let garbage = cert.dir.0.join("garbage.crt");
+    std::fs::write(&garbage, "not a certificate\n").unwrap();
+    let garbage = garbage.display().to_string();
+    let stderr = startup_error(upstream.addr, &garbage, &cert.key());
+    assert!(stderr.contains(&garbage), "{stderr}");
+
+    // The certificate given as the key, and a key that belongs to another certificate.
+    let stderr = startup_error(upstream.addr, &cert.cert(), &cert.cert());
+    assert!(stderr.contains("tls.key"), "{stderr}");
+    let other = TestCert::new();
+    let stderr = startup_error(upstream.addr, &cert.cert(), &other.key());
+    assert!(stderr.contains(&other.key()), "{stderr}");
+}
