@@ -231,6 +231,12 @@ impl MokaStore {
             u64::from(entry.weight()),
         );
         self.cache.insert(key, Arc::new(entry));
+        // moka evicts in batches (every few dozen writes or on the housekeeping tick), so
+        // without this the cache could hold up to twice `max_bytes` between batches.
+        let bytes = self.index.lock().stats().bytes;
+        if bytes > self.options.max_bytes {
+            self.cache.run_pending_tasks();
+        }
     }
 
     fn keep_until(&self, meta: &CacheMeta) -> SystemTime {
