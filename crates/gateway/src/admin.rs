@@ -9,6 +9,7 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
 
+use crate::cluster::ClusterHandle;
 use crate::metrics::{self, METRICS};
 use crate::state::SharedState;
 
@@ -17,20 +18,25 @@ const MAX_BODY_BYTES: usize = 64 * 1024;
 
 pub struct AdminApp {
     pub state: Arc<SharedState>,
+    /// Sends purges to the other nodes (`cluster:` in the config).
+    pub cluster: Option<ClusterHandle>,
 }
 
 type Response = http::Response<Vec<u8>>;
 
 fn respond(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     let mut response = http::Response::new(body);
-    *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     if let Ok(value) = http::HeaderValue::from_str(content_type) {
         headers.insert(http::header::CONTENT_TYPE, value);
     }
     let length = response.body().len().to_string();
     if let Ok(value) = http::HeaderValue::from_str(&length) {
-        response.headers_mut().insert(http::header::CONTENT_LENGTH, value);
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_LENGTH, value);
     }
     response
 }
@@ -84,13 +90,18 @@ impl AdminApp {
             .headers
             .get(http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            });
         match given {
             None => {
-                let mut refusal = error(401, "missing bearer token (Authorization: Bearer <token>)");
-                refusal
-                    .headers_mut()
-                    .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                let mut refusal =
+                    error(401, "missing bearer token (Authorization: Bearer <token>)");
+                refusal.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    http::HeaderValue::from_static("Bearer"),
+                );
                 Some(refusal)
             }
             Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => None,
@@ -101,7 +112,9 @@ impl AdminApp {
     async fn purge(&self, session: &mut ServerSession) -> Response {
         let body = match read_body(session).await {
             Body::Complete(body) => body,
-            Body::TooLarge => return error(413, format!("body larger than {MAX_BODY_BYTES} bytes")),
+            Body::TooLarge => {
+                return error(413, format!("body larger than {MAX_BODY_BYTES} bytes"))
+            }
             Body::Broken(e) => return error(400, format!("cannot read the body: {e}")),
         };
         let request: PurgeRequest = match serde_json::from_slice(&body) {
@@ -113,6 +126,10 @@ impl AdminApp {
             Err(e) => return error(400, e.to_string()),
         };
         let label = selector.label();
+        // Only queued for the other nodes (sent in the background): Redis never delays this answer.
+        if let Some(cluster) = &self.cluster {
+            cluster.publish(&selector, soft);
+        }
         let report = self.state.store.purge(selector, soft);
         METRICS.purges.with_label_values(&[label]).inc();
         METRICS.purged_entries.inc_by(report.matched);
@@ -147,7 +164,10 @@ impl AdminApp {
         if down.is_empty() {
             json_response(200, json!({ "status": "ready" }))
         } else {
-            json_response(503, json!({ "status": "not ready", "upstreams_down": down }))
+            json_response(
+                503,
+                json!({ "status": "not ready", "upstreams_down": down }),
+            )
         }
     }
 
@@ -164,8 +184,12 @@ impl AdminApp {
 
 pub fn refresh_gauges(state: &SharedState) {
     let stats = state.store.stats();
-    METRICS.cache_entries.set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
-    METRICS.cache_bytes.set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
+    METRICS
+        .cache_entries
+        .set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+    METRICS
+        .cache_bytes
+        .set(i64::try_from(stats.bytes).unwrap_or(i64::MAX));
     let counted = METRICS.cache_evictions.get();
     if stats.evictions > counted {
         METRICS.cache_evictions.inc_by(stats.evictions - counted);
@@ -178,13 +202,19 @@ impl ServeHttp for AdminApp {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let allowed: &[http::Method] = match path.as_str() {
-            "/healthz" | "/readyz" | "/metrics" | "/stats" => &[http::Method::GET, http::Method::HEAD],
+            "/healthz" | "/readyz" | "/metrics" | "/stats" => {
+                &[http::Method::GET, http::Method::HEAD]
+            }
             "/purge" | "/reload" => &[http::Method::POST],
             _ => return error(404, format!("no admin endpoint {path}")),
         };
         if !allowed.contains(&method) {
             let mut refusal = error(405, format!("{method} is not allowed on {path}"));
-            let allow = allowed.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");
+            let allow = allowed
+                .iter()
+                .map(http::Method::as_str)
+                .collect::<Vec<_>>()
+                .join(", ");
             if let Ok(value) = http::HeaderValue::from_str(&allow) {
                 refusal.headers_mut().insert(http::header::ALLOW, value);
             }

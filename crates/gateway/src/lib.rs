@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod background;
+pub mod cluster;
 pub mod demo;
 pub mod metrics;
 pub mod proxy;

@@ -18,6 +18,7 @@ use thiserror::Error;
 
 use crate::admin::AdminApp;
 use crate::background::{Housekeeping, ReloadOnHangup};
+use crate::cluster::ClusterBus;
 use crate::demo::DemoApi;
 use crate::proxy::Gateway;
 use crate::state::SharedState;
@@ -133,6 +134,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         Some(tls) => Some((tls.listen.clone(), check_tls(tls).map_err(runtime_error)?)),
         None => None,
     };
+    let cluster_config = config.cluster.clone();
 
     let store: &'static MokaStore = Box::leak(Box::new(MokaStore::new(StoreOptions {
         max_bytes: config.cache.max_bytes.0,
@@ -159,6 +161,10 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         )
         .map_err(runtime_error)?,
     );
+    let cluster = match &cluster_config {
+        Some(cluster) => Some(ClusterBus::new(cluster, state.clone()).map_err(runtime_error)?),
+        None => None,
+    };
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
 
@@ -187,6 +193,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
 
     let admin_app = AdminApp {
         state: state.clone(),
+        cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
     };
     let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
     admin.add_tcp(&admin_listen);
@@ -202,6 +209,9 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         "reload-on-sighup",
         ReloadOnHangup { state },
     ));
+    if let Some((bus, _)) = cluster {
+        server.add_service(background_service("cluster-purge", bus));
+    }
 
     if let Some(address) = options.demo_upstream {
         let mut demo = Service::new(

@@ -395,7 +395,8 @@ fn default_tls_listen() -> Vec<String> {
 pub struct ClusterConfig {
     /// `redis://` or `rediss://` URL. Required.
     pub redis_url: String,
-    /// Pub/sub channel purges are published on. Default `cors-edge-purge`.
+    /// Name of the Redis stream purges travel on (a stream rather than pub/sub, so a node that
+    /// was disconnected catches up). Default `cors-edge-purge`.
     #[serde(default = "default_channel")]
     pub channel: String,
 }
