@@ -1,0 +1,224 @@
+//! Reload (SIGHUP and POST /reload) and graceful stop (SIGTERM).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cors_edge_tests::client::request_with_body;
+use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+
+/// `routes` is YAML for the routes list; upstreams `a` and `b` are always defined.
+fn config(a: SocketAddr, b: SocketAddr, routes: &str) -> String {
+    format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
+         server: {{ grace_period: 1s, shutdown_timeout: 1s }}\n\
+         upstreams:\n  a:\n    servers: [\"{a}\"]\n  b:\n    servers: [\"{b}\"]\nroutes:\n{routes}"
+    )
+}
+
+const ROUTES_BEFORE: &str = "  - name: keep\n    match: { path_prefix: /keep }\n    upstream: a\n\
+                             \x20 - name: switch\n    match: { path_prefix: /switch }\n    upstream: a\n";
+const ROUTES_AFTER: &str = "  - name: keep\n    match: { path_prefix: /keep }\n    upstream: a\n\
+                            \x20 - name: switch\n    match: { path_prefix: /switch }\n    upstream: b\n\
+                            \x20 - name: added\n    match: { path_prefix: /added }\n    upstream: b\n";
+
+async fn two_upstreams() -> (Upstream, Upstream) {
+    let a = Upstream::start(|_| Reply::ok("from-a").header("cache-control", "max-age=300")).await;
+    let b = Upstream::start(|_| Reply::ok("from-b").header("cache-control", "max-age=300")).await;
+    (a, b)
+}
+
+async fn admin_post(gateway: &GatewayProcess, path: &str) -> Response {
+    request_with_body(gateway.admin, "POST", path, &[], Bytes::new()).await
+}
+
+/// A kept-alive HTTP/1.1 connection to the gateway.
+struct KeepAlive {
+    sender: hyper::client::conn::http1::SendRequest<Empty<Bytes>>,
+    addr: SocketAddr,
+}
+
+impl KeepAlive {
+    async fn open(addr: SocketAddr) -> KeepAlive {
+        let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .expect("handshake");
+        tokio::spawn(connection);
+        KeepAlive { sender, addr }
+    }
+
+    /// GET on this same connection; fails the test if the connection was closed.
+    async fn get(&mut self, path: &str) -> (String, String) {
+        self.sender
+            .ready()
+            .await
+            .expect("the kept-alive connection is still open");
+        let request = http::Request::get(path)
+            .header("host", self.addr.to_string())
+            .body(Empty::new())
+            .unwrap();
+        let response = self
+            .sender
+            .send_request(request)
+            .await
+            .expect("response on the kept-alive connection");
+        let cache = response
+            .headers()
+            .get("x-cache")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        (cache, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+async fn body_and_cache(gateway: &GatewayProcess, path: &str) -> (String, String) {
+    let response = request(gateway.addr, "GET", path, &[]).await;
+    (response.text(), response.cache())
+}
+
+#[tokio::test]
+async fn sighup_applies_new_routes_and_keeps_cache_and_connections() {
+    let (a, b) = two_upstreams().await;
+    let gateway = GatewayProcess::start(&config(a.addr, b.addr, ROUTES_BEFORE));
+    assert_eq!(
+        body_and_cache(&gateway, "/keep/1").await,
+        ("from-a".into(), "MISS".into())
+    );
+    assert_eq!(
+        body_and_cache(&gateway, "/keep/1").await,
+        ("from-a".into(), "HIT".into())
+    );
+    assert_eq!(
+        request(gateway.addr, "GET", "/added/1", &[]).await.status,
+        404,
+        "no route yet"
+    );
+    let mut open = KeepAlive::open(gateway.addr).await;
+    assert_eq!(open.get("/keep/1").await, ("HIT".into(), "from-a".into()));
+
+    gateway.rewrite_config(&config(a.addr, b.addr, ROUTES_AFTER));
+    gateway.signal("HUP");
+    // The reload runs in the background: wait for the new route to answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while request(gateway.addr, "GET", "/added/1", &[]).await.status != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not apply the new route within 5s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(body_and_cache(&gateway, "/added/1").await.0, "from-b");
+    assert_eq!(
+        body_and_cache(&gateway, "/switch/new").await,
+        ("from-b".into(), "MISS".into()),
+        "switched upstream"
+    );
+    // The cache survived: still a HIT, the upstream asked once.
+    assert_eq!(
+        body_and_cache(&gateway, "/keep/1").await,
+        ("from-a".into(), "HIT".into())
+    );
+    assert_eq!(a.hits("/keep/1"), 1);
+    // The connection opened before the reload still works, under the new routes.
+    assert_eq!(open.get("/keep/1").await, ("HIT".into(), "from-a".into()));
+    assert_eq!(open.get("/added/2").await.1, "from-b");
+    assert!(b.hits("/added/2") == 1 && a.hits("/added/2") == 0);
+}
+
+#[tokio::test]
+async fn post_reload_applies_at_once_and_refuses_a_bad_file() {
+    let (a, b) = two_upstreams().await;
+    let gateway = GatewayProcess::start(&config(a.addr, b.addr, ROUTES_BEFORE));
+    request(gateway.addr, "GET", "/keep/1", &[]).await;
+    assert_eq!(body_and_cache(&gateway, "/switch/1").await.0, "from-a");
+
+    gateway.rewrite_config(&config(a.addr, b.addr, ROUTES_AFTER));
+    let answer = admin_post(&gateway, "/reload").await;
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    // POST /reload answers after the swap: no waiting needed.
+    assert_eq!(body_and_cache(&gateway, "/switch/2").await.0, "from-b");
+    assert_eq!(body_and_cache(&gateway, "/added/1").await.0, "from-b");
+    assert_eq!(body_and_cache(&gateway, "/keep/1").await.1, "HIT");
+
+    // A broken file: 400 naming the file, and the running config (ROUTES_AFTER) stays.
+    let config_file = gateway.config_path.display().to_string();
+    std::fs::write(
+        &gateway.config_path,
+        config(a.addr, b.addr, ROUTES_BEFORE) + "unknown_key: 1\n",
+    )
+    .unwrap();
+    let refused = admin_post(&gateway, "/reload").await;
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused.text().contains(&config_file),
+        "the error does not name {config_file}: {}",
+        refused.text()
+    );
+    assert!(refused.text().contains("unknown_key"), "{}", refused.text());
+    assert_eq!(
+        body_and_cache(&gateway, "/switch/3").await.0,
+        "from-b",
+        "running config replaced by a bad file"
+    );
+    assert_eq!(body_and_cache(&gateway, "/keep/1").await.1, "HIT");
+
+    // A file that is not YAML at all, through SIGHUP: the process keeps serving as before.
+    std::fs::write(&gateway.config_path, "routes: [unclosed\n").unwrap();
+    gateway.signal("HUP");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(body_and_cache(&gateway, "/added/2").await.0, "from-b");
+    let refused = admin_post(&gateway, "/reload").await;
+    assert_eq!(refused.status, 400);
+    assert!(refused.text().contains(&config_file), "{}", refused.text());
+}
+
+#[tokio::test]
+async fn sigterm_finishes_the_request_in_flight_then_exits() {
+    let slow =
+        Upstream::start(|_| Reply::ok("slow but complete").delay(Duration::from_millis(500))).await;
+    let config = format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
+         server: {{ grace_period: 1s, shutdown_timeout: 1s }}\n\
+         upstreams:\n  slow:\n    servers: [\"{}\"]\nroutes:\n  - name: slow\n    upstream: slow\n",
+        slow.addr
+    );
+    let mut gateway = GatewayProcess::start(&config);
+    let addr = gateway.addr;
+    let in_flight = tokio::spawn(async move { request(addr, "GET", "/slow", &[]).await });
+    // SIGTERM once the upstream has the request, i.e. while the gateway waits for its answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while slow.total() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let stop = Instant::now();
+    gateway.signal("TERM");
+    let response = in_flight.await.expect("request task");
+    assert_eq!(
+        (response.status, response.text().as_str()),
+        (200, "slow but complete")
+    );
+    // grace_period + shutdown_timeout = 2s; generous margin for a loaded machine.
+    assert!(
+        gateway.wait_exit(Duration::from_secs(15)),
+        "still running 15s after SIGTERM"
+    );
+    println!("SIGTERM to exit: {:?}", stop.elapsed());
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after exit"
+    );
+}
