@@ -133,6 +133,9 @@ fn merge_not_modified(
     not_modified: &HeaderMap,
     old: Option<&CacheMeta>,
 ) {
+    // The stored `Age` described the first response; the 304's own `Age` (absent: 0) is the
+    // age of the refreshed one (§4.2.3).
+    stored.remove_header(&http::header::AGE);
     let mut names: Vec<&HeaderName> = not_modified.keys().collect();
     names.dedup();
     for name in names {
@@ -446,8 +449,10 @@ impl ProxyHttp for Gateway {
         let must_revalidate = response_cc.must_revalidate
             || response_cc.proxy_revalidate
             || response_cc.s_maxage.is_some();
+        // `updated`, not `created`: Pingora keeps the first `created` across revalidations,
+        // while `updated` is when this copy's current age started (see response_cache_filter).
         let stored = freshness::Stored::at(
-            meta.created(),
+            meta.updated(),
             meta.fresh_until(),
             SystemTime::now(),
             must_revalidate,
@@ -519,6 +524,19 @@ impl ProxyHttp for Gateway {
         resp: &ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<RespCacheable> {
+        // After an upstream 304, `resp` is Pingora's merge (stored header plus the 304's
+        // Cache-Control, Expires and ETag). Decide on the full RFC 9111 §4.3.4 merge instead:
+        // freshness must count from the 304's Date and Age, not the stored response's.
+        let merged_304;
+        let resp = match ctx.not_modified_headers.take() {
+            Some(not_modified) => {
+                let mut merged = resp.clone();
+                merge_not_modified(&mut merged, &not_modified, session.cache.maybe_cache_meta());
+                merged_304 = merged;
+                &merged_304
+            }
+            None => resp,
+        };
         let (Some(route), Some(runtime)) = (&ctx.route, &ctx.runtime) else {
             return Ok(RespCacheable::Uncacheable(NoCacheReason::Custom(
                 "no_route",
@@ -592,13 +610,6 @@ impl ProxyHttp for Gateway {
                 }
                 StorageDecision::Store(fresh) => {
                     let mut stored = resp.clone();
-                    if let Some(not_modified) = ctx.not_modified_headers.take() {
-                        merge_not_modified(
-                            &mut stored,
-                            &not_modified,
-                            session.cache.maybe_cache_meta(),
-                        );
-                    }
                     for name in fresh
                         .strip_headers
                         .iter()
