@@ -2,6 +2,7 @@
 //! variant limit and purge reports never scan the cache.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
 
 use cors_edge_core::purge::{EntryTags, Selector};
 use pingora::cache::key::HashBinary;
@@ -23,6 +24,17 @@ pub(crate) struct Index {
     per_tag: HashMap<String, u64>,
     /// Ordered so a prefix count is a range walk over matching paths, not over all entries.
     per_path: BTreeMap<String, u64>,
+    /// Per primary key with `Vary` variants: the secondary slots and the provenance of the
+    /// latest primary-slot entry, so a vacated primary slot can hand over to a surviving variant.
+    families: HashMap<HashBinary, Family>,
+}
+
+#[derive(Default)]
+struct Family {
+    /// Provenance of the latest entry written to the primary slot: variants created before it
+    /// belong to an older `Vary` family and are dead to Pingora.
+    floor: Option<SystemTime>,
+    secondaries: Vec<HashBinary>,
 }
 
 fn bump(map: &mut HashMap<String, u64>, key: &str) {
@@ -93,6 +105,51 @@ impl Index {
 
     pub(crate) fn stats(&self) -> StoreStats {
         self.stats
+    }
+
+    /// An entry was written to `slot` under `primary`; `varied` is the provenance of its
+    /// `CacheMeta` when the entry is a `Vary` variant (none: no family to track).
+    pub(crate) fn slot_added(
+        &mut self,
+        primary: &HashBinary,
+        slot: &HashBinary,
+        varied: Option<SystemTime>,
+    ) {
+        let Some(provenance) = varied else {
+            return;
+        };
+        let family = self.families.entry(*primary).or_default();
+        if slot == primary {
+            family.floor = Some(provenance);
+        } else {
+            family.secondaries.push(*slot);
+        }
+    }
+
+    pub(crate) fn slot_removed(&mut self, primary: &HashBinary, slot: &HashBinary) {
+        if slot != primary {
+            if let Some(family) = self.families.get_mut(primary) {
+                if let Some(at) = family.secondaries.iter().position(|s| s == slot) {
+                    family.secondaries.swap_remove(at);
+                }
+            }
+        }
+        let empty = self
+            .families
+            .get(primary)
+            .is_some_and(|f| f.secondaries.is_empty());
+        if empty && !self.per_primary.contains_key(primary) {
+            self.families.remove(primary);
+        }
+    }
+
+    /// The secondary slots of a primary key and the floor their creation time must reach.
+    pub(crate) fn family_of(
+        &self,
+        primary: &HashBinary,
+    ) -> Option<(Option<SystemTime>, Vec<HashBinary>)> {
+        let family = self.families.get(primary)?;
+        (!family.secondaries.is_empty()).then(|| (family.floor, family.secondaries.clone()))
     }
 
     pub(crate) fn variants_of(&self, primary: &HashBinary) -> u32 {

@@ -70,6 +70,8 @@ struct EntryInfo {
     primary: HashBinary,
     tags: EntryTags,
     fetched_at: SystemTime,
+    /// For a `Vary` variant, its `CacheMeta` provenance (see [`MokaStore::promote_variant`]).
+    varied: Option<SystemTime>,
 }
 
 struct Entry {
@@ -140,13 +142,15 @@ impl MokaStore {
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(KeepUntilExpiry)
             .support_invalidation_closures()
-            .eviction_listener(move |_key, entry: Arc<Entry>, cause| {
-                listener_index.lock().removed(
+            .eviction_listener(move |slot: Arc<HashBinary>, entry: Arc<Entry>, cause| {
+                let mut index = listener_index.lock();
+                index.removed(
                     &entry.info.primary,
                     &entry.info.tags,
                     u64::from(entry.weight()),
                     cause == RemovalCause::Size,
                 );
+                index.slot_removed(&entry.info.primary, &slot);
             })
             .build();
         let invalidations = moka::sync::Cache::builder()
@@ -225,11 +229,15 @@ impl MokaStore {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() + 1);
         self.horizon_secs.fetch_max(keep_secs, Ordering::Relaxed);
-        self.index.lock().added(
-            &entry.info.primary,
-            &entry.info.tags,
-            u64::from(entry.weight()),
-        );
+        {
+            let mut index = self.index.lock();
+            index.added(
+                &entry.info.primary,
+                &entry.info.tags,
+                u64::from(entry.weight()),
+            );
+            index.slot_added(&entry.info.primary, &key, entry.info.varied);
+        }
         self.cache.insert(key, Arc::new(entry));
         // moka evicts in batches (every few dozen writes or on the housekeeping tick), so
         // without this the cache could hold up to twice `max_bytes` between batches.
@@ -237,6 +245,47 @@ impl MokaStore {
         if bytes > self.options.max_bytes {
             self.cache.run_pending_tasks();
         }
+    }
+
+    /// Pingora keeps the first variant of a URL in the primary slot and takes that entry's
+    /// provenance as the tombstone of every other variant: a secondary created before it is
+    /// ignored. When the primary slot is vacated (a purge that named its variant only, an
+    /// eviction, an expiry), the next fill would land there with a new provenance and hide every
+    /// other variant: purging one origin would drop all origins of the URL. Moves the oldest
+    /// surviving variant into the primary slot instead, so the others stay valid; returns it.
+    fn promote_variant(&self, primary: HashBinary) -> Option<Arc<Entry>> {
+        let (floor, slots) = self.index.lock().family_of(&primary)?;
+        let mut oldest: Option<(SystemTime, HashBinary, Arc<Entry>)> = None;
+        for slot in slots {
+            let Some(entry) = self.cache.get(&slot) else {
+                continue;
+            };
+            if self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Invalid
+                || self.invalidated(&entry.info)
+            {
+                continue;
+            }
+            let Ok(meta) = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) else {
+                continue;
+            };
+            let created = meta.created();
+            if meta.variance().is_none() || floor.is_some_and(|floor| created < floor) {
+                continue;
+            }
+            if oldest.as_ref().is_none_or(|(at, _, _)| created < *at) {
+                oldest = Some((created, slot, entry));
+            }
+        }
+        let (_, slot, entry) = oldest?;
+        let moved = Entry {
+            meta: entry.meta.clone(),
+            body: entry.body.clone(),
+            info: entry.info.clone(),
+            keep_until: entry.keep_until,
+        };
+        self.insert(primary, moved);
+        self.cache.invalidate(&slot);
+        self.cache.get(&primary)
     }
 
     fn keep_until(&self, meta: &CacheMeta) -> SystemTime {
@@ -385,14 +434,24 @@ impl Storage for MokaStore {
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
         let hash = key.combined_bin();
-        let Some(entry) = self.cache.get(&hash) else {
+        let mut ban = BanOutcome::Valid;
+        let mut found = self.cache.get(&hash);
+        if let Some(entry) = &found {
+            ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
+            if ban == BanOutcome::Invalid || self.invalidated(&entry.info) {
+                self.cache.invalidate(&hash);
+                found = None;
+            }
+        }
+        if found.is_none() && key.get_variance_key().is_none() {
+            found = self.promote_variant(hash);
+            if let Some(entry) = &found {
+                ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
+            }
+        }
+        let Some(entry) = found else {
             return Ok(None);
         };
-        let ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
-        if ban == BanOutcome::Invalid || self.invalidated(&entry.info) {
-            self.cache.invalidate(&hash);
-            return Ok(None);
-        }
         let mut meta = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1)?;
         if let BanOutcome::ExpiredAt(at) = ban {
             if meta.fresh_until() > at {
@@ -419,6 +478,7 @@ impl Storage for MokaStore {
             primary: key.primary_bin(),
             tags,
             fetched_at,
+            varied: meta.variance().map(|_| meta.provenance()),
         };
         Ok(Box::new(MemoryMiss {
             store: self,
@@ -462,6 +522,7 @@ impl Storage for MokaStore {
             primary: old.info.primary,
             tags: old.info.tags.clone(),
             fetched_at,
+            varied: meta.variance().map(|_| meta.provenance()),
         };
         let entry = Entry {
             meta: meta.serialize()?,
