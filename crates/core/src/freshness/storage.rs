@@ -112,8 +112,8 @@ pub enum NotStorable {
     /// No explicit freshness (`s-maxage`, `max-age`, `Expires`): heuristic freshness
     /// (§4.2.2) is deliberately not used in front of APIs.
     NoFreshness,
-    /// Already stale on arrival (expired `Expires`, `max-age=0`, an `Age` past the lifetime)
-    /// and no validator to revalidate it with.
+    /// Already stale on arrival (expired `Expires`, `max-age=0`, an `Age` past the lifetime or
+    /// invalid) and no validator to revalidate it with.
     Stale,
 }
 
@@ -176,7 +176,8 @@ pub enum StorageDecision {
 ///   response is stored without its `Set-Cookie`.
 /// * An invalid or conflicting `Expires` means already expired (§5.3, §4.2.1); an invalid or
 ///   conflicting `Date` is ignored and the receipt time used instead (RFC 9110 §6.6.1); an
-///   invalid `Age` is ignored (§5.1).
+///   `Age` that is not exactly one non-negative integer makes the response stale (see
+///   [`age_header`]; §5.1 would ignore it or use a list's first member).
 /// * The policy's default stale windows apply whenever the response does not name them and
 ///   does not forbid stale serving; they are the operator's out-of-band permission (§4.2.4).
 pub fn storage_decision(
@@ -265,7 +266,13 @@ fn decide(
     let response_delay = received
         .duration_since(req.sent_at)
         .unwrap_or(Duration::ZERO);
-    let age_value = age_header(resp.age).map_or(Duration::ZERO, secs);
+    let age_value = match age_header(resp.age) {
+        AgeField::Absent => Duration::ZERO,
+        AgeField::Seconds(s) => secs(s),
+        // How old it is cannot be known: assume as old as can be, so it is never used
+        // without revalidation.
+        AgeField::Invalid => secs(DELTA_SECONDS_MAX),
+    };
     let corrected_age_value = age_value.saturating_add(response_delay);
     // §1.2.2: a calculation that overflows what we want to represent becomes 2^31 seconds.
     let initial_age = apparent_age
@@ -334,12 +341,26 @@ fn expires_lifetime(lines: &[&[u8]], date_value: SystemTime) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// The `Age` value in seconds: the first member of the first line (§5.1 says to use the
-/// first member of a list), None when it is not a non-negative integer (§5.1: ignore it).
-fn age_header(lines: &[&[u8]]) -> Option<u32> {
-    let first = lines.first()?;
-    let member = first.split(|&b| b == b',').next().unwrap_or(first);
-    parse_delta_seconds(trim_ows(member))
+/// What the `Age` field says.
+enum AgeField {
+    Absent,
+    Seconds(u32),
+    /// Not exactly one `delta-seconds`.
+    Invalid,
+}
+
+/// `Age` is a singleton `delta-seconds` (§5.1). Anything else, a list on one line or several
+/// lines (even of equal values), a negative, decimal or parameterised number, any other text,
+/// is invalid. RFC 9111 says a cache SHOULD use the first member of a list and ignore an
+/// invalid value; this cache takes the side that cannot serve an over-age response instead
+/// (the http-cache-tests `age-parse-*` expectations): an `Age` it cannot read with certainty
+/// makes the response stale, so it is revalidated (or refetched) before any reuse.
+fn age_header(lines: &[&[u8]]) -> AgeField {
+    match lines {
+        [] => AgeField::Absent,
+        [one] => parse_delta_seconds(trim_ows(one)).map_or(AgeField::Invalid, AgeField::Seconds),
+        _ => AgeField::Invalid,
+    }
 }
 
 /// `Vary` has the member `*` on any line (RFC 9110 §12.5.5).

@@ -199,14 +199,24 @@ fn cases() -> Vec<Case> {
             expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] },
             ..BASE
         },
+        // Age is a singleton delta-seconds; anything else makes the response stale.
+        Case { name: "Age list is invalid", cc: &["max-age=60"], age: &["0, 50"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Age list of equal values is invalid", cc: &["max-age=60"], age: &["0, 0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "two Age lines are invalid", cc: &["max-age=60"], age: &["0", "0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "negative Age is invalid", cc: &["max-age=60"], age: &["-5"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "decimal Age is invalid", cc: &["max-age=60"], age: &["5.0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Age with a parameter is invalid", cc: &["max-age=60"], age: &["5;a=1"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "non-numeric Age is invalid", cc: &["max-age=60"], age: &["abc"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "empty Age is invalid", cc: &["max-age=60"], age: &[""], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Age with surrounding whitespace", cc: &["max-age=60"], age: &[" 20 "], expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] }, ..BASE },
         Case {
-            name: "Age list: first member",
+            name: "invalid Age with validator: stored as stale, revalidated before use",
             cc: &["max-age=60"],
-            age: &["20, 50", "55"],
-            expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] },
+            age: &["20, 50"],
+            validator: true,
+            expect: Expect::Store { fresh: 0, age: 1 << 31, swr: 10, sie: 60, must: false, strip: &[] },
             ..BASE
         },
-        Case { name: "invalid Age is ignored", cc: &["max-age=60"], age: &["-5"], expect: fresh(60), ..BASE },
         Case {
             name: "response delay is added to Age",
             cc: &["max-age=60"],
