@@ -22,11 +22,13 @@
 //!   names; field-name lists of repeated directives are merged. An empty list or a list with
 //!   anything but field names (tokens) reads as the unqualified directive, since we cannot
 //!   tell which fields were meant.
-//! * Restrictive flags (`no-store`, `must-revalidate`, `proxy-revalidate`, `only-if-cached`)
-//!   count even when they wrongly carry an argument; permissive ones (`public`, `immutable`)
+//! * Restrictive flags (`no-store`, `must-revalidate`, `proxy-revalidate`, `must-understand`,
+//!   `only-if-cached`) count even when they wrongly carry an argument; permissive ones (`public`, `immutable`)
 //!   are ignored when they do.
-//! * Unknown directives are ignored (§5.2.3). `must-understand` (§5.2.2.3) is not implemented,
-//!   so the `no-store` that must accompany it always applies.
+//! * Unknown directives are ignored (§5.2.3). `must-understand` (§5.2.2.3) is read: a response
+//!   carrying it is stored only when its status code is one the cache knows (see
+//!   `storage.rs`); the `no-store` that should accompany it still applies (ignoring it there is
+//!   a SHOULD, and applying it stores less).
 
 use std::fmt;
 
@@ -91,6 +93,8 @@ pub struct CacheControl {
     pub must_revalidate: bool,
     /// `proxy-revalidate` (§5.2.2.8).
     pub proxy_revalidate: bool,
+    /// `must-understand` (§5.2.2.3), response only.
+    pub must_understand: bool,
     /// `stale-while-revalidate` (RFC 5861 §3).
     pub stale_while_revalidate: Option<u32>,
     /// `stale-if-error` (RFC 5861 §4), on either side.
@@ -224,6 +228,8 @@ impl CacheControl {
             self.must_revalidate = true;
         } else if is("proxy-revalidate") {
             self.proxy_revalidate = true;
+        } else if is("must-understand") {
+            self.must_understand = true;
         } else if is("only-if-cached") {
             self.only_if_cached = true;
         } else if is("public") {
@@ -265,6 +271,7 @@ impl fmt::Display for CacheControl {
         secs(&mut parts, self.s_maxage, "s-maxage");
         flag(&mut parts, self.must_revalidate, "must-revalidate");
         flag(&mut parts, self.proxy_revalidate, "proxy-revalidate");
+        flag(&mut parts, self.must_understand, "must-understand");
         secs(
             &mut parts,
             self.stale_while_revalidate,

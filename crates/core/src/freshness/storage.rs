@@ -94,7 +94,7 @@ pub enum NotStorable {
     /// The request had `Cache-Control: no-store` (§5.2.1.5).
     RequestNoStore,
     /// 1xx, 206, 304 or a code outside 100..=599 (§3: final, understood, and no partial
-    /// content support here).
+    /// content support here), or `must-understand` with a code RFC 9110 does not define.
     Status,
     /// The response had `no-store` (§5.2.2.5).
     NoStore,
@@ -208,6 +208,10 @@ fn decide(
         return Err(NotStorable::Status);
     }
     let cc = CacheControl::parse(resp.cache_control.iter().copied());
+    // §3: with `must-understand`, only a cache that understands the status code may store it.
+    if cc.must_understand && !status_understood(resp.status) {
+        return Err(NotStorable::Status);
+    }
     if cc.no_store {
         return Err(NotStorable::NoStore);
     }
@@ -310,6 +314,15 @@ fn decide(
 /// partial content is not assembled here, 304 because it only updates a stored response.
 fn status_storable(status: u16) -> bool {
     (200..=599).contains(&status) && status != 206 && status != 304
+}
+
+/// The final status codes RFC 9110 §15 defines, whose caching rules this cache follows: the
+/// ones `must-understand` (RFC 9111 §5.2.2.3) lets it store. 206 and 304 are never stored.
+fn status_understood(status: u16) -> bool {
+    matches!(
+        status,
+        200..=205 | 300..=305 | 307 | 308 | 400..=417 | 421 | 422 | 426 | 500..=505
+    )
 }
 
 fn secs(s: u32) -> Duration {

@@ -110,6 +110,11 @@ fn cases() -> Vec<Case> {
         Case { name: "304", status: 304, cc: &["max-age=60"], validator: true, expect: Expect::Dont(NotStorable::Status), ..BASE },
         Case { name: "1xx", status: 103, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Status), ..BASE },
         Case { name: "status out of range", status: 600, cc: &["max-age=60"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "unknown status code", status: 599, cc: &["max-age=60"], expect: fresh(60), ..BASE },
+        Case { name: "must-understand, unknown status code", status: 599, cc: &["max-age=60, must-understand"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "must-understand, unknown 2xx", status: 299, cc: &["max-age=60, Must-Understand"], expect: Expect::Dont(NotStorable::Status), ..BASE },
+        Case { name: "must-understand, known status code", status: 404, cc: &["max-age=60, must-understand"], expect: fresh(60), ..BASE },
+        Case { name: "must-understand does not lift no-store", cc: &["max-age=60, must-understand, no-store"], expect: Expect::Dont(NotStorable::NoStore), ..BASE },
         Case { name: "no-store", cc: &["no-store, max-age=60, public"], expect: Expect::Dont(NotStorable::NoStore), ..BASE },
         Case { name: "request no-store", req_cc: &["no-store"], cc: &["max-age=60"], expect: Expect::Dont(NotStorable::RequestNoStore), ..BASE },
         Case { name: "request no-cache does not stop storing", req_cc: &["no-cache, max-age=0"], cc: &["max-age=60"], expect: fresh(60), ..BASE },
@@ -487,7 +492,7 @@ fn cache_control_strategy() -> impl Strategy<Value = CacheControl> {
     (
         (opt(), opt(), opt(), opt(), opt(), max_stale),
         (scope_strategy(), scope_strategy()),
-        proptest::array::uniform6(any::<bool>()),
+        proptest::array::uniform7(any::<bool>()),
     )
         .prop_map(
             |((max_age, s_maxage, swr, sie, min_fresh, max_stale), (no_cache, private), f)| {
@@ -500,6 +505,7 @@ fn cache_control_strategy() -> impl Strategy<Value = CacheControl> {
                     public: f[1],
                     must_revalidate: f[2],
                     proxy_revalidate: f[3],
+                    must_understand: f[6],
                     stale_while_revalidate: swr,
                     stale_if_error: sie,
                     immutable: f[4],
@@ -522,6 +528,7 @@ fn directive_soup() -> impl Strategy<Value = Vec<u8>> {
         "public",
         "must-revalidate",
         "proxy-revalidate",
+        "must-understand",
         "stale-while-revalidate",
         "stale-if-error",
         "immutable",
