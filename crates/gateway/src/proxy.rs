@@ -872,12 +872,22 @@ impl ProxyHttp for Gateway {
             },
         };
         if code > 0 {
-            ctx.answered = Some(if ctx.looked_up { "MISS" } else { "BYPASS" });
-            let mut body_bytes = Bytes::from_static(body.as_bytes());
-            if body.is_empty() {
-                body_bytes = Bytes::new();
+            let status = if ctx.looked_up { "MISS" } else { "BYPASS" };
+            ctx.answered = Some(status);
+            // Built here rather than with `respond_error_with_body`, which sends the JSON body
+            // without `Content-Type` and the answer without `X-Cache`.
+            let mut resp = pingora::protocols::http::ServerSession::generate_error(code);
+            if !body.is_empty() {
+                if let Err(header_error) = resp
+                    .set_content_length(body.len())
+                    .and_then(|()| resp.insert_header("content-type", "application/json"))
+                {
+                    tracing::warn!("cannot describe the error body: {header_error}");
+                }
             }
-            if let Err(write_error) = session.respond_error_with_body(code, body_bytes).await {
+            set_header(&mut resp, "x-cache", status);
+            let body_bytes = Bytes::from_static(body.as_bytes());
+            if let Err(write_error) = session.write_error_response(resp, body_bytes).await {
                 tracing::debug!("cannot send the error response: {write_error}");
             }
         }
