@@ -720,9 +720,6 @@ impl ProxyHttp for Gateway {
                 .upstream_duration
                 .observe(sent.elapsed().as_secs_f64());
         }
-        if upstream_response.status == http::StatusCode::NOT_MODIFIED {
-            ctx.not_modified_headers = Some(upstream_response.headers.clone());
-        }
         let req = session.req_header();
         if is_unsafe_method(&req.method) && upstream_response.status.as_u16() < 400 {
             self.invalidate_after_unsafe_request(&route, req, upstream_response);
@@ -770,6 +767,17 @@ impl ProxyHttp for Gateway {
                     }
                 }
             }
+        }
+        if upstream_response.status == http::StatusCode::NOT_MODIFIED {
+            // Taken after the edge-mode stripping above, so a 304 cannot bring the upstream's
+            // CORS headers into the entry shared by every origin.
+            let mut not_modified = upstream_response.headers.clone();
+            // `Vary` and ACAO decide which requests a stored variant answers (cache_vary_filter
+            // reads them from the stored header), and Pingora does not re-key a variant over a
+            // 304: taking them would let a 304 for one origin's copy make it everyone's.
+            not_modified.remove(http::header::VARY);
+            not_modified.remove("access-control-allow-origin");
+            ctx.not_modified_headers = Some(not_modified);
         }
         Ok(())
     }
