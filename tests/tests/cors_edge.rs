@@ -431,3 +431,52 @@ async fn a_thousand_origins_cause_one_upstream_fetch() {
         "{ORIGINS} distinct allowed origins on one URL must cause one upstream fetch"
     );
 }
+
+#[tokio::test]
+async fn revalidation_304_cannot_smuggle_upstream_cors_headers() {
+    let upstream = Upstream::start(|req| {
+        // The first answer is fresh for 1s; the 304 makes it fresh for a minute.
+        let reply = if req.header("if-none-match").as_deref() == Some("\"v1\"") {
+            Reply::status(304).header("cache-control", "max-age=60")
+        } else {
+            Reply::ok(format!("body of {}", req.path())).header("cache-control", "max-age=1")
+        };
+        reply
+            .header("etag", "\"v1\"")
+            .header("access-control-allow-origin", EVIL)
+            .header("access-control-allow-credentials", "true")
+            .header("access-control-expose-headers", "X-Evil")
+            .header("vary", "Origin")
+    })
+    .await;
+    let config = config(&upstream).replace(
+        "admin: { listen: \"{admin}\" }\n",
+        "admin: { listen: \"{admin}\" }\ncache: { stale_while_revalidate: 0s }\n",
+    );
+    let gateway = GatewayProcess::start(&config);
+    assert_granted(&get(&gateway, "/rv", Some(APP)).await, APP, "first GET");
+    assert_no_cors(
+        &get(&gateway, "/rv", Some(EVIL)).await,
+        "hit from a disallowed origin before the 304",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1300)).await;
+    let revalidated = get(&gateway, "/rv", Some("https://a.example.com")).await;
+    assert_eq!(revalidated.cache(), "REVALIDATED");
+    assert_eq!(revalidated.text(), "body of /rv");
+    assert_granted(&revalidated, "https://a.example.com", "revalidated GET");
+    let denied = get(&gateway, "/rv", Some(EVIL)).await;
+    assert_eq!(
+        (denied.cache().as_str(), denied.text().as_str()),
+        ("HIT", "body of /rv")
+    );
+    assert_no_cors(&denied, "hit from a disallowed origin after the 304");
+    assert_granted(
+        &get(&gateway, "/rv", Some(APP)).await,
+        APP,
+        "hit after the 304",
+    );
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].header("if-none-match").as_deref(), Some("\"v1\""));
+    assert!(seen.iter().all(|r| r.header("origin").is_none()));
+}

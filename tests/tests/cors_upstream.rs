@@ -5,6 +5,7 @@
 //! The upstream here writes the origin it answered for into the body (`made-for: <origin>`), so
 //! a response served to the wrong origin is visible in the body as well as in the ACAO.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
@@ -557,4 +558,229 @@ async fn get_after_options_on_the_same_path_is_never_the_preflight_answer() {
     let plain = options(&gateway, "/same", &[("origin", APP)]).await;
     assert_ne!(plain.text(), made_for(Some(APP)));
     assert_eq!(gets_seen(&upstream, "/same"), 3);
+}
+
+/// A gateway without stale-while-revalidate, so an expired entry is refetched or revalidated
+/// before it is served (deterministic cache statuses).
+fn config_no_swr(upstream: &Upstream) -> String {
+    config(upstream).replace(
+        "  negative_preflight_ttl: 1s\n",
+        "  negative_preflight_ttl: 1s\n  stale_while_revalidate: 0s\n",
+    )
+}
+
+#[tokio::test]
+async fn head_is_answered_from_the_requests_own_origin_variant() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(&upstream));
+    assert_answer_for(
+        &get(&gateway, "/h/b", Some(APP)).await,
+        Some(APP),
+        "GET from APP",
+    );
+    // HEAD from another origin must not see APP's ACAO.
+    let head = request(gateway.addr, "HEAD", "/h/b", &[("origin", EVIL)]).await;
+    assert_eq!(head.status, 200);
+    assert!(
+        !head.has("access-control-allow-origin"),
+        "HEAD from EVIL got {:?}",
+        head.header("access-control-allow-origin")
+    );
+    let head = request(gateway.addr, "HEAD", "/h/b", &[("origin", APP)]).await;
+    assert_eq!(
+        (
+            head.cache().as_str(),
+            head.header("access-control-allow-origin").as_str()
+        ),
+        ("HIT", APP)
+    );
+    // Whatever the HEAD from EVIL stored, a GET from EVIL gets its own full body.
+    assert_answer_for(
+        &get(&gateway, "/h/b", Some(EVIL)).await,
+        Some(EVIL),
+        "GET from EVIL after its HEAD",
+    );
+    assert_answer_for(
+        &get(&gateway, "/h/b", Some(APP)).await,
+        Some(APP),
+        "GET from APP at the end",
+    );
+}
+
+#[tokio::test]
+async fn switching_between_shared_star_and_per_origin_answers() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let per_origin = Arc::new(AtomicBool::new(false));
+    let flag = per_origin.clone();
+    let upstream = Upstream::start(move |req| {
+        let origin = req.header("origin");
+        if flag.load(Ordering::SeqCst) {
+            // Echoes allowed origins and forgets Vary.
+            let reply = Reply::ok(made_for(origin.as_deref())).header("cache-control", "max-age=1");
+            match origin.as_deref().filter(|o| upstream_allows(o)) {
+                Some(o) => reply.header("access-control-allow-origin", o),
+                None => reply,
+            }
+        } else {
+            Reply::ok("made-for: everyone")
+                .header("cache-control", "max-age=1")
+                .header("access-control-allow-origin", "*")
+        }
+    })
+    .await;
+    let gateway = GatewayProcess::start(&config_no_swr(&upstream));
+    let shared = |resp: &Response| (resp.text(), resp.header("access-control-allow-origin"));
+    let star = ("made-for: everyone".to_string(), "*".to_string());
+    // Phase 1: `*` shared by everyone.
+    for origin in ORIGINS {
+        assert_eq!(
+            shared(&get(&gateway, "/flip", origin).await),
+            star,
+            "{origin:?}"
+        );
+    }
+    assert_eq!(upstream.total(), 1);
+    // Phase 2: the upstream now answers per origin; after expiry nobody may get another's answer.
+    per_origin.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for round in 0..2 {
+        for origin in ORIGINS {
+            assert_answer_for(
+                &get(&gateway, "/flip", origin).await,
+                origin,
+                &format!("per-origin round {round}, {origin:?}"),
+            );
+        }
+    }
+    // Phase 3: back to `*`: after expiry everyone gets the shared answer again, once fetched.
+    per_origin.store(false, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let before = upstream.total();
+    for round in 0..2 {
+        for origin in ORIGINS {
+            let resp = get(&gateway, "/flip", origin).await;
+            // An origin whose own variant is still stored may refetch it once; either way the
+            // answer is the upstream's current one, never another origin's.
+            assert_eq!(
+                shared(&resp),
+                star,
+                "star round {round}, {origin:?} ({})",
+                resp.cache()
+            );
+        }
+    }
+    assert!(upstream.total() - before <= ORIGINS.len());
+}
+
+#[tokio::test]
+async fn revalidation_keeps_each_origin_on_its_own_variant() {
+    let upstream = Upstream::start(|req| {
+        let origin = req.header("origin");
+        let etag = format!(
+            "\"{}\"",
+            origin.as_deref().unwrap_or("none").replace(['/', ':'], "")
+        );
+        let allowed = origin.as_deref().filter(|o| upstream_allows(o));
+        // Fresh for 1s at first; each 304 makes the variant fresh for a minute.
+        let reply = if req.header("if-none-match").as_deref() == Some(etag.as_str()) {
+            Reply::status(304).header("cache-control", "max-age=60")
+        } else {
+            Reply::ok(made_for(origin.as_deref())).header("cache-control", "max-age=1")
+        };
+        let reply = reply.header("etag", &etag);
+        match allowed {
+            Some(o) => reply.header("access-control-allow-origin", o),
+            None => reply,
+        }
+    })
+    .await;
+    let gateway = GatewayProcess::start(&config_no_swr(&upstream));
+    for origin in ORIGINS {
+        assert_answer_for(
+            &get(&gateway, "/rv", origin).await,
+            origin,
+            &format!("first, {origin:?}"),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for origin in ORIGINS {
+        let resp = get(&gateway, "/rv", origin).await;
+        assert_answer_for(&resp, origin, &format!("after revalidation, {origin:?}"));
+        assert_eq!(resp.cache(), "REVALIDATED", "{origin:?}");
+    }
+    for origin in ORIGINS {
+        let resp = get(&gateway, "/rv", origin).await;
+        assert_answer_for(
+            &resp,
+            origin,
+            &format!("hit after revalidation, {origin:?}"),
+        );
+        assert_eq!(resp.cache(), "HIT", "{origin:?}");
+    }
+    // Each conditional request carried the ETag of the requester's own variant.
+    for seen in upstream
+        .requests()
+        .iter()
+        .filter(|r| r.header("if-none-match").is_some())
+    {
+        let origin = seen
+            .header("origin")
+            .unwrap_or_else(|| "none".into())
+            .replace(['/', ':'], "");
+        assert_eq!(seen.header("if-none-match"), Some(format!("\"{origin}\"")));
+    }
+    assert_eq!(upstream.total(), 2 * ORIGINS.len());
+}
+
+/// A 304 revalidates the variant it was asked about; its CORS headers must not widen that
+/// variant's audience. Here the upstream computes its ETag from the data only (the same for every
+/// origin) and, after a config change, answers revalidations with `ACAO: *`: the copy made for
+/// one origin must still not be served to the others.
+#[tokio::test]
+async fn a_304_cannot_turn_one_origins_variant_into_a_shared_one() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let star = Arc::new(AtomicBool::new(false));
+    let flag = star.clone();
+    let upstream = Upstream::start(move |req| {
+        let origin = req.header("origin");
+        let reply = if req.header("if-none-match").as_deref() == Some("\"same\"") {
+            Reply::status(304)
+        } else {
+            Reply::ok(made_for(origin.as_deref()))
+        };
+        let reply = reply
+            .header("cache-control", "max-age=1")
+            .header("etag", "\"same\"");
+        if flag.load(Ordering::SeqCst) {
+            return reply.header("access-control-allow-origin", "*");
+        }
+        match origin.as_deref().filter(|o| upstream_allows(o)) {
+            // ... and forgets Vary, as on `/b`.
+            Some(o) => reply.header("access-control-allow-origin", o),
+            None => reply,
+        }
+    })
+    .await;
+    let gateway = GatewayProcess::start(&config_no_swr(&upstream));
+    for origin in ORIGINS {
+        assert_answer_for(
+            &get(&gateway, "/scope", origin).await,
+            origin,
+            &format!("first, {origin:?}"),
+        );
+    }
+    star.store(true, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    for round in 0..2 {
+        for origin in [Some(APP), Some(EVIL), None, Some(ADMIN)] {
+            let resp = get(&gateway, "/scope", origin).await;
+            assert_eq!(resp.status, 200);
+            assert_eq!(
+                resp.text(),
+                made_for(origin),
+                "round {round}, {origin:?} ({}): body made for another origin",
+                resp.cache()
+            );
+        }
+    }
 }
