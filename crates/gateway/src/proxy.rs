@@ -157,6 +157,21 @@ fn merge_not_modified(
     }
 }
 
+/// What an upstream-mode response says about CORS, for `cors_decisions_total` (edge mode records
+/// the policy's own decisions): `upstream_wildcard` counts `Access-Control-Allow-Origin: *`
+/// answers, `upstream_origin` answers naming an origin, `upstream_none` CORS requests the
+/// upstream did not grant.
+fn upstream_decision(has_origin: bool, headers: &HeaderMap) -> &'static str {
+    if !has_origin {
+        return "no_origin";
+    }
+    match header_lines(headers, "access-control-allow-origin").as_slice() {
+        [] => "upstream_none",
+        [value] if value.trim_ascii() == b"*" => "upstream_wildcard",
+        _ => "upstream_origin",
+    }
+}
+
 fn set_header(resp: &mut ResponseHeader, name: &'static str, value: &str) {
     if let Err(e) = resp.insert_header(name, value) {
         tracing::warn!("cannot set {name}: {e}");
@@ -795,6 +810,13 @@ impl ProxyHttp for Gateway {
         let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
+        if route.cors_mode == CorsMode::Upstream {
+            let decision = upstream_decision(ctx.origin.is_some(), &resp.headers);
+            METRICS
+                .cors_decisions
+                .with_label_values(&[&route.name, decision])
+                .inc();
+        }
         match (route.cors_mode, ctx.cors_kind) {
             (CorsMode::Upstream, RequestKind::Preflight) => {
                 let mut lines: Vec<Vec<u8>> = header_lines(&resp.headers, "vary")
