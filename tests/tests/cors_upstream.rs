@@ -784,3 +784,28 @@ async fn a_304_cannot_turn_one_origins_variant_into_a_shared_one() {
         }
     }
 }
+
+#[tokio::test]
+async fn past_max_variants_answers_are_served_unstored_and_still_per_origin() {
+    let upstream = Upstream::start(api).await;
+    let config = config(&upstream).replace("cache:\n", "cache:\n  max_variants: 2\n");
+    let gateway = GatewayProcess::start(&config);
+    // APP and ADMIN fill the two variants of /mv/b; EVIL and no-Origin are served, not stored.
+    let order = [Some(APP), Some(ADMIN), Some(EVIL), None];
+    for origin in order {
+        let resp = get(&gateway, "/mv/b", origin).await;
+        assert_answer_for(&resp, origin, &format!("first, {origin:?}"));
+        assert_eq!(resp.cache(), "MISS");
+    }
+    let second: Vec<String> = {
+        let mut statuses = Vec::new();
+        for origin in order {
+            let resp = get(&gateway, "/mv/b", origin).await;
+            assert_answer_for(&resp, origin, &format!("second, {origin:?}"));
+            statuses.push(resp.cache());
+        }
+        statuses
+    };
+    assert_eq!(second, ["HIT", "HIT", "MISS", "MISS"]);
+    assert_eq!(gets_seen(&upstream, "/mv/b"), 6);
+}
