@@ -114,22 +114,67 @@ pub fn origin_variance_value(origin: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
-/// The value a request contributes for one header named in `Vary`: all its field lines joined
-/// the way RFC 9110 §5.3 combines them, with surrounding whitespace dropped, so the same header
-/// sent as one line or two selects the same variant.
-pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(field_lines: I) -> Vec<u8> {
+/// Request fields named in `Vary` whose whole value is case-insensitive: language ranges
+/// (RFC 4647 §2), content codings (RFC 9110 §8.4.1), charsets (RFC 9110 §8.3.2) and their
+/// `q` weights (§12.4.2).
+const CASE_INSENSITIVE_FIELDS: [&str; 3] = ["accept-language", "accept-encoding", "accept-charset"];
+
+/// The value a request contributes for the header `name` (lower-case) named in `Vary`
+/// (RFC 9111 §4.1). Its field lines are read as one list (RFC 9110 §5.3, §5.6.1): members
+/// split at commas outside quoted strings, whitespace around them and empty members dropped,
+/// joined with `", "`; so one line or two, `1,2` or ` 1 , 2 `, select the same variant, while
+/// anything inside a quoted string or a member stays as sent. Fields whose values are
+/// case-insensitive are lower-cased. A header absent from the request is a value of its own,
+/// distinct from a present but empty one (§4.1).
+pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
+    name: &str,
+    field_lines: I,
+) -> Vec<u8> {
+    let mut lines = field_lines.into_iter().peekable();
+    if lines.peek().is_none() {
+        return b"\0absent".to_vec();
+    }
     let mut value = Vec::new();
-    for line in field_lines {
-        let trimmed = line.trim_ascii();
-        if trimmed.is_empty() {
-            continue;
+    for line in lines {
+        for member in list_members(line) {
+            if !value.is_empty() {
+                value.extend_from_slice(b", ");
+            }
+            value.extend_from_slice(member);
         }
-        if !value.is_empty() {
-            value.extend_from_slice(b", ");
-        }
-        value.extend_from_slice(trimmed);
+    }
+    if CASE_INSENSITIVE_FIELDS.contains(&name) {
+        value.make_ascii_lowercase();
     }
     value
+}
+
+/// The non-empty members of one comma-separated field line, without surrounding whitespace;
+/// commas inside quoted strings (with backslash escapes) do not split. An unterminated quote
+/// runs to the end of the line.
+fn list_members(line: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut members = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, &b) in line.iter().enumerate() {
+        if in_quotes {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_quotes = false,
+                _ => {}
+            }
+        } else if b == b'"' {
+            in_quotes = true;
+        } else if b == b',' {
+            members.push(&line[start..i]);
+            start = i + 1;
+        }
+    }
+    members.push(&line[start..]);
+    members
+        .into_iter()
+        .map(|m| m.trim_ascii())
+        .filter(|m| !m.is_empty())
 }
 
 #[cfg(test)]
@@ -226,11 +271,53 @@ mod tests {
         );
     }
 
+    fn vary(name: &str, lines: &[&str]) -> Vec<u8> {
+        vary_header_value(name, lines.iter().map(|l| l.as_bytes()))
+    }
+
     #[test]
     fn vary_value_joins_lines_and_trims() {
-        let one = vary_header_value([&b"gzip, br"[..]]);
-        let two = vary_header_value([&b" gzip"[..], &b"br "[..], &b""[..]]);
-        assert_eq!(one, two);
-        assert!(vary_header_value(std::iter::empty::<&[u8]>()).is_empty());
+        let one = vary("foo", &["gzip, br"]);
+        assert_eq!(one, b"gzip, br");
+        assert_eq!(one, vary("foo", &[" gzip", "br ", ""]));
+        assert_eq!(one, vary("foo", &["gzip,br"]));
+        assert_eq!(one, vary("foo", &[" gzip ,  br ", ",,"]));
+        assert_eq!(one, vary("foo", &["gzip", "", "br"]));
+        assert_ne!(one, vary("foo", &["br, gzip"]));
+        assert_ne!(one, vary("foo", &["gzip br"]));
+    }
+
+    #[test]
+    fn vary_value_keeps_quoted_strings_and_member_insides() {
+        assert_ne!(vary("foo", &[r#""a , b""#]), vary("foo", &[r#""a,b""#]));
+        assert_eq!(vary("foo", &[r#""a , b" , c"#]), br#""a , b", c"#);
+        assert_eq!(vary("foo", &[r#""a\", b" ,c"#]), br#""a\", b", c"#);
+        assert_ne!(vary("foo", &["a b"]), vary("foo", &["a  b"]));
+        assert_eq!(vary("foo", &[r#"x, "open, quote"#]), br#"x, "open, quote"#);
+    }
+
+    #[test]
+    fn vary_value_case_only_for_case_insensitive_fields() {
+        assert_eq!(
+            vary("accept-language", &["eN, De"]),
+            vary("accept-language", &["en,de"])
+        );
+        assert_eq!(vary("accept-encoding", &["GZIP"]), b"gzip");
+        assert_ne!(
+            vary("accept-language", &["en, de"]),
+            vary("accept-language", &["de, en"])
+        );
+        assert_ne!(
+            vary("authorization", &["Bearer ABC"]),
+            vary("authorization", &["bearer abc"])
+        );
+        assert_ne!(vary("foo", &["A"]), vary("foo", &["a"]));
+    }
+
+    #[test]
+    fn absent_header_is_not_an_empty_one() {
+        assert_ne!(vary("foo", &[]), vary("foo", &[""]));
+        assert_eq!(vary("foo", &[""]), vary("foo", &[" , "]));
+        assert!(vary("foo", &[""]).is_empty());
     }
 }

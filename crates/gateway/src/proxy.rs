@@ -520,7 +520,7 @@ impl ProxyHttp for Gateway {
         let mut builder = VarianceBuilder::new();
         if let vary::VaryFields::Fields(names) = &fields {
             for name in names.iter().filter(|n| n.as_str() != "origin") {
-                let value = key::vary_header_value(header_lines(&req.headers, name));
+                let value = key::vary_header_value(name, header_lines(&req.headers, name));
                 builder.add_owned_name_value(name.clone(), value);
             }
         }
