@@ -283,7 +283,6 @@ async fn unusable_certificate_files_are_a_clear_startup_error() {
 /// tells it) must not have its cached redirect served to HTTPS clients: that is a redirect loop.
 /// nginx (`$scheme` in the default proxy_cache_key) and CDNs key the cache by scheme.
 #[tokio::test]
-#[ignore = "the cache key has no scheme (crates/core/src/key.rs KeyParts): an answer made for http is served over https"]
 async fn http_and_https_answers_are_cached_apart() {
     let upstream = Upstream::start(|request| {
         if request.header("x-forwarded-proto").as_deref() == Some("https") {

@@ -52,6 +52,7 @@ fn bench_key(c: &mut Criterion) {
         b.iter(|| {
             key::primary_key(black_box(&KeyParts {
                 route: "api",
+                tls: true,
                 host: "api.example.com",
                 path_and_query: "/v1/items/42?fields=name,price&lang=en",
                 preflight: None,
@@ -62,6 +63,7 @@ fn bench_key(c: &mut Criterion) {
         b.iter(|| {
             key::primary_key(black_box(&KeyParts {
                 route: "api",
+                tls: true,
                 host: "API.Example.com.:8080",
                 path_and_query: "/v1/items/42",
                 preflight: Some(PreflightParts {

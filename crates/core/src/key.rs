@@ -41,6 +41,9 @@ pub struct PreflightParts<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeyParts<'a> {
     pub route: &'a str,
+    /// Arrived over TLS: an upstream may answer `http` and `https` differently (a redirect to
+    /// https), so they never share an entry, as in nginx's default `$scheme` key.
+    pub tls: bool,
     /// Request host as sent; normalized by [`normalize_host`] inside [`primary_key`].
     pub host: &'a str,
     pub path_and_query: &'a str,
@@ -86,6 +89,14 @@ pub fn primary_key(parts: &KeyParts<'_>) -> Vec<u8> {
         Vec::with_capacity(32 + parts.route.len() + host.len() + parts.path_and_query.len());
     push_framed(&mut key, parts.kind().as_str().as_bytes());
     push_framed(&mut key, parts.route.as_bytes());
+    push_framed(
+        &mut key,
+        if parts.tls {
+            &b"https"[..]
+        } else {
+            &b"http"[..]
+        },
+    );
     push_framed(&mut key, host.as_bytes());
     push_framed(&mut key, parts.path_and_query.as_bytes());
     if let Some(preflight) = parts.preflight {
@@ -184,6 +195,7 @@ mod tests {
     fn object(route: &'static str, host: &'static str, path: &'static str) -> Vec<u8> {
         primary_key(&KeyParts {
             route,
+            tls: false,
             host,
             path_and_query: path,
             preflight: None,
@@ -194,6 +206,19 @@ mod tests {
     fn framing_prevents_component_collisions() {
         assert_ne!(object("api", "a.com", "/ab"), object("api", "a.com/", "ab"));
         assert_ne!(object("ap", "ia.com", "/"), object("api", "a.com", "/"));
+    }
+
+    #[test]
+    fn http_and_https_never_share_a_key() {
+        let plain = object("api", "h", "/a");
+        let secure = primary_key(&KeyParts {
+            route: "api",
+            tls: true,
+            host: "h",
+            path_and_query: "/a",
+            preflight: None,
+        });
+        assert_ne!(plain, secure);
     }
 
     #[test]
@@ -223,6 +248,7 @@ mod tests {
     fn preflight_never_shares_a_key_with_an_object() {
         let pre = primary_key(&KeyParts {
             route: "api",
+            tls: false,
             host: "h",
             path_and_query: "/",
             preflight: Some(PreflightParts {
@@ -239,6 +265,7 @@ mod tests {
         let key = |origin: &'static [u8], method: &'static [u8], headers: &'static str| {
             primary_key(&KeyParts {
                 route: "api",
+                tls: false,
                 host: "h",
                 path_and_query: "/x",
                 preflight: Some(PreflightParts {

@@ -119,6 +119,12 @@ fn connection_listed(headers: &HeaderMap) -> Vec<String> {
         .collect()
 }
 
+/// Whether the request arrived over TLS: http and https answers are cached apart, since an
+/// upstream may answer them differently (a redirect to https, say).
+fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
 fn is_unsafe_method(method: &http::Method) -> bool {
     !matches!(
         *method,
@@ -229,6 +235,7 @@ impl Gateway {
     /// URL and for the URLs in `Location` and `Content-Location` on the same host.
     fn invalidate_after_unsafe_request(
         &self,
+        tls: bool,
         route: &Route,
         req: &RequestHeader,
         resp: &ResponseHeader,
@@ -258,6 +265,7 @@ impl Gateway {
         for path_and_query in targets {
             let primary = key::primary_key(&KeyParts {
                 route: &route.name,
+                tls,
                 host,
                 path_and_query: &path_and_query,
                 preflight: None,
@@ -426,6 +434,7 @@ impl ProxyHttp for Gateway {
         };
         let primary = key::primary_key(&KeyParts {
             route: &route.name,
+            tls: is_tls(session),
             host,
             path_and_query,
             preflight,
@@ -704,7 +713,7 @@ impl ProxyHttp for Gateway {
             };
             upstream_request.insert_header("x-forwarded-for", forwarded)?;
         }
-        let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+        let tls = is_tls(session);
         upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         if ctx
             .route
@@ -737,7 +746,7 @@ impl ProxyHttp for Gateway {
         }
         let req = session.req_header();
         if is_unsafe_method(&req.method) && upstream_response.status.as_u16() < 400 {
-            self.invalidate_after_unsafe_request(&route, req, upstream_response);
+            self.invalidate_after_unsafe_request(is_tls(session), &route, req, upstream_response);
         }
         match route.cors_mode {
             CorsMode::Upstream => {
