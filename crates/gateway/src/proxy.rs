@@ -52,6 +52,16 @@ pub struct Ctx {
     not_modified_headers: Option<HeaderMap>,
 }
 
+/// Request line and header fields together, like the 32 KiB of nginx's default
+/// `large_client_header_buffers` and of the big CDNs; Pingora's own limit is far higher, so a
+/// 100 KB header would otherwise be forwarded to (and stored in cache keys for) the upstream.
+const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+
+fn request_header_bytes(req: &RequestHeader) -> usize {
+    let line = req.method.as_str().len() + req.uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + 12;
+    req.headers.iter().fold(line, |total, (name, value)| total + name.as_str().len() + value.len() + 4)
+}
+
 const HOP_BY_HOP_CORS: [&str; 3] = [
     "origin",
     "access-control-request-method",
@@ -344,6 +354,21 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let runtime = self.state.runtime();
         let req = session.req_header();
+        if request_header_bytes(req) > MAX_REQUEST_HEADER_BYTES {
+            ctx.runtime = Some(runtime);
+            // Whatever follows on this connection cannot be trusted to be framed right.
+            session.set_keepalive(None);
+            return self
+                .answer(
+                    session,
+                    ctx,
+                    431,
+                    &[],
+                    "{\"error\":\"request header fields too large\"}\n",
+                    "BYPASS",
+                )
+                .await;
+        }
         let Some(route) = runtime
             .route_for(request_host(req), req.uri.path())
             .cloned()
