@@ -58,8 +58,11 @@ pub struct Ctx {
 const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
 
 fn request_header_bytes(req: &RequestHeader) -> usize {
-    let line = req.method.as_str().len() + req.uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + 12;
-    req.headers.iter().fold(line, |total, (name, value)| total + name.as_str().len() + value.len() + 4)
+    let line =
+        req.method.as_str().len() + req.uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + 12;
+    req.headers.iter().fold(line, |total, (name, value)| {
+        total + name.as_str().len() + value.len() + 4
+    })
 }
 
 const HOP_BY_HOP_CORS: [&str; 3] = [
