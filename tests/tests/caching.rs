@@ -1160,3 +1160,90 @@ async fn max_bytes_bounds_the_cache() {
     // The most recent object is still there.
     assert_eq!(get(&gateway, "/obj/199").await.cache(), "HIT");
 }
+
+// ---------------------------------------------------------------------------------------------
+// More request directives and error shapes
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn stale_if_error_covers_an_upstream_timeout() {
+    let slow = Arc::new(AtomicBool::new(false));
+    let flag = slow.clone();
+    let upstream = Upstream::start(move |_| {
+        let delay = if flag.load(Ordering::SeqCst) {
+            Duration::from_secs(3)
+        } else {
+            Duration::ZERO
+        };
+        Reply::ok("good")
+            .header("cache-control", "max-age=1, stale-if-error=60")
+            .delay(delay)
+    })
+    .await;
+    let yaml = config(upstream.addr, NO_STALE, "")
+        .replace("    servers:", "    read_timeout: 300ms\n    servers:");
+    let gateway = GatewayProcess::start(&yaml);
+    expect(&get(&gateway, "/t").await, 200, "MISS", "good");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    slow.store(true, Ordering::SeqCst);
+    expect(&get(&gateway, "/t").await, 200, "STALE", "good");
+}
+
+#[tokio::test]
+async fn only_if_cached_never_goes_upstream() {
+    let upstream = Upstream::start(|_| Reply::ok("v").header("cache-control", "max-age=60")).await;
+    let gateway = start(&upstream, "");
+    let oic = [("cache-control", "only-if-cached")];
+    let cold = request(gateway.addr, "GET", "/oic", &oic).await;
+    assert_eq!(cold.status, 504, "RFC 9111 §5.2.1.7");
+    assert_eq!(upstream.total(), 0);
+    get(&gateway, "/oic").await;
+    expect(
+        &request(gateway.addr, "GET", "/oic", &oic).await,
+        200,
+        "HIT",
+        "v",
+    );
+    assert_eq!(upstream.total(), 1);
+}
+
+#[tokio::test]
+async fn request_max_age_zero_revalidates_a_fresh_entry() {
+    let upstream = Upstream::start(|req| {
+        if req.header("if-none-match").as_deref() == Some("\"v1\"") {
+            return Reply::status(304)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "max-age=60");
+        }
+        Reply::ok("body")
+            .header("cache-control", "max-age=60")
+            .header("etag", "\"v1\"")
+    })
+    .await;
+    let gateway = start(&upstream, "");
+    get(&gateway, "/ma0").await;
+    let r = request(
+        gateway.addr,
+        "GET",
+        "/ma0",
+        &[("cache-control", "max-age=0")],
+    )
+    .await;
+    expect(&r, 200, "REVALIDATED", "body");
+    assert_eq!(upstream.total(), 2);
+}
+
+#[tokio::test]
+async fn a_range_request_is_answered_from_the_cached_object() {
+    let upstream =
+        Upstream::start(|_| Reply::ok("0123456789").header("cache-control", "max-age=60")).await;
+    let gateway = start(&upstream, "");
+    get(&gateway, "/range").await;
+    let part = request(gateway.addr, "GET", "/range", &[("range", "bytes=2-5")]).await;
+    assert_eq!(
+        (part.status, part.text().as_str(), part.cache().as_str()),
+        (206, "2345", "HIT")
+    );
+    assert_eq!(part.header("content-range"), "bytes 2-5/10");
+    assert_eq!(upstream.total(), 1);
+}
