@@ -129,6 +129,40 @@ async fn stats(gateway: &GatewayProcess, headers: &[(&str, &str)]) -> serde_json
     json(&response)
 }
 
+/// Metrics and stats are counted when a request is logged, just after its response went out:
+/// poll until `ready` holds on the /metrics text instead of reading it once.
+async fn metrics_when(
+    gateway: &GatewayProcess,
+    what: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let text = metrics_text(gateway).await;
+        if ready(&text) || Instant::now() > deadline {
+            assert!(ready(&text), "{what}: not within 5s in\n{text}");
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn stats_when(
+    gateway: &GatewayProcess,
+    what: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let value = stats(gateway, &[]).await;
+        if ready(&value) || Instant::now() > deadline {
+            assert!(ready(&value), "{what}: not within 5s in {value}");
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn wait_for<F, Fut>(what: &str, limit: Duration, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -406,7 +440,19 @@ async fn request_metrics_move_with_traffic() {
             .cache(),
         "HIT"
     );
-    let after = metrics_text(&gateway).await;
+    let duration_count = "cors_edge_request_duration_seconds_count";
+    let counted = |text: &str| {
+        sample(
+            text,
+            duration_count,
+            &[("route", "api"), ("kind", "simple")],
+        ) - sample(
+            &before,
+            duration_count,
+            &[("route", "api"), ("kind", "simple")],
+        ) >= 2.0
+    };
+    let after = metrics_when(&gateway, "both requests counted", counted).await;
     let requests = "cors_edge_requests_total";
     assert_eq!(
         sample(&after, requests, &hit) - sample(&before, requests, &hit),
@@ -464,7 +510,10 @@ async fn request_metrics_move_with_traffic() {
         2.0
     );
 
-    let stats = stats(&gateway, &[]).await;
+    let stats = stats_when(&gateway, "hit and miss counted", |s| {
+        s["hits"].as_u64().unwrap_or(0) + s["misses"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
     assert_eq!(
         (stats["hits"].as_u64(), stats["misses"].as_u64()),
         (Some(1), Some(1))
@@ -656,8 +705,19 @@ async fn upstream_mode_preflight_cache_hits_are_counted() {
         .await;
         assert_eq!(answer.status, 204);
     }
-    let text = metrics_text(&gateway).await;
     let route = ("route", "api");
+    let text = metrics_when(&gateway, "three preflights counted", |text| {
+        sample(
+            text,
+            "cors_edge_preflight_total",
+            &[route, ("result", "miss")],
+        ) + sample(
+            text,
+            "cors_edge_preflight_total",
+            &[route, ("result", "hit")],
+        ) >= 3.0
+    })
+    .await;
     assert_eq!(
         sample(
             &text,
@@ -674,7 +734,10 @@ async fn upstream_mode_preflight_cache_hits_are_counted() {
         ),
         2.0
     );
-    let stats = stats(&gateway, &[]).await;
+    let stats = stats_when(&gateway, "preflight hits counted", |s| {
+        s["preflight_hits"] == 2
+    })
+    .await;
     assert_eq!(stats["preflight_hits"], 2);
 }
 
@@ -843,7 +906,10 @@ async fn stats_reports_entries_bytes_hits_misses_and_preflight_hits() {
         )
         .await;
     }
-    let stats = stats(&gateway, &[]).await;
+    let stats = stats_when(&gateway, "four requests counted", |s| {
+        s["hits"].as_u64().unwrap_or(0) + s["misses"].as_u64().unwrap_or(0) >= 4
+    })
+    .await;
     assert_eq!(stats["entries"], 2, "the GET and the preflight: {stats}");
     assert!(stats["bytes"].as_u64().is_some_and(|b| b > 0), "{stats}");
     assert_eq!(stats["hits"], 2, "{stats}");
