@@ -74,9 +74,89 @@ struct EntryInfo {
     varied: Option<SystemTime>,
 }
 
+/// A stored `CacheMeta` (which is not `Clone`): the serialized internal part, and the response
+/// header already through pingora's serialize/deserialize round trip. A hit clones the parsed
+/// header instead of zstd-decompressing and re-parsing it (the most expensive part of a hit),
+/// and still gets exactly the header `CacheMeta::deserialize` would have produced.
+#[derive(Clone)]
+struct StoredMeta {
+    internal: Vec<u8>,
+    header: pingora::http::ResponseHeader,
+    /// Size of the serialized header, counted in the entry's weight.
+    header_len: usize,
+    /// The internal part when `CacheMeta::new` rebuilds it exactly (never revalidated, no epoch
+    /// override): then a hit does not decode `internal` either.
+    plain: Option<PlainMeta>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlainMeta {
+    fresh_until: SystemTime,
+    created: SystemTime,
+    stale_while_revalidate_sec: u32,
+    stale_if_error_sec: u32,
+    variance: Option<HashBinary>,
+}
+
+/// The serialized form of a header with no fields: `CacheMeta::deserialize` needs one, and the
+/// parsed header then replaces it.
+fn empty_header() -> Result<&'static [u8]> {
+    static EMPTY: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            let header = pingora::http::ResponseHeader::build(200, Some(0)).ok()?;
+            let meta = CacheMeta::new(UNIX_EPOCH, UNIX_EPOCH, 0, 0, header);
+            meta.serialize().ok().map(|(_, header)| header)
+        })
+        .as_deref()
+        .ok_or_else(|| Error::explain(InternalError, "cannot serialize an empty header"))
+}
+
+impl StoredMeta {
+    fn new(meta: &CacheMeta) -> Result<Self> {
+        let (internal, header_bytes) = meta.serialize()?;
+        let decoded = CacheMeta::deserialize(&internal, &header_bytes)?;
+        let created = decoded.created();
+        let plain = (decoded.updated() == created
+            && decoded.provenance() == created
+            && decoded.epoch_override().is_none())
+        .then(|| PlainMeta {
+            fresh_until: decoded.fresh_until(),
+            created,
+            stale_while_revalidate_sec: decoded.stale_while_revalidate_sec(),
+            stale_if_error_sec: decoded.stale_if_error_sec(),
+            variance: decoded.variance(),
+        });
+        Ok(StoredMeta {
+            internal,
+            header: decoded.response_header_copy(),
+            header_len: header_bytes.len(),
+            plain,
+        })
+    }
+
+    fn to_cache_meta(&self) -> Result<CacheMeta> {
+        if let Some(plain) = self.plain {
+            let mut meta = CacheMeta::new(
+                plain.fresh_until,
+                plain.created,
+                plain.stale_while_revalidate_sec,
+                plain.stale_if_error_sec,
+                self.header.clone(),
+            );
+            if let Some(variance) = plain.variance {
+                meta.set_variance(variance);
+            }
+            return Ok(meta);
+        }
+        let mut meta = CacheMeta::deserialize(&self.internal, empty_header()?)?;
+        *meta.response_header_mut() = self.header.clone();
+        Ok(meta)
+    }
+}
+
 struct Entry {
-    /// `CacheMeta::serialize()` output; `CacheMeta` is not `Clone`.
-    meta: (Vec<u8>, Vec<u8>),
+    meta: StoredMeta,
     body: Bytes,
     info: Arc<EntryInfo>,
     keep_until: SystemTime,
@@ -84,7 +164,7 @@ struct Entry {
 
 impl Entry {
     fn weight(&self) -> u32 {
-        let bytes = 64 + self.meta.0.len() + self.meta.1.len() + self.body.len();
+        let bytes = 64 + self.meta.internal.len() + self.meta.header_len + self.body.len();
         u32::try_from(bytes).unwrap_or(u32::MAX)
     }
 }
@@ -265,7 +345,7 @@ impl MokaStore {
             {
                 continue;
             }
-            let Ok(meta) = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1) else {
+            let Ok(meta) = entry.meta.to_cache_meta() else {
                 continue;
             };
             let created = meta.created();
@@ -400,7 +480,7 @@ impl HandleHit for MemoryHit {
 struct MemoryMiss {
     store: &'static MokaStore,
     key: HashBinary,
-    meta: (Vec<u8>, Vec<u8>),
+    meta: StoredMeta,
     info: Arc<EntryInfo>,
     keep_until: SystemTime,
     body: Vec<u8>,
@@ -452,7 +532,7 @@ impl Storage for MokaStore {
         let Some(entry) = found else {
             return Ok(None);
         };
-        let mut meta = CacheMeta::deserialize(&entry.meta.0, &entry.meta.1)?;
+        let mut meta = entry.meta.to_cache_meta()?;
         if let BanOutcome::ExpiredAt(at) = ban {
             if meta.fresh_until() > at {
                 meta.expire_at(at);
@@ -483,7 +563,7 @@ impl Storage for MokaStore {
         Ok(Box::new(MemoryMiss {
             store: self,
             key: key.combined_bin(),
-            meta: meta.serialize()?,
+            meta: StoredMeta::new(meta)?,
             info: Arc::new(info),
             keep_until: self.keep_until(meta),
             body: Vec::new(),
@@ -525,7 +605,7 @@ impl Storage for MokaStore {
             varied: meta.variance().map(|_| meta.provenance()),
         };
         let entry = Entry {
-            meta: meta.serialize()?,
+            meta: StoredMeta::new(meta)?,
             body: old.body.clone(),
             info: Arc::new(info),
             keep_until: self.keep_until(meta),
@@ -536,5 +616,78 @@ impl Storage for MokaStore {
 
     fn as_any(&self) -> &(dyn Any + Send + Sync + 'static) {
         self
+    }
+}
+
+#[cfg(test)]
+mod stored_meta_tests {
+    use super::*;
+
+    fn facts(meta: &CacheMeta) -> impl PartialEq + std::fmt::Debug {
+        let headers: Vec<(String, Vec<u8>)> = meta
+            .headers()
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.as_bytes().to_vec()))
+            .collect();
+        (
+            (
+                meta.fresh_until(),
+                meta.created(),
+                meta.updated(),
+                meta.provenance(),
+            ),
+            (meta.epoch_override(), meta.variance()),
+            (meta.stale_while_revalidate_sec(), meta.stale_if_error_sec()),
+            (
+                meta.response_header().status,
+                meta.response_header().version,
+                headers,
+            ),
+        )
+    }
+
+    fn sample(variance: bool) -> CacheMeta {
+        let mut header = pingora::http::ResponseHeader::build(200, None).unwrap();
+        header
+            .append_header("Cache-Control", "public, max-age=600")
+            .unwrap();
+        header.append_header("vary", "Origin").unwrap();
+        header.append_header("X-Multi", "a").unwrap();
+        header.append_header("X-Multi", "b").unwrap();
+        let now = SystemTime::now();
+        let mut meta = CacheMeta::new(now + Duration::from_secs(600), now, 10, 60, header);
+        if variance {
+            meta.set_variance([7; 16]);
+        }
+        meta
+    }
+
+    /// A hit must see exactly what `CacheMeta::deserialize` of the stored bytes gives.
+    fn assert_same_as_deserialize(meta: &CacheMeta) -> StoredMeta {
+        let (internal, header) = meta.serialize().unwrap();
+        let expected = CacheMeta::deserialize(&internal, &header).unwrap();
+        let stored = StoredMeta::new(meta).unwrap();
+        assert_eq!(facts(&stored.to_cache_meta().unwrap()), facts(&expected));
+        stored
+    }
+
+    #[test]
+    fn plain_meta_rebuilds_what_deserialize_gives() {
+        for variance in [false, true] {
+            let stored = assert_same_as_deserialize(&sample(variance));
+            assert!(stored.plain.is_some(), "a fresh fill takes the fast path");
+        }
+    }
+
+    #[test]
+    fn revalidated_or_overridden_meta_is_decoded() {
+        let mut revalidated = sample(true);
+        std::thread::sleep(Duration::from_millis(2));
+        revalidated.update_freshness(SystemTime::now() + Duration::from_secs(60), 0, 0);
+        assert!(assert_same_as_deserialize(&revalidated).plain.is_none());
+
+        let mut overridden = sample(false);
+        overridden.set_epoch_override(SystemTime::now() - Duration::from_secs(30));
+        assert!(assert_same_as_deserialize(&overridden).plain.is_none());
     }
 }
