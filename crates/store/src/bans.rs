@@ -79,6 +79,21 @@ impl Bans {
         outcome
     }
 
+    /// Whether a hard ban made at or after `since` hides an entry fetched at `fetched_at`: the
+    /// reclamation pass only needs the bans made since its previous pass.
+    pub(crate) fn hard_since(
+        &self,
+        tags: &EntryTags,
+        fetched_at: SystemTime,
+        since: SystemTime,
+    ) -> bool {
+        let list = self.list.read();
+        list.iter()
+            .rev()
+            .take_while(|ban| ban.at >= since)
+            .any(|ban| !ban.soft && ban.at >= fetched_at && ban.selector.matches(tags))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.list.read().len()
     }

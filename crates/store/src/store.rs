@@ -206,6 +206,8 @@ pub struct MokaStore {
     /// an entry older than an hour was fetched before any invalidation this could record.
     invalidations: moka::sync::Cache<HashBinary, SystemTime>,
     any_invalidation: std::sync::atomic::AtomicBool,
+    /// Set by a hard purge: the time from which [`MokaStore::reclaim`] must apply purges.
+    reclaim_from: Mutex<Option<SystemTime>>,
     /// Latest `keep_until` of any entry ever stored, as seconds since the epoch: after it, a
     /// ban can no longer match anything and is forgotten.
     horizon_secs: AtomicU64,
@@ -221,7 +223,6 @@ impl MokaStore {
             .weigher(|_: &HashBinary, entry: &Arc<Entry>| entry.weight())
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(KeepUntilExpiry)
-            .support_invalidation_closures()
             .eviction_listener(move |slot: Arc<HashBinary>, entry: Arc<Entry>, cause| {
                 let mut index = listener_index.lock();
                 index.removed(
@@ -243,6 +244,7 @@ impl MokaStore {
             bans: Bans::default(),
             invalidations,
             any_invalidation: std::sync::atomic::AtomicBool::new(false),
+            reclaim_from: Mutex::new(None),
             horizon_secs: AtomicU64::new(0),
             options,
         }
@@ -262,25 +264,45 @@ impl MokaStore {
         self.index.lock().variants_of(&key.primary_bin())
     }
 
-    /// Purges what the selector matches; O(1) in the number of cached entries (the memory of
-    /// hard-purged entries is reclaimed lazily by moka).
+    /// Purges what the selector matches; O(1) in the number of cached entries. The memory of
+    /// hard-purged entries is reclaimed later, off the request path, by [`MokaStore::sync`].
+    ///
+    /// Not moka's `invalidate_entries_if`: moka applies every registered predicate to every
+    /// `get` and scans the whole cache with them from the threads that read it, so after a
+    /// burst of purges on a large cache each hit paid milliseconds.
     pub fn purge(&self, selector: Selector, soft: bool) -> PurgeReport {
         let matched = self.index.lock().count_matching(&selector);
         let horizon = UNIX_EPOCH + Duration::from_secs(self.horizon_secs.load(Ordering::Relaxed));
         if !soft {
-            let reclaim = selector.clone();
-            let before = SystemTime::now();
-            if reclaim.is_everything() {
+            if selector.is_everything() {
+                // O(1) in moka: a timestamp every read compares against.
                 self.cache.invalidate_all();
-            } else if let Err(e) = self.cache.invalidate_entries_if(move |_, entry| {
-                entry.info.fetched_at <= before && reclaim.matches(&entry.info.tags)
-            }) {
-                // Only memory reclamation is lost; the ban below still hides the entries.
-                tracing::warn!("moka refused an invalidation predicate: {e}");
+            } else {
+                self.reclaim_from.lock().get_or_insert_with(SystemTime::now);
             }
         }
         self.bans.add(selector, soft, horizon);
         PurgeReport { matched }
+    }
+
+    /// Drops the entries hidden by hard purges made since the previous pass: one walk over the
+    /// cache checking only those purges, so its cost is the cache size times the new purges.
+    fn reclaim(&self) {
+        let Some(since) = self.reclaim_from.lock().take() else {
+            return;
+        };
+        let doomed: Vec<Arc<HashBinary>> = self
+            .cache
+            .iter()
+            .filter(|(_, entry)| {
+                self.bans
+                    .hard_since(&entry.info.tags, entry.info.fetched_at, since)
+            })
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in doomed {
+            self.cache.invalidate(&*slot);
+        }
     }
 
     /// Drops every variant stored under a primary key (all origins, all `Vary` values): after
@@ -298,8 +320,10 @@ impl MokaStore {
                 .is_some_and(|at| info.fetched_at <= at)
     }
 
-    /// Runs moka's deferred work (evictions, invalidations) now; for tests and benchmarks.
+    /// Reclaims the memory of hard-purged entries and runs moka's deferred work (evictions,
+    /// expirations); the gateway's housekeeping calls it twice a second.
     pub fn sync(&self) {
+        self.reclaim();
         self.cache.run_pending_tasks();
     }
 
