@@ -4,6 +4,8 @@
 //! Registered in the default registry of the `prometheus` version that `pingora-prometheus`
 //! re-exports; another version would have its own registry and `/metrics` would be empty.
 
+use std::sync::OnceLock;
+
 use once_cell::sync::Lazy;
 use pingora_prometheus::prometheus::{
     self, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -140,10 +142,45 @@ pub const CACHE_STATUSES: [&str; 6] = ["HIT", "MISS", "STALE", "EXPIRED", "REVAL
 
 /// Counters and histograms of one route, resolved once when the route is compiled so the hit
 /// path does no label lookups.
+/// Values of `cors_decisions_total{decision}` and `preflight_total{result}` that
+/// [`RouteMetrics`] resolves once per route, on first use: a series still appears only once it
+/// is counted, but a request no longer hashes its labels to find it.
+const DECISIONS: [&str; 10] = [
+    "allowed",
+    "allowed_any",
+    "no_origin",
+    "invalid_origin",
+    "denied_origin",
+    "denied_method",
+    "denied_headers",
+    "upstream_none",
+    "upstream_wildcard",
+    "upstream_origin",
+];
+const PREFLIGHT_RESULTS: [&str; 4] = ["hit", "miss", "answered", "denied"];
+
 pub struct RouteMetrics {
+    route: String,
     requests: Vec<IntCounter>,
     durations: [Histogram; 3],
     pub upstream_duration: Histogram,
+    decisions: [OnceLock<IntCounter>; DECISIONS.len()],
+    preflights: [OnceLock<IntCounter>; PREFLIGHT_RESULTS.len()],
+}
+
+fn count_lazily(
+    slots: &[OnceLock<IntCounter>],
+    values: &[&str],
+    family: &IntCounterVec,
+    route: &str,
+    value: &str,
+) {
+    match values.iter().position(|known| *known == value) {
+        Some(i) => slots[i]
+            .get_or_init(|| family.with_label_values(&[route, value]))
+            .inc(),
+        None => family.with_label_values(&[route, value]).inc(),
+    }
 }
 
 impl RouteMetrics {
@@ -164,10 +201,31 @@ impl RouteMetrics {
                 .with_label_values(&[route, kind.as_str()])
         });
         RouteMetrics {
+            route: route.to_string(),
             requests,
             durations,
             upstream_duration: m.upstream_duration.with_label_values(&[route]),
+            decisions: Default::default(),
+            preflights: Default::default(),
         }
+    }
+
+    /// Counts `cors_decisions_total{route, decision}`.
+    pub fn cors_decision(&self, decision: &str) {
+        let family = &METRICS.cors_decisions;
+        count_lazily(&self.decisions, &DECISIONS, family, &self.route, decision);
+    }
+
+    /// Counts `preflight_total{route, result}`.
+    pub fn preflight(&self, result: &str) {
+        let family = &METRICS.preflights;
+        count_lazily(
+            &self.preflights,
+            &PREFLIGHT_RESULTS,
+            family,
+            &self.route,
+            result,
+        );
     }
 
     pub fn request(&self, kind: Kind, cache_status: &str, seconds: f64) {

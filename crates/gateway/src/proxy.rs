@@ -89,6 +89,13 @@ fn request_host(req: &RequestHeader) -> &str {
 
 /// `ACAO: *` without `Vary: Origin`: one copy serves every origin.
 fn shared_across_origins(headers: &HeaderMap) -> bool {
+    // Only one `ACAO: *` line can be shared; checking that first spares parsing `Vary` for the
+    // per-origin responses that most hits are.
+    let mut lines = headers.get_all("access-control-allow-origin").iter();
+    match (lines.next(), lines.next()) {
+        (Some(only), None) if only.as_bytes().trim_ascii() == b"*" => {}
+        _ => return false,
+    }
     let acao = header_lines(headers, "access-control-allow-origin");
     let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
     cors::inspect_upstream_response(None, &acao, None, varies).shared_across_origins
@@ -308,19 +315,13 @@ impl Gateway {
         let decision = route.policy.preflight(origin, method, &requested);
         let mut headers = decision.headers.clone();
         headers.push(("vary", vary::PREFLIGHT_VARY.to_string()));
-        METRICS
-            .cors_decisions
-            .with_label_values(&[&route.name, decision.outcome.as_str()])
-            .inc();
+        route.metrics.cors_decision(decision.outcome.as_str());
         let result = if decision.outcome.is_allowed() {
             "answered"
         } else {
             "denied"
         };
-        METRICS
-            .preflights
-            .with_label_values(&[&route.name, result])
-            .inc();
+        route.metrics.preflight(result);
         // A preflight answered from the policy in memory never reaches the upstream: a hit.
         let status = if decision.outcome.is_allowed() {
             204
@@ -494,6 +495,14 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<Option<ForcedFreshness>> {
         let headers = &session.req_header().headers;
+        if !headers.contains_key(http::header::CACHE_CONTROL)
+            && !headers.contains_key(http::header::PRAGMA)
+        {
+            // The request asks for nothing: whatever the stored directives, the verdict below
+            // would be Serve (fresh) or Stale (left to pingora), so skip the parsing.
+            ctx.only_if_cached = false;
+            return Ok(None);
+        }
         let request_cc = freshness::CacheControl::parse(header_lines(headers, "cache-control"));
         let pragma = freshness::pragma_has_no_cache(header_lines(headers, "pragma"));
         let response_cc =
@@ -840,7 +849,10 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        set_header(resp, "x-cache", cache_status(session, ctx));
+        let status = HeaderValue::from_static(cache_status(session, ctx));
+        if let Err(e) = resp.insert_header("x-cache", status) {
+            tracing::warn!("cannot set x-cache: {e}");
+        }
         // Surrogate keys are for the cache, not for browsers.
         resp.remove_header("surrogate-key");
         resp.remove_header("cache-tag");
@@ -849,10 +861,7 @@ impl ProxyHttp for Gateway {
         };
         if route.cors_mode == CorsMode::Upstream {
             let decision = upstream_decision(ctx.origin.is_some(), &resp.headers);
-            METRICS
-                .cors_decisions
-                .with_label_values(&[&route.name, decision])
-                .inc();
+            route.metrics.cors_decision(decision);
         }
         match (route.cors_mode, ctx.cors_kind) {
             (CorsMode::Upstream, RequestKind::Preflight) => {
@@ -879,8 +888,12 @@ impl ProxyHttp for Gateway {
                 if (ctx.origin.is_some() || names_origin || route.vary_origin_always)
                     && !shared_across_origins(&resp.headers)
                 {
-                    let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
-                    set_header(resp, "vary", &value);
+                    let lines = header_lines(&resp.headers, "vary");
+                    let value = vary::vary_with_origin(lines.iter().copied());
+                    // A stored `Vary: Origin` is usually already what is sent.
+                    if !matches!(lines.as_slice(), [only] if *only == value.as_bytes()) {
+                        set_header(resp, "vary", &value);
+                    }
                 }
             }
             (CorsMode::Edge, _) => {
@@ -892,10 +905,7 @@ impl ProxyHttp for Gateway {
                     let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
                     set_header(resp, "vary", &value);
                 }
-                METRICS
-                    .cors_decisions
-                    .with_label_values(&[&route.name, decision.outcome.as_str()])
-                    .inc();
+                route.metrics.cors_decision(decision.outcome.as_str());
             }
         }
         Ok(())
@@ -979,10 +989,7 @@ impl ProxyHttp for Gateway {
                 "HIT" | "STALE" => "hit",
                 _ => "miss",
             };
-            METRICS
-                .preflights
-                .with_label_values(&[&route.name, result])
-                .inc();
+            route.metrics.preflight(result);
         }
     }
 }
