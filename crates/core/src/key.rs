@@ -72,13 +72,14 @@ pub fn normalize_host(host: &str) -> String {
     match lower.rsplit_once(':') {
         Some((name, port)) if !name.ends_with(']') || name.starts_with('[') => {
             // `example.com.:8080` and `example.com:8080` are the same authority.
-            if port.bytes().all(|b| b.is_ascii_digit()) {
+            if name.ends_with('.') && port.bytes().all(|b| b.is_ascii_digit()) {
                 format!("{}:{}", name.trim_end_matches('.'), port)
             } else {
                 lower
             }
         }
-        _ => lower.trim_end_matches('.').to_string(),
+        _ if lower.ends_with('.') => lower.trim_end_matches('.').to_string(),
+        _ => lower,
     }
 }
 
