@@ -208,6 +208,8 @@ pub struct MokaStore {
     any_invalidation: std::sync::atomic::AtomicBool,
     /// Set by a hard purge: the time from which [`MokaStore::reclaim`] must apply purges.
     reclaim_from: Mutex<Option<SystemTime>>,
+    /// No reclamation pass before this (see [`MokaStore::reclaim`]).
+    next_reclaim: Mutex<Option<Instant>>,
     /// Latest `keep_until` of any entry ever stored, as seconds since the epoch: after it, a
     /// ban can no longer match anything and is forgotten.
     horizon_secs: AtomicU64,
@@ -245,6 +247,7 @@ impl MokaStore {
             invalidations,
             any_invalidation: std::sync::atomic::AtomicBool::new(false),
             reclaim_from: Mutex::new(None),
+            next_reclaim: Mutex::new(None),
             horizon_secs: AtomicU64::new(0),
             options,
         }
@@ -287,7 +290,18 @@ impl MokaStore {
 
     /// Drops the entries hidden by hard purges made since the previous pass: one walk over the
     /// cache checking only those purges, a few hash lookups per entry for single-field ones.
+    ///
+    /// A pass costs about a microsecond per cached entry (moka's iterator), so passes are
+    /// spaced to keep them under a tenth of one core: after a pass of `d`, the next waits `9d`.
+    /// Meanwhile the bans keep the purged entries hidden; only their memory waits.
     fn reclaim(&self) {
+        if self
+            .next_reclaim
+            .lock()
+            .is_some_and(|at| Instant::now() < at)
+        {
+            return;
+        }
         let Some(since) = self.reclaim_from.lock().take() else {
             return;
         };
@@ -295,6 +309,7 @@ impl MokaStore {
         if bans.is_empty() {
             return;
         }
+        let started = Instant::now();
         let doomed: Vec<Arc<HashBinary>> = self
             .cache
             .iter()
@@ -304,6 +319,7 @@ impl MokaStore {
         for slot in doomed {
             self.cache.invalidate(&*slot);
         }
+        *self.next_reclaim.lock() = Some(Instant::now() + started.elapsed() * 9);
     }
 
     /// Drops every variant stored under a primary key (all origins, all `Vary` values): after
