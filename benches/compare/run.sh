@@ -3,7 +3,7 @@
 #
 #   benches/compare/run.sh [--duration 10s] [--warmup 3s] [--concurrency 50] [--paths 10]
 #                          [--servers "cors-edge nginx varnish"] [--scenarios "1k-10o ..."]
-#                          [--out FILE] [--no-build]
+#                          [--rounds N] [--out FILE] [--no-build]
 #
 # Starts, each on a free loopback port with its own temp dir: one upstream (upstream.mjs, a
 # small static API in Node), nginx (nginx.conf), Varnish (varnish.vcl) and cors-edge
@@ -46,6 +46,7 @@ servers="cors-edge nginx varnish"
 scenarios="1k-10o 64k-10o 1k-1o 1k-100o 1k-shared preflight edge-1000o"
 out=""
 build=1
+rounds=1
 while [[ $# -gt 0 ]]; do
   case $1 in
     --duration) duration=$2; shift 2 ;;
@@ -55,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --servers) servers=$2; shift 2 ;;
     --scenarios) scenarios=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
     --no-build) build=0; shift ;;
     -h | --help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
@@ -266,9 +268,32 @@ verify_hit() {
   return 1
 }
 
+measure() { # SERVER SCENARIO CHECK: one measured run, one TSV row on stdout
+  local server=$1 scenario=$2 check=$3 before_up before_cpu start_ns end_ns after_cpu after_up
+  before_up=$(upstream_count)
+  before_cpu=$(tree_ticks "${PID[$server]}")
+  start_ns=$(date +%s%N)
+  loadtest "$server" "$scenario" "$duration" >"$work/run.json" || true
+  end_ns=$(date +%s%N)
+  after_cpu=$(tree_ticks "${PID[$server]}")
+  after_up=$(upstream_count)
+  node -e '
+    const [file, server, scenario, upstream, ticks, hz, ns, check] = process.argv.slice(1);
+    const r = JSON.parse(require("fs").readFileSync(file));
+    const cpu = (+ticks / +hz) / (+ns / 1e9);
+    const l = r.latency_us || { p50: 0, p99: 0 };
+    const hit = r.cache.hit_ratio == null ? "" : r.cache.hit_ratio.toFixed(4);
+    const statuses = Object.entries(r.cache.statuses).map(([k, v]) => k + "=" + v).join(",");
+    console.log([server, scenario, r.requests_per_second.toFixed(0), l.p50, l.p99, hit,
+      upstream, (100 * cpu).toFixed(0), r.errors, r.leaks.total, statuses, check].join("\t"));
+  ' "$work/run.json" "$server" "$scenario" "$((after_up - before_up))" \
+    "$((after_cpu - before_cpu))" "$HZ" "$((end_ns - start_ns))" "$check"
+}
+
 results="$work/results.tsv"
 : >"$results"
 load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
+declare -A CHECK
 for scenario in $scenarios; do
   [[ -n ${SHAPE[$scenario]:-} ]] || die "unknown scenario $scenario"
   for server in $servers; do
@@ -282,26 +307,14 @@ for scenario in $scenarios; do
       log "$scenario / $server: warm-up hit ratio $ratio, warming again"
       loadtest "$server" "$scenario" "$warmup" >"$work/warm.json" || true
     done
-    check=$(verify_hit "$server" "$scenario") || log "$scenario / $server: $check"
-    before_up=$(upstream_count)
-    before_cpu=$(tree_ticks "${PID[$server]}")
-    start_ns=$(date +%s%N)
-    loadtest "$server" "$scenario" "$duration" >"$work/run.json" || true
-    end_ns=$(date +%s%N)
-    after_cpu=$(tree_ticks "${PID[$server]}")
-    after_up=$(upstream_count)
-    node -e '
-      const [file, server, scenario, upstream, ticks, hz, ns, check] = process.argv.slice(1);
-      const r = JSON.parse(require("fs").readFileSync(file));
-      const cpu = (+ticks / +hz) / (+ns / 1e9);
-      const l = r.latency_us || { p50: 0, p99: 0 };
-      const hit = r.cache.hit_ratio == null ? "" : r.cache.hit_ratio.toFixed(4);
-      const statuses = Object.entries(r.cache.statuses).map(([k, v]) => k + "=" + v).join(",");
-      console.log([server, scenario, r.requests_per_second.toFixed(0), l.p50, l.p99, hit,
-        upstream, (100 * cpu).toFixed(0), r.errors, r.leaks.total, statuses, check].join("\t"));
-    ' "$work/run.json" "$server" "$scenario" "$((after_up - before_up))" \
-      "$((after_cpu - before_cpu))" "$HZ" "$((end_ns - start_ns))" "$check" >>"$results"
-    tail -1 "$results" | awk -F'\t' '{printf "[compare] %s / %s: %s req/s, p50 %s us, p99 %s us, hit %s, upstream %s, cpu %s%%\n", $2, $1, $3, $4, $5, $6, $7, $8}' >&2
+    CHECK[$server]=$(verify_hit "$server" "$scenario") || log "$scenario / $server: ${CHECK[$server]}"
+  done
+  # Rounds go through the servers in turn, so a slow spell of the machine hits them alike.
+  for ((round = 1; round <= rounds; round++)); do
+    for server in $servers; do
+      measure "$server" "$scenario" "${CHECK[$server]}" >>"$results"
+      tail -1 "$results" | awk -F'\t' -v r="$round" '{printf "[compare] %s / %s (round %s): %s req/s, p50 %s us, p99 %s us, hit %s, upstream %s, cpu %s%%\n", $2, $1, r, $3, $4, $5, $6, $7, $8}' >&2
+    done
   done
 done
 
@@ -313,16 +326,34 @@ varnish_v=$("$VARNISHD" -V 2>&1 | head -1 | sed -e 's/^varnishd (//' -e 's/ revi
 commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(cd "$root" && git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo " (with uncommitted changes)" || true)
 node - "$results" >"$work/table.md" <<'EOF'
-const rows = require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n")
+const all = require("fs").readFileSync(process.argv[2], "utf8").trim().split("\n")
   .filter(Boolean).map((l) => l.split("\t"));
-const nginx = {};
-for (const r of rows) if (r[0] === "nginx") nginx[r[1]] = +r[2];
+// One row per server and scenario: the round with the median req/s, with the spread.
+const cells = new Map();
+for (const r of all) {
+  const key = r[0] + "\t" + r[1];
+  if (!cells.has(key)) cells.set(key, []);
+  cells.get(key).push(r);
+}
+const rows = [];
+for (const runs of cells.values()) {
+  runs.sort((a, b) => +a[2] - +b[2]);
+  const median = runs[Math.floor((runs.length - 1) / 2)].slice();
+  median.push(runs.length > 1 ? `${runs[0][2]}–${runs[runs.length - 1][2]}` : "");
+  median.push(runs.reduce((n, r) => n + +r[6], 0));
+  median.push(runs.reduce((n, r) => n + +r[8], 0));
+  median.push(runs.reduce((n, r) => n + +r[9], 0));
+  rows.push(median);
+}
+const base = (name) => Object.fromEntries(rows.filter((r) => r[0] === name).map((r) => [r[1], +r[2]]));
+const nginx = base("nginx");
+const varnish = base("varnish");
+const ratio = (rps, ref) => (ref ? (+rps / ref).toFixed(2) + "x" : "");
 const out = [];
-out.push("| server | scenario | req/s | p50 µs | p99 µs | hit ratio | upstream reqs | server CPU | vs nginx | notes |");
-out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+out.push("| server | scenario | req/s | spread | p50 µs | p99 µs | hit ratio | upstream reqs | server CPU | vs nginx | vs Varnish | notes |");
+out.push("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
 for (const r of rows) {
-  const [server, scenario, rps, p50, p99, hit, up, cpu, errors, leaks, statuses, check] = r;
-  const ratio = nginx[scenario] ? (+rps / nginx[scenario]).toFixed(2) + "x" : "";
+  const [server, scenario, rps, p50, p99, hit, , cpu, , , statuses, check, spread, up, errors, leaks] = r;
   const notes = [];
   if (+cpu < 85) notes.push("server not saturated: load-generator bound");
   if (+errors > 0) notes.push(errors + " errors");
@@ -330,14 +361,14 @@ for (const r of rows) {
   if (!check.startsWith("X-Cache") && !check.startsWith("answered")) notes.push(check);
   if (check.startsWith("answered")) notes.push("preflights answered by nginx config (cannot cache OPTIONS)");
   if (hit !== "" && +hit < 0.999) notes.push("statuses " + statuses);
-  out.push(`| ${server} | ${scenario} | ${rps} | ${p50} | ${p99} | ${hit || "-"} | ${up} | ${cpu}% | ${ratio} | ${notes.join("; ")} |`);
+  out.push(`| ${server} | ${scenario} | ${rps} | ${spread} | ${p50} | ${p99} | ${hit || "-"} | ${up} | ${cpu}% | ${ratio(rps, nginx[scenario])} | ${ratio(rps, varnish[scenario])} | ${notes.join("; ")} |`);
 }
 console.log(out.join("\n"));
 EOF
 {
   echo "# cors-edge vs nginx vs Varnish — $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "Command: \`benches/compare/run.sh --duration $duration --warmup $warmup --concurrency $concurrency --paths $paths\`"
+  echo "Command: \`benches/compare/run.sh --duration $duration --warmup $warmup --concurrency $concurrency --paths $paths --rounds $rounds\`${PRIO_MODE:+ with PRIO_MODE=$PRIO_MODE}"
   echo "(servers: $servers; scenarios: $scenarios)"
   echo
   echo "- cors-edge $commit$dirty, \`server: { threads: 1 }\` ($here/cors-edge.yaml)"
@@ -346,7 +377,9 @@ EOF
   echo "- servers pinned to CPU 0, load generator (\`cors-edge loadtest\`, $concurrency keep-alive connections, $paths paths) and upstream on CPU 1"
   echo "- machine: $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at start $load_at_start"
   echo
-  echo "Each row: a warm-up with the same load, a two-request HIT check, then $duration measured."
+  echo "Each row: a warm-up with the same load, a two-request HIT check, then $rounds measured"
+  echo "run(s) of $duration, the servers taking turns; req/s, p50, p99 and CPU are those of the"
+  echo "median run, 'spread' the slowest and fastest, 'upstream reqs' the sum over the runs."
   echo "'upstream reqs' is what the upstream served during the measured run (0: every answer came"
   echo "from the cache). 'server CPU' is the CPU time of all the server's processes over the run:"
   echo "below 100% the server was waiting for the single load-generator core, so its req/s (and"
