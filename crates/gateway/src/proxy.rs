@@ -11,8 +11,8 @@ use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::freshness::{self, HitAction, StorageDecision};
 use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::vary;
-use cors_edge_store::{EntryScope, KeyInfo};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use cors_edge_store::{EntryScope, FreshHit, KeyInfo};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::cache::key::{CacheHashKey, HashBinary};
 use pingora::cache::{
     CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, NoCacheReason, RespCacheable,
@@ -71,7 +71,8 @@ const HOP_BY_HOP_CORS: [&str; 3] = [
     "access-control-request-headers",
 ];
 
-fn header_lines<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a [u8]> {
+/// Takes a `HeaderName` constant on hot paths: a `&str` name is parsed on every call.
+fn header_lines(headers: &HeaderMap, name: impl http::header::AsHeaderName) -> Vec<&[u8]> {
     headers
         .get_all(name)
         .iter()
@@ -91,20 +92,20 @@ fn request_host(req: &RequestHeader) -> &str {
 fn shared_across_origins(headers: &HeaderMap) -> bool {
     // Only one `ACAO: *` line can be shared; checking that first spares parsing `Vary` for the
     // per-origin responses that most hits are.
-    let mut lines = headers.get_all("access-control-allow-origin").iter();
+    let mut lines = headers.get_all(header::ACCESS_CONTROL_ALLOW_ORIGIN).iter();
     match (lines.next(), lines.next()) {
         (Some(only), None) if only.as_bytes().trim_ascii() == b"*" => {}
         _ => return false,
     }
-    let acao = header_lines(headers, "access-control-allow-origin");
-    let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
+    let acao = header_lines(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN);
+    let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, header::VARY)));
     cors::inspect_upstream_response(None, &acao, None, varies).shared_across_origins
 }
 
 /// The request's `Origin`. Several field lines are joined, which makes an invalid origin: such
 /// a request gets no CORS grant and a variant of its own.
 fn request_origin(headers: &HeaderMap) -> Option<Vec<u8>> {
-    let lines = header_lines(headers, "origin");
+    let lines = header_lines(headers, header::ORIGIN);
     match lines.as_slice() {
         [] => None,
         [one] => Some(one.to_vec()),
@@ -127,7 +128,7 @@ const KEEP_ON_304: [&str; 8] = [
 
 /// Header names listed in `Connection` are hop-by-hop (RFC 9110 §7.6.1) and never stored.
 fn connection_listed(headers: &HeaderMap) -> Vec<String> {
-    header_lines(headers, "connection")
+    header_lines(headers, header::CONNECTION)
         .into_iter()
         .flat_map(|line| {
             String::from_utf8_lossy(line)
@@ -191,7 +192,7 @@ fn upstream_decision(has_origin: bool, headers: &HeaderMap) -> &'static str {
     if !has_origin {
         return "no_origin";
     }
-    match header_lines(headers, "access-control-allow-origin").as_slice() {
+    match header_lines(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN).as_slice() {
         [] => "upstream_none",
         [value] if value.trim_ascii() == b"*" => "upstream_wildcard",
         _ => "upstream_origin",
@@ -219,7 +220,146 @@ fn cache_status(session: &Session, ctx: &Ctx) -> &'static str {
     }
 }
 
+/// The key Pingora looks the request up by (the same for a hit served by
+/// [`Gateway::serve_fresh_hit`] and for the full cache path).
+fn cache_key(session: &Session, ctx: &Ctx, route: &Route) -> CacheKey {
+    let req = session.req_header();
+    let host = request_host(req);
+    let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let origin = ctx.origin.as_deref().unwrap_or_default();
+    let request_headers;
+    let preflight = if ctx.cors_kind == RequestKind::Preflight {
+        request_headers = cors::normalize_request_headers(header_lines(
+            &req.headers,
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+        ));
+        Some(PreflightParts {
+            origin,
+            request_method: req
+                .headers
+                .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+                .map_or(&b""[..], HeaderValue::as_bytes),
+            request_headers: &request_headers,
+        })
+    } else {
+        None
+    };
+    let primary = key::primary_key(&KeyParts {
+        route: &route.name,
+        tls: is_tls(session),
+        host,
+        path_and_query,
+        preflight,
+    });
+    CacheKey::new(primary, String::new())
+}
+
+/// Requests whose answers the cache stores and serves.
+fn cacheable(req: &RequestHeader, kind: RequestKind, route: &Route) -> bool {
+    route.cache_enabled
+        && (req.method == http::Method::GET
+            || req.method == http::Method::HEAD
+            || (kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream))
+}
+
+/// Request fields that can make a stored response unusable as is or change how it is sent:
+/// those requests take Pingora's full cache path (freshness directives, conditionals, ranges,
+/// RFC 9111 §3.5 `Authorization`, protocol upgrades).
+const FULL_PATH_REQUEST_FIELDS: [HeaderName; 10] = [
+    header::CACHE_CONTROL,
+    header::PRAGMA,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+    header::AUTHORIZATION,
+    header::UPGRADE,
+];
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// The variance of the stored response with `stored` headers that `req` selects: the
+/// values of the fields its `Vary` names and, unless the response is shared across origins in
+/// upstream mode, the request's `Origin`.
+fn variance(stored: &HeaderMap, ctx: &Ctx, req: &RequestHeader) -> Option<HashBinary> {
+    let route = ctx.route.as_ref()?;
+    if ctx.cors_kind == RequestKind::Preflight {
+        // Everything a preflight answer depends on is already in its primary key.
+        return None;
+    }
+    let fields = vary::parse_vary(header_lines(stored, header::VARY));
+    let mut builder = VarianceBuilder::new();
+    if let vary::VaryFields::Fields(names) = &fields {
+        for name in names.iter().filter(|n| n.as_str() != "origin") {
+            let value = key::vary_header_value(name, header_lines(&req.headers, name));
+            builder.add_owned_name_value(name.clone(), value);
+        }
+    }
+    if route.cors_mode == CorsMode::Upstream && !shared_across_origins(stored) {
+        builder.add_owned_name_value(
+            key::ORIGIN_VARIANCE_NAME.to_string(),
+            key::origin_variance_value(ctx.origin.as_deref()),
+        );
+    }
+    builder.finalize()
+}
+
 impl Gateway {
+    /// A fresh stored answer for a request that needs nothing else (see
+    /// [`FULL_PATH_REQUEST_FIELDS`]); most hits of a busy cache. Served without Pingora's cache
+    /// state machine, which costs about as much per hit as the rest of the request.
+    fn fresh_hit(&self, session: &Session, ctx: &Ctx, route: &Route) -> Option<FreshHit> {
+        let req = session.req_header();
+        if !cacheable(req, ctx.cors_kind, route)
+            || FULL_PATH_REQUEST_FIELDS
+                .iter()
+                .any(|name| req.headers.contains_key(name))
+        {
+            return None;
+        }
+        let mut key = cache_key(session, ctx, route);
+        self.state.store.fresh_hit(
+            &mut key,
+            |stored| variance(&stored.headers, ctx, req),
+            SystemTime::now(),
+        )
+    }
+
+    /// Sends a hit as Pingora's cache path would (`Age`, HTTP/1.1 framing), through the same
+    /// `response_filter`.
+    async fn serve_fresh_hit(
+        &self,
+        session: &mut Session,
+        ctx: &mut Ctx,
+        hit: FreshHit,
+    ) -> Result<bool> {
+        ctx.looked_up = true;
+        ctx.answered = Some("HIT");
+        let mut header = hit.header;
+        header.insert_header(http::header::AGE, hit.age.as_secs())?;
+        header.set_version(http::Version::HTTP_11);
+        let status = header.status.as_u16();
+        if !matches!(status, 204 | 304)
+            && !header.status.is_informational()
+            && !header.headers.contains_key(http::header::CONTENT_LENGTH)
+        {
+            header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
+        self.response_filter(session, &mut header, ctx).await?;
+        let head_only = session.req_header().method == http::Method::HEAD;
+        session
+            .write_response_header(Box::new(header), head_only)
+            .await?;
+        if !head_only {
+            session.write_response_body(Some(hit.body), true).await?;
+        }
+        Ok(true)
+    }
+
     async fn answer(
         &self,
         session: &mut Session,
@@ -306,11 +446,11 @@ impl Gateway {
         let origin = ctx.origin.as_deref().unwrap_or_default();
         let method = req
             .headers
-            .get("access-control-request-method")
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
             .map_or(&b""[..], HeaderValue::as_bytes);
         let requested = cors::normalize_request_headers(header_lines(
             &req.headers,
-            "access-control-request-headers",
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
         ));
         let decision = route.policy.preflight(origin, method, &requested);
         let mut headers = decision.headers.clone();
@@ -392,7 +532,7 @@ impl ProxyHttp for Gateway {
         ctx.origin = request_origin(&req.headers);
         let acrm = req
             .headers
-            .get("access-control-request-method")
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
             .map(HeaderValue::as_bytes);
         ctx.cors_kind = cors::classify(req.method.as_str(), ctx.origin.as_deref(), acrm);
         ctx.metric_kind = match (ctx.cors_kind, &req.method) {
@@ -405,6 +545,9 @@ impl ProxyHttp for Gateway {
         if route.cors_mode == CorsMode::Edge && ctx.cors_kind == RequestKind::Preflight {
             return self.answer_edge_preflight(session, ctx, &route).await;
         }
+        if let Some(hit) = self.fresh_hit(session, ctx, &route) {
+            return self.serve_fresh_hit(session, ctx, hit).await;
+        }
         Ok(false)
     }
 
@@ -412,14 +555,7 @@ impl ProxyHttp for Gateway {
         let (Some(route), Some(runtime)) = (&ctx.route, &ctx.runtime) else {
             return Ok(());
         };
-        if !route.cache_enabled {
-            return Ok(());
-        }
-        let method = &session.req_header().method;
-        let cacheable = *method == http::Method::GET
-            || *method == http::Method::HEAD
-            || (ctx.cors_kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream);
-        if !cacheable {
+        if !cacheable(session.req_header(), ctx.cors_kind, route) {
             return Ok(());
         }
         session.cache.enable(
@@ -443,32 +579,7 @@ impl ProxyHttp for Gateway {
         let req = session.req_header();
         let host = request_host(req);
         let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let origin = ctx.origin.as_deref().unwrap_or_default();
-        let request_headers;
-        let preflight = if ctx.cors_kind == RequestKind::Preflight {
-            request_headers = cors::normalize_request_headers(header_lines(
-                &req.headers,
-                "access-control-request-headers",
-            ));
-            Some(PreflightParts {
-                origin,
-                request_method: req
-                    .headers
-                    .get("access-control-request-method")
-                    .map_or(&b""[..], HeaderValue::as_bytes),
-                request_headers: &request_headers,
-            })
-        } else {
-            None
-        };
-        let primary = key::primary_key(&KeyParts {
-            route: &route.name,
-            tls: is_tls(session),
-            host,
-            path_and_query,
-            preflight,
-        });
-        let mut cache_key = CacheKey::new(primary, String::new());
+        let mut cache_key = cache_key(session, ctx, route);
         cache_key.extensions.insert(KeyInfo {
             host: host.to_string(),
             path: req.uri.path().to_string(),
@@ -503,8 +614,9 @@ impl ProxyHttp for Gateway {
             ctx.only_if_cached = false;
             return Ok(None);
         }
-        let request_cc = freshness::CacheControl::parse(header_lines(headers, "cache-control"));
-        let pragma = freshness::pragma_has_no_cache(header_lines(headers, "pragma"));
+        let request_cc =
+            freshness::CacheControl::parse(header_lines(headers, header::CACHE_CONTROL));
+        let pragma = freshness::pragma_has_no_cache(header_lines(headers, header::PRAGMA));
         let response_cc =
             freshness::CacheControl::parse(header_lines(meta.headers(), "cache-control"));
         let must_revalidate = response_cc.must_revalidate
@@ -557,26 +669,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
-        let route = ctx.route.as_ref()?;
-        if ctx.cors_kind == RequestKind::Preflight {
-            // Everything a preflight answer depends on is already in its primary key.
-            return None;
-        }
-        let fields = vary::parse_vary(header_lines(meta.headers(), "vary"));
-        let mut builder = VarianceBuilder::new();
-        if let vary::VaryFields::Fields(names) = &fields {
-            for name in names.iter().filter(|n| n.as_str() != "origin") {
-                let value = key::vary_header_value(name, header_lines(&req.headers, name));
-                builder.add_owned_name_value(name.clone(), value);
-            }
-        }
-        if route.cors_mode == CorsMode::Upstream && !shared_across_origins(meta.headers()) {
-            builder.add_owned_name_value(
-                key::ORIGIN_VARIANCE_NAME.to_string(),
-                key::origin_variance_value(ctx.origin.as_deref()),
-            );
-        }
-        builder.finalize()
+        variance(meta.headers(), ctx, req)
     }
 
     fn response_cache_filter(
@@ -613,16 +706,18 @@ impl ProxyHttp for Gateway {
         }
         let now = SystemTime::now();
         let req = session.req_header();
-        let response_cc = header_lines(&resp.headers, "cache-control");
+        let response_cc = header_lines(&resp.headers, header::CACHE_CONTROL);
         if ctx.cors_kind == RequestKind::Preflight {
             let cc = freshness::CacheControl::parse(response_cc.iter().copied());
             if cc.no_store || cc.private.is_some() {
                 return Ok(RespCacheable::Uncacheable(NoCacheReason::OriginNotCache));
             }
-            let granted = resp.headers.contains_key("access-control-allow-origin");
+            let granted = resp
+                .headers
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN);
             let ttl = freshness::preflight_ttl(
                 resp.headers
-                    .get("access-control-max-age")
+                    .get(header::ACCESS_CONTROL_MAX_AGE)
                     .map(HeaderValue::as_bytes),
                 resp.status.as_u16(),
                 granted,
@@ -636,17 +731,17 @@ impl ProxyHttp for Gateway {
                 None => RespCacheable::Uncacheable(NoCacheReason::OriginNotCache),
             });
         }
-        let request_cc = header_lines(&req.headers, "cache-control");
+        let request_cc = header_lines(&req.headers, header::CACHE_CONTROL);
         let request = freshness::RequestFacts {
             method: req.method.as_str(),
             cache_control: &request_cc,
             authorization: req.headers.contains_key(http::header::AUTHORIZATION),
             sent_at: ctx.started_at,
         };
-        let expires = header_lines(&resp.headers, "expires");
-        let date = header_lines(&resp.headers, "date");
-        let age = header_lines(&resp.headers, "age");
-        let vary_lines = header_lines(&resp.headers, "vary");
+        let expires = header_lines(&resp.headers, header::EXPIRES);
+        let date = header_lines(&resp.headers, header::DATE);
+        let age = header_lines(&resp.headers, header::AGE);
+        let vary_lines = header_lines(&resp.headers, header::VARY);
         let response = freshness::ResponseFacts {
             status: resp.status.as_u16(),
             cache_control: &response_cc,
@@ -788,11 +883,12 @@ impl ProxyHttp for Gateway {
         match route.cors_mode {
             CorsMode::Upstream => {
                 let headers = &upstream_response.headers;
-                let acao = header_lines(headers, "access-control-allow-origin");
+                let acao = header_lines(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN);
                 let acac = headers
-                    .get("access-control-allow-credentials")
+                    .get(header::ACCESS_CONTROL_ALLOW_CREDENTIALS)
                     .map(HeaderValue::as_bytes);
-                let varies = vary::names_origin(&vary::parse_vary(header_lines(headers, "vary")));
+                let varies =
+                    vary::names_origin(&vary::parse_vary(header_lines(headers, header::VARY)));
                 let verdict =
                     cors::inspect_upstream_response(ctx.origin.as_deref(), &acao, acac, varies);
                 for reason in &verdict.unsafe_reasons {
@@ -813,7 +909,8 @@ impl ProxyHttp for Gateway {
                     upstream_response.remove_header(&name);
                 }
                 // Origin is not forwarded in edge mode, so the upstream cannot vary on it.
-                let fields = vary::parse_vary(header_lines(&upstream_response.headers, "vary"));
+                let fields =
+                    vary::parse_vary(header_lines(&upstream_response.headers, header::VARY));
                 if let vary::VaryFields::Fields(names) = fields {
                     if names.iter().any(|n| n == "origin") {
                         let kept: Vec<&str> = names
@@ -850,12 +947,12 @@ impl ProxyHttp for Gateway {
         ctx: &mut Ctx,
     ) -> Result<()> {
         let status = HeaderValue::from_static(cache_status(session, ctx));
-        if let Err(e) = resp.insert_header("x-cache", status) {
+        if let Err(e) = resp.insert_header(X_CACHE, status) {
             tracing::warn!("cannot set x-cache: {e}");
         }
         // Surrogate keys are for the cache, not for browsers.
-        resp.remove_header("surrogate-key");
-        resp.remove_header("cache-tag");
+        resp.remove_header(&SURROGATE_KEY);
+        resp.remove_header(&CACHE_TAG);
         let Some(route) = ctx.route.clone() else {
             return Ok(());
         };
@@ -865,7 +962,7 @@ impl ProxyHttp for Gateway {
         }
         match (route.cors_mode, ctx.cors_kind) {
             (CorsMode::Upstream, RequestKind::Preflight) => {
-                let mut lines: Vec<Vec<u8>> = header_lines(&resp.headers, "vary")
+                let mut lines: Vec<Vec<u8>> = header_lines(&resp.headers, header::VARY)
                     .into_iter()
                     .map(<[u8]>::to_vec)
                     .collect();
@@ -883,12 +980,12 @@ impl ProxyHttp for Gateway {
                 // (by default) so a browser cache never reuses it for a CORS fetch.
                 let names_origin = resp
                     .headers
-                    .get("access-control-allow-origin")
+                    .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
                     .is_some_and(|v| v.as_bytes().trim_ascii() != b"*");
                 if (ctx.origin.is_some() || names_origin || route.vary_origin_always)
                     && !shared_across_origins(&resp.headers)
                 {
-                    let lines = header_lines(&resp.headers, "vary");
+                    let lines = header_lines(&resp.headers, header::VARY);
                     let value = vary::vary_with_origin(lines.iter().copied());
                     // A stored `Vary: Origin` is usually already what is sent.
                     if !matches!(lines.as_slice(), [only] if *only == value.as_bytes()) {
@@ -902,7 +999,7 @@ impl ProxyHttp for Gateway {
                     set_header(resp, name, value);
                 }
                 if route.policy.varies_by_origin() {
-                    let value = vary::vary_with_origin(header_lines(&resp.headers, "vary"));
+                    let value = vary::vary_with_origin(header_lines(&resp.headers, header::VARY));
                     set_header(resp, "vary", &value);
                 }
                 route.metrics.cors_decision(decision.outcome.as_str());

@@ -60,6 +60,14 @@ pub struct StoreOptions {
     pub revalidation_grace: Duration,
 }
 
+/// A stored response that may be served without revalidation (see [`MokaStore::fresh_hit`]).
+pub struct FreshHit {
+    pub header: pingora::http::ResponseHeader,
+    pub body: Bytes,
+    /// Time since the response was fetched or last revalidated.
+    pub age: Duration,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeReport {
     /// Entries the selector matched when the purge was made.
@@ -87,6 +95,18 @@ struct StoredMeta {
     /// The internal part when `CacheMeta::new` rebuilds it exactly (never revalidated, no epoch
     /// override): then a hit does not decode `internal` either.
     plain: Option<PlainMeta>,
+    /// What [`MokaStore::fresh_hit`] decides on, decoded once when the entry is stored.
+    facts: HitFacts,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct HitFacts {
+    fresh_until: SystemTime,
+    /// The reference of `Age` (`CacheMeta::epoch`).
+    epoch: SystemTime,
+    created: SystemTime,
+    provenance: SystemTime,
+    variance: Option<HashBinary>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,11 +147,19 @@ impl StoredMeta {
             stale_if_error_sec: decoded.stale_if_error_sec(),
             variance: decoded.variance(),
         });
+        let facts = HitFacts {
+            fresh_until: decoded.fresh_until(),
+            epoch: decoded.epoch(),
+            created,
+            provenance: decoded.provenance(),
+            variance: decoded.variance(),
+        };
         Ok(StoredMeta {
             internal,
             header: decoded.response_header_copy(),
             header_len: header_bytes.len(),
             plain,
+            facts,
         })
     }
 
@@ -407,6 +435,53 @@ impl MokaStore {
         self.insert(primary, moved);
         self.cache.invalidate(&slot);
         self.cache.get(&primary)
+    }
+
+    /// The stored response for `key` when it can be served as is, without Pingora's cache state
+    /// machine: the same entry Pingora's lookup would find (primary slot, then the variant
+    /// `variance_of` names, valid only if created after the primary's provenance, as Pingora's
+    /// `cache_vary_lookup` requires), fresh at `now`, and touched by no purge or invalidation.
+    /// `None` sends the request down the full path, which handles every other case (stale,
+    /// soft-purged, promotion of a variant into an empty primary slot, misses).
+    pub fn fresh_hit(
+        &self,
+        key: &mut CacheKey,
+        variance_of: impl FnOnce(&pingora::http::ResponseHeader) -> Option<HashBinary>,
+        now: SystemTime,
+    ) -> Option<FreshHit> {
+        let usable = |entry: &Entry| {
+            entry.meta.facts.fresh_until >= now
+                && self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
+                && !self.invalidated(&entry.info)
+        };
+        let primary = self.cache.get(&key.primary_bin())?;
+        // A purged primary makes the full path drop it and promote a variant in its place.
+        if self.bans.check(&primary.info.tags, primary.info.fetched_at) != BanOutcome::Valid
+            || self.invalidated(&primary.info)
+        {
+            return None;
+        }
+        let variance = variance_of(&primary.meta.header);
+        let entry = if variance == primary.meta.facts.variance {
+            primary
+        } else {
+            key.set_variance_key(variance?);
+            let variant = self.cache.get(&key.combined_bin())?;
+            if variant.meta.facts.created < primary.meta.facts.provenance {
+                return None;
+            }
+            variant
+        };
+        if !usable(&entry) {
+            return None;
+        }
+        Some(FreshHit {
+            header: entry.meta.header.clone(),
+            body: entry.body.clone(),
+            age: now
+                .duration_since(entry.meta.facts.epoch)
+                .unwrap_or_default(),
+        })
     }
 
     fn keep_until(&self, meta: &CacheMeta) -> SystemTime {
