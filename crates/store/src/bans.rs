@@ -67,9 +67,93 @@ pub enum BanOutcome {
     Invalid,
 }
 
+#[derive(Clone, Copy)]
+struct Mark {
+    at: SystemTime,
+    soft: bool,
+}
+
+/// Every ban in force, in the order made, and the single-field ones also by selector value,
+/// so a lookup costs a few hash lookups plus a scan of the combined selectors (prefix, all,
+/// several fields), not a scan of every ban.
+#[derive(Default)]
+struct InForce {
+    list: Vec<Arc<Ban>>,
+    origin: HashMap<String, Vec<Mark>>,
+    host: HashMap<String, Vec<Mark>>,
+    url: HashMap<String, Vec<Mark>>,
+    tag: HashMap<String, Vec<Mark>>,
+    other: Vec<Arc<Ban>>,
+}
+
+impl InForce {
+    fn by_value(&mut self, s: &Selector) -> Option<(&mut HashMap<String, Vec<Mark>>, String)> {
+        match (&s.origin, &s.host, &s.prefix, &s.url, &s.tag) {
+            (Some(value), None, None, None, None) => Some((&mut self.origin, value.clone())),
+            (None, Some(value), None, None, None) => Some((&mut self.host, value.clone())),
+            (None, None, None, Some(value), None) => Some((&mut self.url, value.clone())),
+            (None, None, None, None, Some(value)) => Some((&mut self.tag, value.clone())),
+            _ => None,
+        }
+    }
+
+    fn push(&mut self, ban: Arc<Ban>) {
+        let mark = Mark {
+            at: ban.at,
+            soft: ban.soft,
+        };
+        match self.by_value(&ban.selector) {
+            Some((map, value)) => map.entry(value).or_default().push(mark),
+            None => self.other.push(ban.clone()),
+        }
+        self.list.push(ban);
+    }
+
+    /// Drops the bans whose `forget_after` has passed. `forget_after` never decreases from
+    /// one ban to the next, so those are the oldest ones.
+    fn forget(&mut self, now: SystemTime) {
+        let expired = self.list.partition_point(|ban| ban.forget_after <= now);
+        let Some(last) = expired.checked_sub(1).map(|i| self.list[i].at) else {
+            return;
+        };
+        self.list.drain(..expired);
+        self.other.retain(|ban| ban.at > last);
+        for map in [
+            &mut self.origin,
+            &mut self.host,
+            &mut self.url,
+            &mut self.tag,
+        ] {
+            map.retain(|_, marks| {
+                marks.retain(|mark| mark.at > last);
+                !marks.is_empty()
+            });
+        }
+    }
+}
+
+/// Folds the bans made at or after `fetched_at` (newest last) into `outcome`; true when a hard
+/// one applies.
+fn apply(marks: &[Mark], fetched_at: SystemTime, outcome: &mut BanOutcome) -> bool {
+    for mark in marks.iter().rev() {
+        if mark.at < fetched_at {
+            break;
+        }
+        if !mark.soft {
+            return true;
+        }
+        // The earliest soft purge decides since when the entry is stale.
+        *outcome = match *outcome {
+            BanOutcome::ExpiredAt(t) => BanOutcome::ExpiredAt(t.min(mark.at)),
+            _ => BanOutcome::ExpiredAt(mark.at),
+        };
+    }
+    false
+}
+
 #[derive(Default)]
 pub(crate) struct Bans {
-    list: RwLock<Vec<Arc<Ban>>>,
+    in_force: RwLock<InForce>,
     /// Lets the hit path skip the lock entirely when there is nothing to check.
     any: AtomicBool,
 }
@@ -81,9 +165,9 @@ impl Bans {
         // Fills in flight when the ban is made may land later and live a full TTL: keep the
         // ban well past the horizon to cover them.
         let forget_after = horizon.max(now) + Duration::from_secs(3600);
-        let mut list = self.list.write();
-        list.retain(|ban| ban.forget_after > now);
-        list.push(Arc::new(Ban {
+        let mut in_force = self.in_force.write();
+        in_force.forget(now);
+        in_force.push(Arc::new(Ban {
             selector,
             at: now,
             soft,
@@ -97,23 +181,40 @@ impl Bans {
         if !self.any.load(Ordering::Acquire) {
             return BanOutcome::Valid;
         }
-        let list = self.list.read();
+        let in_force = self.in_force.read();
         let mut outcome = BanOutcome::Valid;
-        for ban in list.iter().rev() {
-            if ban.at < fetched_at {
-                continue;
-            }
-            if !ban.selector.matches(tags) {
-                continue;
-            }
-            if !ban.soft {
+        fn by_value<'a>(map: &'a HashMap<String, Vec<Mark>>, value: &str) -> Option<&'a [Mark]> {
+            map.get(value).map(Vec::as_slice)
+        }
+        let candidates = [
+            tags.origin
+                .as_deref()
+                .and_then(|origin| by_value(&in_force.origin, origin)),
+            by_value(&in_force.host, &tags.host),
+            by_value(&in_force.url, &tags.path_and_query),
+        ];
+        let tag_marks = tags
+            .tags
+            .iter()
+            .filter_map(|tag| by_value(&in_force.tag, tag));
+        for marks in candidates.into_iter().flatten().chain(tag_marks) {
+            if apply(marks, fetched_at, &mut outcome) {
                 return BanOutcome::Invalid;
             }
-            // The earliest soft purge decides since when the entry is stale.
-            outcome = match outcome {
-                BanOutcome::ExpiredAt(t) => BanOutcome::ExpiredAt(t.min(ban.at)),
-                _ => BanOutcome::ExpiredAt(ban.at),
-            };
+        }
+        let others = in_force
+            .other
+            .iter()
+            .rev()
+            .take_while(|ban| ban.at >= fetched_at)
+            .filter(|ban| ban.selector.matches(tags))
+            .map(|ban| Mark {
+                at: ban.at,
+                soft: ban.soft,
+            })
+            .collect::<Vec<_>>();
+        if apply(&others, fetched_at, &mut outcome) {
+            return BanOutcome::Invalid;
         }
         outcome
     }
@@ -121,9 +222,9 @@ impl Bans {
     /// The hard bans made at or after `since`, for the reclamation pass (it only needs the
     /// bans made since its previous pass).
     pub(crate) fn hard_since(&self, since: SystemTime) -> HardBans {
-        let list = self.list.read();
+        let in_force = self.in_force.read();
         let mut bans = HardBans::default();
-        for ban in list.iter().rev().take_while(|ban| ban.at >= since) {
+        for ban in in_force.list.iter().rev().take_while(|ban| ban.at >= since) {
             if ban.soft {
                 continue;
             }
@@ -147,7 +248,7 @@ impl Bans {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.list.read().len()
+        self.in_force.read().list.len()
     }
 }
 
@@ -227,5 +328,88 @@ mod tests {
         bans.add(Selector::everything(), false, SystemTime::now());
         assert_eq!(bans.check(&tags("o"), before), BanOutcome::Invalid);
         assert_eq!(bans.len(), 2);
+    }
+
+    fn entry(origin: &str, host: &str, path: &str, entry_tags: &[&str]) -> EntryTags {
+        EntryTags {
+            host: host.into(),
+            path: path.into(),
+            path_and_query: path.into(),
+            origin: Some(origin.into()),
+            tags: entry_tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn every_selector_kind_is_found_among_many_bans() {
+        let bans = Bans::default();
+        let before = SystemTime::now() - Duration::from_secs(1);
+        for k in 0..500 {
+            bans.add(
+                by_origin(&format!("unrelated-{k}")),
+                false,
+                SystemTime::now(),
+            );
+        }
+        let tagged = entry("o", "h", "/a", &["red", "blue"]);
+        assert_eq!(bans.check(&tagged, before), BanOutcome::Valid);
+        let soft_tag = Selector {
+            tag: Some("blue".into()),
+            ..Default::default()
+        };
+        bans.add(soft_tag, true, SystemTime::now());
+        assert!(matches!(
+            bans.check(&tagged, before),
+            BanOutcome::ExpiredAt(_)
+        ));
+        let narrow = Selector {
+            host: Some("h".into()),
+            prefix: Some("/b".into()),
+            ..Default::default()
+        };
+        bans.add(narrow, false, SystemTime::now());
+        assert!(
+            matches!(bans.check(&tagged, before), BanOutcome::ExpiredAt(_)),
+            "a combined selector applies only when every field matches"
+        );
+        assert_eq!(
+            bans.check(&entry("o", "h", "/b/c", &[]), before),
+            BanOutcome::Invalid
+        );
+        let url = Selector {
+            url: Some("/a".into()),
+            ..Default::default()
+        };
+        bans.add(url, false, SystemTime::now());
+        assert_eq!(bans.check(&tagged, before), BanOutcome::Invalid);
+        assert_eq!(
+            bans.check(&entry("o", "other-host", "/a", &[]), before),
+            BanOutcome::Invalid,
+            "url matches on every host"
+        );
+        let after = SystemTime::now() + Duration::from_millis(5);
+        assert_eq!(bans.check(&tagged, after), BanOutcome::Valid);
+    }
+
+    #[test]
+    fn forgotten_bans_no_longer_apply() {
+        let bans = Bans::default();
+        let before = SystemTime::now() - Duration::from_secs(1);
+        bans.add(by_origin("o"), false, SystemTime::now());
+        bans.add(
+            Selector {
+                origin: Some("o".into()),
+                prefix: Some("/".into()),
+                ..Default::default()
+            },
+            false,
+            SystemTime::now(),
+        );
+        assert_eq!(bans.check(&tags("o"), before), BanOutcome::Invalid);
+        bans.in_force
+            .write()
+            .forget(SystemTime::now() + Duration::from_secs(2 * 3600));
+        assert_eq!(bans.len(), 0);
+        assert_eq!(bans.check(&tags("o"), before), BanOutcome::Valid);
     }
 }

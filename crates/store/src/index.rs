@@ -24,6 +24,9 @@ pub(crate) struct Index {
     per_tag: HashMap<String, u64>,
     /// Ordered so a prefix count is a range walk over matching paths, not over all entries.
     per_path: BTreeMap<String, u64>,
+    /// Entries under each directory prefix of their paths (`/`, `/a/`, `/a/b/` for `/a/b/c`),
+    /// so a prefix purge ending in `/` (nearly all of them) is counted with one lookup.
+    per_directory: HashMap<String, u64>,
     /// Per primary key with `Vary` variants: the secondary slots and the provenance of the
     /// latest primary-slot entry, so a vacated primary slot can hand over to a surviving variant.
     families: HashMap<HashBinary, Family>,
@@ -38,7 +41,17 @@ struct Family {
 }
 
 fn bump(map: &mut HashMap<String, u64>, key: &str) {
-    *map.entry(key.to_string()).or_default() += 1;
+    match map.get_mut(key) {
+        Some(count) => *count += 1,
+        None => {
+            map.insert(key.to_string(), 1);
+        }
+    }
+}
+
+/// The prefixes of `path` that end with `/`.
+fn directories(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(|(at, _)| &path[..=at])
 }
 
 fn drop_one<K: std::hash::Hash + Eq + ?Sized + ToOwned>(map: &mut HashMap<K::Owned, u64>, key: &K)
@@ -64,6 +77,9 @@ impl Index {
         bump(&mut self.per_host, &tags.host);
         bump(&mut self.per_url, &tags.path_and_query);
         *self.per_path.entry(tags.path.clone()).or_default() += 1;
+        for directory in directories(&tags.path) {
+            bump(&mut self.per_directory, directory);
+        }
         for tag in &tags.tags {
             bump(&mut self.per_tag, tag);
         }
@@ -97,6 +113,9 @@ impl Index {
             if *count == 0 {
                 self.per_path.remove(&tags.path);
             }
+        }
+        for directory in directories(&tags.path) {
+            drop_one(&mut self.per_directory, directory);
         }
         for tag in &tags.tags {
             drop_one(&mut self.per_tag, tag.as_str());
@@ -172,7 +191,10 @@ impl Index {
         if let Some(tag) = &selector.tag {
             counts.push(self.per_tag.get(tag).copied().unwrap_or(0));
         }
-        if let Some(prefix) = &selector.prefix {
+        if let Some(prefix) = selector.prefix.as_ref().filter(|p| p.ends_with('/')) {
+            counts.push(self.per_directory.get(prefix).copied().unwrap_or(0));
+        } else if let Some(prefix) = &selector.prefix {
+            // Within a path segment: a walk over the distinct paths that match.
             let matching = self
                 .per_path
                 .range::<str, _>((
@@ -185,5 +207,51 @@ impl Index {
             counts.push(matching);
         }
         counts.into_iter().min().unwrap_or(self.stats.entries)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(path: &str) -> EntryTags {
+        EntryTags {
+            host: "h".into(),
+            path: path.into(),
+            path_and_query: path.into(),
+            origin: None,
+            tags: vec![],
+        }
+    }
+
+    fn prefix(p: &str) -> Selector {
+        Selector {
+            prefix: Some(p.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn prefix_counts_follow_inserts_and_removals() {
+        let mut index = Index::default();
+        let paths = ["/a/b/c", "/a/b/d", "/a/x", "/ab", "/a/b/c"];
+        for (i, path) in paths.iter().enumerate() {
+            index.added(&[i as u8; 16], &tags(path), 10);
+        }
+        let count = |index: &Index, p: &str| index.count_matching(&prefix(p));
+        assert_eq!(count(&index, "/"), 5);
+        assert_eq!(count(&index, "/a/"), 4);
+        assert_eq!(count(&index, "/a/b/"), 3);
+        assert_eq!(count(&index, "/a"), 5, "within a segment: /a/... and /ab");
+        assert_eq!(count(&index, "/a/b/c"), 2);
+        assert_eq!(count(&index, "/z/"), 0);
+        index.removed(&[0; 16], &tags("/a/b/c"), 10, false);
+        assert_eq!(count(&index, "/a/b/"), 2);
+        assert_eq!(count(&index, "/"), 4);
+        for (i, path) in paths.iter().enumerate().skip(1) {
+            index.removed(&[i as u8; 16], &tags(path), 10, false);
+        }
+        assert_eq!(count(&index, "/"), 0);
+        assert!(index.per_directory.is_empty() && index.per_path.is_empty());
     }
 }
