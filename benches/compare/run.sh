@@ -25,6 +25,10 @@
 #   edge-1000o  1000 origins: cors-edge on its edge route (one body, CORS stamped per
 #               request); nginx and Varnish with their per-origin keys (one copy per origin)
 #
+# pingora-floor (crates/gateway/examples/pingora_floor.rs) is no cache: Pingora answering a
+# fixed 1 KiB body from request_filter. It runs in the 1 KiB per-origin scenarios only, as the
+# ceiling of any cache hit served by Pingora's HTTP/1 stack on that core.
+#
 # Prints a table (server, scenario, req/s, p50, p99, hit ratio, upstream requests during the
 # measured run, server CPU, ratio to nginx) and saves it to benches/compare/results-DATE.md
 # (or --out). A server whose CPU is well below 100% during a run was not the bottleneck:
@@ -44,7 +48,7 @@ duration=10s
 warmup=3s
 concurrency=50
 paths=10
-servers="cors-edge nginx varnish"
+servers="cors-edge nginx varnish pingora-floor"
 scenarios="1k-10o 64k-10o 1k-1o 1k-100o 1k-shared preflight edge-1000o"
 out=""
 build=1
@@ -90,8 +94,13 @@ VARNISHD=$(command -v varnishd || echo /usr/sbin/varnishd)
 if [[ $build -eq 1 ]]; then
   log "cargo build --profile $profile -p cors-edge"
   (cd "$root" && cargo build --profile "$profile" -q -p cors-edge)
+  if [[ " $servers " == *" pingora-floor "* ]]; then
+    log "cargo build --profile $profile -p cors-edge-gateway --example pingora_floor"
+    (cd "$root" && cargo build --profile "$profile" -q -p cors-edge-gateway --example pingora_floor)
+  fi
 fi
 BIN="$root/target/$profile/cors-edge"
+FLOOR="$root/target/$profile/examples/pingora_floor"
 [[ -x $BIN ]] || die "$BIN is missing (cargo build --profile $profile -p cors-edge)"
 
 # --- processes ----------------------------------------------------------------------------
@@ -213,7 +222,13 @@ for server in $servers; do
         -p thread_pool_max=1000 >"$work/varnishd.log" 2>&1 &
       PID[$server]=$!
       ;;
-    *) die "unknown server $server (cors-edge, nginx, varnish)" ;;
+    pingora-floor)
+      [[ -x $FLOOR ]] || die "$FLOOR is missing (cargo build --profile $profile -p cors-edge-gateway --example pingora_floor)"
+      PORT[$server]=$(free_port)
+      "${PRIO[@]}" taskset -c 0 "$FLOOR" "127.0.0.1:${PORT[$server]}" >"$work/pingora-floor.log" 2>&1 &
+      PID[$server]=$!
+      ;;
+    *) die "unknown server $server (cors-edge, nginx, varnish, pingora-floor)" ;;
   esac
   STARTED+=("${PID[$server]}")
   wait_port "${PORT[$server]}" "${PID[$server]}" \
@@ -248,6 +263,7 @@ verify_hit() {
   local server=$1 scenario=$2 path origins share url args headers
   read -r path origins share <<<"${SHAPE[$scenario]}"
   if [[ $scenario == edge-1000o && $server == cors-edge ]]; then path=/e/1k; fi
+  if [[ $server == pingora-floor ]]; then echo "no cache: fixed answer"; return 0; fi
   url="http://127.0.0.1:${PORT[$server]}$path/p/1"
   args=(-sS -o /dev/null -D - -H "Origin: https://o1.loadtest.example")
   if [[ $share == 1 ]]; then
@@ -270,6 +286,15 @@ verify_hit() {
   fi
   echo "NOT A HIT: $(tr '\n' ' ' <<<"$headers")"
   return 1
+}
+
+# The servers a scenario runs on: the floor only where its fixed answer is the same load.
+servers_for() {
+  local server
+  for server in $servers; do
+    if [[ $server == pingora-floor && ! $1 =~ ^1k-[0-9]+o$ ]]; then continue; fi
+    echo "$server"
+  done
 }
 
 measure() { # SERVER SCENARIO CHECK: one measured run, one TSV row on stdout
@@ -300,7 +325,7 @@ load_at_start=$(cut -d' ' -f1-3 /proc/loadavg)
 declare -A CHECK
 for scenario in $scenarios; do
   [[ -n ${SHAPE[$scenario]:-} ]] || die "unknown scenario $scenario"
-  for server in $servers; do
+  for server in $(servers_for "$scenario"); do
     log "$scenario / $server: warm-up $warmup"
     loadtest "$server" "$scenario" "$warmup" >"$work/warm.json" || true
     # Large key spaces (1000 origins x paths) take more than one warm-up to fill.
@@ -315,7 +340,7 @@ for scenario in $scenarios; do
   done
   # Rounds go through the servers in turn, so a slow spell of the machine hits them alike.
   for ((round = 1; round <= rounds; round++)); do
-    for server in $servers; do
+    for server in $(servers_for "$scenario"); do
       measure "$server" "$scenario" "${CHECK[$server]}" >>"$results"
       tail -1 "$results" | awk -F'\t' -v r="$round" '{printf "[compare] %s / %s (round %s): %s req/s, p50 %s us, p99 %s us, hit %s, upstream %s, cpu %s%%\n", $2, $1, r, $3, $4, $5, $6, $7, $8}' >&2
     done
@@ -362,7 +387,8 @@ for (const r of rows) {
   if (+cpu < 85) notes.push("server not saturated: load-generator bound");
   if (+errors > 0) notes.push(errors + " errors");
   if (+leaks > 0) notes.push(leaks + " CORS leaks");
-  if (!check.startsWith("X-Cache") && !check.startsWith("answered")) notes.push(check);
+  if (!check.startsWith("X-Cache") && !check.startsWith("answered") && server !== "pingora-floor") notes.push(check);
+  if (server === "pingora-floor") notes.push("Pingora alone, fixed 1 KiB answer: the ceiling of a Pingora-based cache");
   if (check.startsWith("answered")) notes.push("preflights answered by nginx config (cannot cache OPTIONS)");
   if (hit !== "" && +hit < 0.999) notes.push("statuses " + statuses);
   out.push(`| ${server} | ${scenario} | ${rps} | ${spread} | ${p50} | ${p99} | ${hit || "-"} | ${up} | ${cpu}% | ${ratio(rps, nginx[scenario])} | ${ratio(rps, varnish[scenario])} | ${notes.join("; ")} |`);
@@ -378,6 +404,7 @@ EOF
   echo "- cors-edge $commit$dirty (cargo profile \`$profile\`), \`server: { threads: 1 }\` ($here/cors-edge.yaml)"
   echo "- nginx $nginx_v, one worker, proxy_cache on tmpfs keyed with \$http_origin (nginx.conf)"
   echo "- Varnish $varnish_v, one thread pool, -s malloc, hash on Origin, preflights cached (varnish.vcl)"
+  echo "- pingora-floor: Pingora 0.9 answering a fixed 1 KiB body from request_filter (crates/gateway/examples/pingora_floor.rs), 1 KiB per-origin scenarios only"
   echo "- servers pinned to CPU 0, load generator (\`cors-edge loadtest\`, $concurrency keep-alive connections, $paths paths) and upstream on CPU 1"
   echo "- machine: $(nproc --all) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), load average at start $load_at_start"
   echo
