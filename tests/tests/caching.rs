@@ -1247,3 +1247,102 @@ async fn a_range_request_is_answered_from_the_cached_object() {
     assert_eq!(part.header("content-range"), "bytes 2-5/10");
     assert_eq!(upstream.total(), 1);
 }
+
+/// A plain hit is answered straight from the store; a hit whose request carries
+/// `Cache-Control` goes through Pingora's cache path. Both must send the same answer.
+#[tokio::test]
+async fn direct_hit_and_cache_path_hit_send_the_same_answer() {
+    let upstream = Upstream::start(|_| {
+        Reply::ok("per origin")
+            .header("cache-control", "max-age=60")
+            .header("access-control-allow-origin", "https://a.example")
+            .header("vary", "Accept-Language")
+            .header("surrogate-key", "k1")
+            .header("etag", "\"v1\"")
+    })
+    .await;
+    let gateway = start(&upstream, "");
+    let origin = [("origin", "https://a.example"), ("accept-language", "fr")];
+    let first = request(gateway.addr, "GET", "/same", &origin).await;
+    expect(&first, 200, "MISS", "per origin");
+    let direct = request(gateway.addr, "GET", "/same", &origin).await;
+    let with_directive = [
+        ("origin", "https://a.example"),
+        ("accept-language", "fr"),
+        ("cache-control", "max-stale=0"),
+    ];
+    let full_path = request(gateway.addr, "GET", "/same", &with_directive).await;
+    expect(&direct, 200, "HIT", "per origin");
+    expect(&full_path, 200, "HIT", "per origin");
+    let comparable = |r: &Response| {
+        let mut fields: Vec<(String, String)> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "date" | "age"))
+            .map(|(name, value)| {
+                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+                (name.as_str().to_string(), value)
+            })
+            .collect();
+        fields.sort();
+        fields
+    };
+    assert_eq!(comparable(&direct), comparable(&full_path));
+    assert!(direct.has("age") && full_path.has("age"));
+    let head_direct = request(gateway.addr, "HEAD", "/same", &origin).await;
+    let head_full_path = request(gateway.addr, "HEAD", "/same", &with_directive).await;
+    assert_eq!(head_direct.cache(), "HIT");
+    assert!(head_direct.body.is_empty());
+    assert_eq!(comparable(&head_direct), comparable(&head_full_path));
+    assert_eq!(comparable(&head_direct), comparable(&direct));
+    assert!(
+        !direct.has("surrogate-key"),
+        "surrogate keys stay in the cache"
+    );
+    assert!(direct.varies_on("origin") && direct.varies_on("accept-language"));
+    // Another Accept-Language is another variant, another origin another entry: both miss.
+    let other_language = [("origin", "https://a.example"), ("accept-language", "de")];
+    let other = request(gateway.addr, "GET", "/same", &other_language).await;
+    assert_eq!(other.cache(), "MISS");
+    let other_origin = [("origin", "https://b.example"), ("accept-language", "fr")];
+    let other = request(gateway.addr, "GET", "/same", &other_origin).await;
+    assert_eq!(other.cache(), "MISS");
+    assert_eq!(upstream.hits("/same"), 3);
+}
+
+/// The same for a cached preflight (upstream mode stores the API's own answers).
+#[tokio::test]
+async fn direct_and_cache_path_preflight_hits_send_the_same_answer() {
+    let upstream = Upstream::start(|_| {
+        Reply::status(204)
+            .header("access-control-allow-origin", "https://a.example")
+            .header("access-control-allow-methods", "PUT")
+            .header("access-control-max-age", "600")
+    })
+    .await;
+    let gateway = start(&upstream, "");
+    let preflight = [
+        ("origin", "https://a.example"),
+        ("access-control-request-method", "PUT"),
+    ];
+    let first = request(gateway.addr, "OPTIONS", "/pf", &preflight).await;
+    assert_eq!((first.status, first.cache().as_str()), (204, "MISS"));
+    let direct = request(gateway.addr, "OPTIONS", "/pf", &preflight).await;
+    let mut with_directive = preflight.to_vec();
+    with_directive.push(("cache-control", "max-stale=0"));
+    let full_path = request(gateway.addr, "OPTIONS", "/pf", &with_directive).await;
+    assert_eq!((direct.status, direct.cache().as_str()), (204, "HIT"));
+    assert_eq!((full_path.status, full_path.cache().as_str()), (204, "HIT"));
+    let comparable = |r: &Response| {
+        let mut fields: Vec<String> = r
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "date" | "age"))
+            .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+            .collect();
+        fields.sort();
+        fields
+    };
+    assert_eq!(comparable(&direct), comparable(&full_path));
+    assert_eq!(upstream.hits("/pf"), 1);
+}

@@ -315,9 +315,10 @@ impl Gateway {
     fn fresh_hit(&self, session: &Session, ctx: &Ctx, route: &Route) -> Option<FreshHit> {
         let req = session.req_header();
         if !cacheable(req, ctx.cors_kind, route)
-            || FULL_PATH_REQUEST_FIELDS
-                .iter()
-                .any(|name| req.headers.contains_key(name))
+            || req
+                .headers
+                .keys()
+                .any(|name| FULL_PATH_REQUEST_FIELDS.contains(name))
         {
             return None;
         }
@@ -348,6 +349,16 @@ impl Gateway {
             && !header.headers.contains_key(http::header::CONTENT_LENGTH)
         {
             header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
+        }
+        // Pingora's range filter (the request has no `Range`): a 200 with a usable length
+        // announces byte ranges, as nginx does.
+        let has_length = header
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().parse::<u64>().is_ok());
+        if status == 200 && has_length {
+            header.insert_header(http::header::ACCEPT_RANGES, "bytes")?;
         }
         self.response_filter(session, &mut header, ctx).await?;
         let head_only = session.req_header().method == http::Method::HEAD;

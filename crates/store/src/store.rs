@@ -454,7 +454,10 @@ impl MokaStore {
                 && self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
                 && !self.invalidated(&entry.info)
         };
-        let primary = self.cache.get(&key.primary_bin())?;
+        // `combined_bin` would hash the primary key string again.
+        let primary_bin = key.primary_bin();
+        key.set_primary_bin_override(primary_bin);
+        let primary = self.cache.get(&primary_bin)?;
         // A purged primary makes the full path drop it and promote a variant in its place.
         if self.bans.check(&primary.info.tags, primary.info.fetched_at) != BanOutcome::Valid
             || self.invalidated(&primary.info)
