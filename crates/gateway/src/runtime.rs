@@ -153,7 +153,7 @@ impl Runtime {
         }
         let cache = CacheSettings {
             max_variants: u32::try_from(config.cache.max_variants).unwrap_or(u32::MAX),
-            max_object_bytes: config.cache.max_object_bytes.as_usize(),
+            max_object_bytes: config.cache.object_limit().as_usize(),
             default_stale_while_revalidate: config.cache.stale_while_revalidate.0,
             default_stale_if_error: config.cache.stale_if_error.0,
             negative_preflight_ttl: config.cache.negative_preflight_ttl.0,

@@ -130,8 +130,9 @@ pub struct CacheConfig {
     /// Used when the upstream's `Cache-Control` gives no `stale-if-error`. Default 60s.
     pub stale_if_error: DurationValue,
     /// Responses larger than this stream through uncached, so one huge download cannot evict
-    /// the whole cache. Default `8MiB`.
-    pub max_object_bytes: ByteSize,
+    /// the whole cache. Unset: `8MiB`, or `max_bytes` when the cache is smaller (see
+    /// [`CacheConfig::object_limit`]).
+    pub max_object_bytes: Option<ByteSize>,
     /// How long a request waits for another request already fetching the same key (miss
     /// coalescing) before going upstream itself. Default 5s.
     pub lock_timeout: DurationValue,
@@ -147,10 +148,25 @@ impl Default for CacheConfig {
             max_variants: 64,
             stale_while_revalidate: DurationValue::from_secs(10),
             stale_if_error: DurationValue::from_secs(60),
-            max_object_bytes: ByteSize::mib(8),
+            max_object_bytes: None,
             lock_timeout: DurationValue::from_secs(5),
             negative_preflight_ttl: DurationValue::from_secs(5),
         }
+    }
+}
+
+impl CacheConfig {
+    /// The largest response stored: `max_object_bytes`, else 8 MiB capped at `max_bytes` (a
+    /// small cache without the setting must not be refused for the default).
+    pub fn object_limit(&self) -> ByteSize {
+        self.max_object_bytes.unwrap_or_else(|| {
+            let default = ByteSize::mib(8);
+            if self.max_bytes.as_u64() > 0 {
+                default.min(self.max_bytes)
+            } else {
+                default
+            }
+        })
     }
 }
 

@@ -45,7 +45,10 @@ impl Config {
         let _ = writeln!(
             out,
             "cache      {} total, objects up to {}, {} variants per key, lock wait {}",
-            cache.max_bytes, cache.max_object_bytes, cache.max_variants, cache.lock_timeout
+            cache.max_bytes,
+            cache.object_limit(),
+            cache.max_variants,
+            cache.lock_timeout
         );
         let _ = writeln!(
             out,

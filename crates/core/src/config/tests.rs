@@ -58,7 +58,7 @@ fn shipped_configs_load() {
     assert_eq!(gateway.routes[0].upstream, "api");
 
     let example = load_str(EXAMPLE, "config/example.yaml").unwrap();
-    assert_eq!(example.cache.max_object_bytes, ByteSize::mib(8));
+    assert_eq!(example.cache.max_object_bytes, Some(ByteSize::mib(8)));
     assert_eq!(
         example.routes[0].cache.max_ttl,
         Some(DurationValue::from_secs(3600))
@@ -85,7 +85,8 @@ fn omitted_keys_take_their_defaults() {
     assert_eq!(cache.max_variants, 64);
     assert_eq!(cache.stale_while_revalidate.0, Duration::from_secs(10));
     assert_eq!(cache.stale_if_error.0, Duration::from_secs(60));
-    assert_eq!(cache.max_object_bytes, ByteSize::mib(8));
+    assert_eq!(cache.max_object_bytes, None);
+    assert_eq!(cache.object_limit(), ByteSize::mib(8));
     assert_eq!(cache.lock_timeout.0, Duration::from_secs(5));
     assert_eq!(cache.negative_preflight_ttl.0, Duration::from_secs(5));
     let api = &config.upstreams["api"];
@@ -662,4 +663,17 @@ fn summary_covers_listeners_upstreams_and_routes() {
     assert!(summary.lines().count() < 25);
     let gateway = load_str(GATEWAY, "gateway.yaml").unwrap().summary();
     assert!(gateway.contains("tls        off") && gateway.contains("cluster    off"));
+}
+
+#[test]
+fn a_small_cache_without_an_object_limit_caps_the_default() {
+    let config = load_str(&format!("cache:\n  max_bytes: 1MiB\n{BASE}"), "small.yaml").unwrap();
+    assert_eq!(config.cache.max_object_bytes, None);
+    assert_eq!(config.cache.object_limit(), ByteSize::mib(1));
+    let explicit = load_str(
+        &format!("cache:\n  max_bytes: 64MiB\n  max_object_bytes: 2MiB\n{BASE}"),
+        "explicit.yaml",
+    )
+    .unwrap();
+    assert_eq!(explicit.cache.object_limit(), ByteSize::mib(2));
 }

@@ -175,19 +175,19 @@ fn check_cache(config: &Config, errors: &mut Errors) {
             "must be at least 1 (one variant per URL)",
         );
     }
-    if cache.max_object_bytes.as_u64() == 0 {
-        errors.push(
+    match cache.max_object_bytes {
+        Some(limit) if limit.as_u64() == 0 => errors.push(
             key.key("max_object_bytes"),
             "must be larger than 0B; responses larger than it are not cached",
-        );
-    } else if cache.max_object_bytes > cache.max_bytes && cache.max_bytes.as_u64() > 0 {
-        errors.push(
+        ),
+        Some(limit) if limit > cache.max_bytes && cache.max_bytes.as_u64() > 0 => errors.push(
             key.key("max_object_bytes"),
             format!(
-                "{} is larger than the whole cache (max_bytes: {})",
-                cache.max_object_bytes, cache.max_bytes
+                "{limit} is larger than the whole cache (max_bytes: {})",
+                cache.max_bytes
             ),
-        );
+        ),
+        _ => {}
     }
     require_positive(
         errors,
