@@ -15,7 +15,7 @@ mod upstream;
 mod tests;
 
 pub use classify::{classify, RequestKind};
-pub use origin::{Host, OriginError, OriginPattern, SerializedOrigin};
+pub use origin::{AllowList, Host, OriginError, OriginPattern, SerializedOrigin};
 pub use policy::{
     CorsDecision, CorsPolicy, Decision, PolicyError, PreflightDecision,
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,

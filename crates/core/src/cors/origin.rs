@@ -10,6 +10,7 @@
 //! `.` with no empty labels; browsers send internationalized names as punycode, so a real origin
 //! never needs more, and every exotic spelling is refused instead of interpreted.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -185,6 +186,41 @@ impl OriginPattern {
             }
             _ => false,
         }
+    }
+}
+
+/// A compiled `allow_origins`: exact origins in a hash set, so a list of thousands costs one
+/// lookup per request; subdomain patterns and `null` are tried in turn.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList {
+    exact: HashSet<SerializedOrigin>,
+    others: Vec<OriginPattern>,
+}
+
+impl AllowList {
+    /// Adds a pattern; `false` when it was already there. `Any` belongs to the policy, not the
+    /// list: it is kept with the others and matches everything.
+    pub fn insert(&mut self, pattern: OriginPattern) -> bool {
+        match pattern {
+            OriginPattern::Exact(origin) => self.exact.insert(origin),
+            other if self.others.contains(&other) => false,
+            other => {
+                self.others.push(other);
+                true
+            }
+        }
+    }
+
+    pub fn matches(&self, origin: &SerializedOrigin) -> bool {
+        self.exact.contains(origin) || self.others.iter().any(|pattern| pattern.matches(origin))
+    }
+
+    pub fn len(&self) -> usize {
+        self.exact.len() + self.others.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

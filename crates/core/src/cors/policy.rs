@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::field::is_token;
-use super::origin::{OriginError, OriginPattern, SerializedOrigin};
+use super::origin::{AllowList, OriginError, OriginPattern, SerializedOrigin};
 use super::request_headers::request_header_names;
 use super::PolicySpec;
 
@@ -138,7 +138,7 @@ impl NameList {
 pub struct CorsPolicy {
     /// `allow_any_origin: true` or `*` in `allow_origins` (never with credentials).
     any_origin: bool,
-    origins: Vec<OriginPattern>,
+    origins: AllowList,
     credentials: bool,
     methods: NameList,
     headers: NameList,
@@ -152,7 +152,7 @@ impl CorsPolicy {
             return Err(PolicyError::AnyOriginWithCredentials);
         }
         let mut any_origin = spec.allow_any_origin;
-        let mut origins = Vec::with_capacity(spec.allow_origins.len());
+        let mut origins = AllowList::default();
         for entry in &spec.allow_origins {
             let pattern =
                 OriginPattern::parse(entry).map_err(|reason| PolicyError::InvalidOrigin {
@@ -164,8 +164,8 @@ impl CorsPolicy {
                     return Err(PolicyError::WildcardOriginWithCredentials);
                 }
                 any_origin = true;
-            } else if !origins.contains(&pattern) {
-                origins.push(pattern);
+            } else {
+                origins.insert(pattern);
             }
         }
         let methods = compile_methods(&spec.allow_methods, spec.allow_credentials)?;
@@ -190,8 +190,7 @@ impl CorsPolicy {
     /// Whether a request with this `Origin` value may read responses.
     pub fn allows_origin(&self, origin: &[u8]) -> bool {
         self.any_origin
-            || SerializedOrigin::parse(origin)
-                .is_ok_and(|origin| self.origins.iter().any(|pattern| pattern.matches(&origin)))
+            || SerializedOrigin::parse(origin).is_ok_and(|origin| self.origins.matches(&origin))
     }
 
     /// Answers `Access-Control-Allow-Origin: *` to everyone.
@@ -302,9 +301,7 @@ impl CorsPolicy {
         }
         match SerializedOrigin::parse(origin) {
             Err(_) => Decision::InvalidOrigin,
-            Ok(parsed) if self.origins.iter().any(|pattern| pattern.matches(&parsed)) => {
-                Decision::Allowed
-            }
+            Ok(parsed) if self.origins.matches(&parsed) => Decision::Allowed,
             Ok(_) => Decision::DeniedOrigin,
         }
     }

@@ -915,3 +915,35 @@ fn unsafe_reason_labels() {
         ]
     );
 }
+
+#[test]
+fn allow_list_matches_exact_subdomain_and_null_entries() {
+    let mut list = AllowList::default();
+    for entry in [
+        "https://a.example",
+        "https://A.example:443",
+        "https://*.b.example",
+        "null",
+        "null",
+    ] {
+        list.insert(OriginPattern::parse(entry).unwrap());
+    }
+    assert_eq!(
+        list.len(),
+        3,
+        "duplicates after normalization are kept once"
+    );
+    for (origin, allowed) in [
+        ("https://a.example", true),
+        ("https://a.example:443", true),
+        ("http://a.example", false),
+        ("https://x.a.example", false),
+        ("https://x.b.example", true),
+        ("https://b.example", false),
+        ("null", true),
+    ] {
+        let parsed = SerializedOrigin::parse(origin.as_bytes()).unwrap();
+        assert_eq!(list.matches(&parsed), allowed, "{origin}");
+    }
+    assert!(AllowList::default().is_empty());
+}
