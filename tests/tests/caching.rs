@@ -1248,6 +1248,18 @@ async fn a_range_request_is_answered_from_the_cached_object() {
     assert_eq!(upstream.total(), 1);
 }
 
+/// Every header field but `Date` and `Age`, sorted: what two answers from cache must share.
+fn comparable(r: &Response) -> Vec<String> {
+    let mut fields: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "age"))
+        .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
+        .collect();
+    fields.sort();
+    fields
+}
+
 /// A plain hit is answered straight from the store; a hit whose request carries
 /// `Cache-Control` goes through Pingora's cache path. Both must send the same answer.
 #[tokio::test]
@@ -1274,19 +1286,6 @@ async fn direct_hit_and_cache_path_hit_send_the_same_answer() {
     let full_path = request(gateway.addr, "GET", "/same", &with_directive).await;
     expect(&direct, 200, "HIT", "per origin");
     expect(&full_path, 200, "HIT", "per origin");
-    let comparable = |r: &Response| {
-        let mut fields: Vec<(String, String)> = r
-            .headers
-            .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "date" | "age"))
-            .map(|(name, value)| {
-                let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
-                (name.as_str().to_string(), value)
-            })
-            .collect();
-        fields.sort();
-        fields
-    };
     assert_eq!(comparable(&direct), comparable(&full_path));
     assert!(direct.has("age") && full_path.has("age"));
     let head_direct = request(gateway.addr, "HEAD", "/same", &origin).await;
@@ -1333,16 +1332,6 @@ async fn direct_and_cache_path_preflight_hits_send_the_same_answer() {
     let full_path = request(gateway.addr, "OPTIONS", "/pf", &with_directive).await;
     assert_eq!((direct.status, direct.cache().as_str()), (204, "HIT"));
     assert_eq!((full_path.status, full_path.cache().as_str()), (204, "HIT"));
-    let comparable = |r: &Response| {
-        let mut fields: Vec<String> = r
-            .headers
-            .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "date" | "age"))
-            .map(|(name, value)| format!("{name}: {}", String::from_utf8_lossy(value.as_bytes())))
-            .collect();
-        fields.sort();
-        fields
-    };
     assert_eq!(comparable(&direct), comparable(&full_path));
     assert_eq!(upstream.hits("/pf"), 1);
 }

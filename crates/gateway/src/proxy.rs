@@ -350,16 +350,8 @@ impl Gateway {
         {
             header.insert_header(http::header::TRANSFER_ENCODING, "chunked")?;
         }
-        // Pingora's range filter (the request has no `Range`): a 200 with a usable length
-        // announces byte ranges, as nginx does.
-        let has_length = header
-            .headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim().parse::<u64>().is_ok());
-        if status == 200 && has_length {
-            header.insert_header(http::header::ACCEPT_RANGES, "bytes")?;
-        }
+        // The request has no `Range`: Pingora's filter only announces `Accept-Ranges`.
+        pingora::proxy::range_header_filter(session.req_header(), &mut header, None);
         self.response_filter(session, &mut header, ctx).await?;
         let head_only = session.req_header().method == http::Method::HEAD;
         session

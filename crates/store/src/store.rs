@@ -449,9 +449,8 @@ impl MokaStore {
         variance_of: impl FnOnce(&pingora::http::ResponseHeader) -> Option<HashBinary>,
         now: SystemTime,
     ) -> Option<FreshHit> {
-        let usable = |entry: &Entry| {
-            entry.meta.facts.fresh_until >= now
-                && self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
+        let untouched = |entry: &Entry| {
+            self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
                 && !self.invalidated(&entry.info)
         };
         // `combined_bin` would hash the primary key string again.
@@ -459,9 +458,7 @@ impl MokaStore {
         key.set_primary_bin_override(primary_bin);
         let primary = self.cache.get(&primary_bin)?;
         // A purged primary makes the full path drop it and promote a variant in its place.
-        if self.bans.check(&primary.info.tags, primary.info.fetched_at) != BanOutcome::Valid
-            || self.invalidated(&primary.info)
-        {
+        if !untouched(&primary) {
             return None;
         }
         let variance = variance_of(&primary.meta.header);
@@ -475,7 +472,7 @@ impl MokaStore {
             }
             variant
         };
-        if !usable(&entry) {
+        if entry.meta.facts.fresh_until < now || !untouched(&entry) {
             return None;
         }
         Some(FreshHit {
