@@ -196,8 +196,11 @@ pub fn store_decision(
                 record.storage = Some(StorageVerdict::Stored {
                     fresh_for: fresh.fresh_for,
                 });
+                // Fresh until `created + lifetime`, which is in the past for a response that
+                // arrived stale: how stale it is (for `max-stale`, RFC 9111 §5.2.1.2, and the
+                // stale windows) counts from when it really expired, not from its arrival.
                 CacheMeta::new(
-                    now + fresh.fresh_for,
+                    created + fresh.lifetime,
                     created,
                     secs(fresh.stale_while_revalidate),
                     secs(fresh.stale_if_error),

@@ -27,6 +27,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use cors_edge_core::cors::RequestKind;
+use cors_edge_core::freshness::HitAction;
 use cors_edge_core::outcome::CacheStatus;
 use cors_edge_store::PurgeTagSlot;
 use http::header::{HeaderName, HeaderValue};
@@ -49,9 +50,19 @@ const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
 
-/// The cache status of a request that went through Pingora's cache path, from its phase.
-fn status_from_phase(session: &Session, looked_up: bool) -> CacheStatus {
+/// The cache status of a request that went through Pingora's cache path, from its phase and
+/// the request's verdict (a stale answer the client accepted with `max-stale` is served as
+/// fresh by Pingora, and reported as STALE).
+fn status_from_phase(session: &Session, record: &RequestRecord) -> CacheStatus {
+    let looked_up = record.looked_up;
     match session.cache.phase() {
+        CachePhase::Hit
+            if record
+                .hit
+                .is_some_and(|v| v.action == HitAction::ServeStale) =>
+        {
+            CacheStatus::Stale
+        }
         CachePhase::Hit => CacheStatus::Hit,
         CachePhase::Stale | CachePhase::StaleUpdating => CacheStatus::Stale,
         CachePhase::Expired => CacheStatus::Expired,
@@ -59,6 +70,19 @@ fn status_from_phase(session: &Session, looked_up: bool) -> CacheStatus {
         CachePhase::Miss => CacheStatus::Miss,
         _ if looked_up => CacheStatus::Miss,
         _ => CacheStatus::Bypass,
+    }
+}
+
+/// The request's cache status: decided once, by the hook that answered or from the cache
+/// phase when the answer goes out.
+fn cache_status(session: &Session, record: &mut RequestRecord) -> CacheStatus {
+    match record.cache_status {
+        Some(status) => status,
+        None => {
+            let status = status_from_phase(session, record);
+            record.cache_status = Some(status);
+            status
+        }
     }
 }
 
@@ -247,9 +271,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         record: &mut RequestRecord,
     ) -> Result<()> {
-        let status = *record
-            .cache_status
-            .get_or_insert_with(|| status_from_phase(session, record.looked_up));
+        let status = cache_status(session, record);
         if let Err(e) = resp.insert_header(X_CACHE, HeaderValue::from_static(status.as_str())) {
             tracing::warn!("cannot set x-cache: {e}");
         }
@@ -299,9 +321,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, record: &mut RequestRecord) {
-        let status = *record
-            .cache_status
-            .get_or_insert_with(|| status_from_phase(session, record.looked_up));
+        let status = cache_status(session, record);
         observe::request_done(&self.state, record, status);
     }
 }
