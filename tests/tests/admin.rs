@@ -96,8 +96,15 @@ async fn metrics_text(gateway: &GatewayProcess) -> String {
     response.text()
 }
 
-/// The value of the sample `name` whose labels include every pair of `labels`; 0 when absent.
+/// The value of the sample `name` whose labels include every pair of `labels`; 0 when absent
+/// (a counter not yet incremented has no series). Use [`series`] to require the series.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text, name, labels).unwrap_or(0.0)
+}
+
+/// The value of the sample `name` whose labels include every pair of `labels`, None when no
+/// such series is exposed.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
@@ -115,12 +122,14 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             .map(|(k, v)| (k, v.trim_matches('"')))
             .collect();
         if labels.iter().all(|wanted| pairs.contains(wanted)) {
-            return value
-                .parse()
-                .unwrap_or_else(|e| panic!("bad sample {line:?}: {e}"));
+            return Some(
+                value
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad sample {line:?}: {e}")),
+            );
         }
     }
-    0.0
+    None
 }
 
 async fn stats(gateway: &GatewayProcess, headers: &[(&str, &str)]) -> serde_json::Value {
@@ -636,8 +645,21 @@ async fn edge_mode_preflights_and_decisions_are_counted() {
     )
     .await;
 
-    let text = metrics_text(&gateway).await;
     let route = ("route", "edge-api");
+    // Counted when each request is logged, after its answer went out: poll until all five are.
+    let text = metrics_when(&gateway, "five requests counted", |text| {
+        series(
+            text,
+            "cors_edge_request_duration_seconds_count",
+            &[route, ("kind", "preflight")],
+        ) == Some(3.0)
+            && series(
+                text,
+                "cors_edge_request_duration_seconds_count",
+                &[route, ("kind", "simple")],
+            ) == Some(2.0)
+    })
+    .await;
     assert_eq!(
         sample(
             &text,
@@ -858,12 +880,19 @@ async fn readiness_follows_upstream_health_checks() {
     .await;
     let down = request(gateway.admin, "GET", "/readyz", &[]).await;
     assert_eq!(json(&down)["upstreams_down"], serde_json::json!(["api"]));
+    // An unready gateway still answers scrapes with its series (an alert on readiness needs
+    // the rest of the metrics to diagnose it): the gauges and the traffic counters are there.
+    let text = metrics_text(&gateway).await;
+    for name in ["cors_edge_cache_entries", "cors_edge_cache_bytes"] {
+        assert_eq!(
+            series(&text, name, &[]),
+            Some(0.0),
+            "{name} while unready (nothing was cached):\n{text}"
+        );
+    }
     assert!(
-        sample(
-            &metrics_text(&gateway).await,
-            "cors_edge_cache_entries",
-            &[]
-        ) >= 0.0
+        series(&text, "cors_edge_requests_total", &[("route", "api")]).is_some(),
+        "requests_total for the route while unready:\n{text}"
     );
 
     let _back = Upstream::start_on(addr, cors_api).await;

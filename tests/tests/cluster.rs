@@ -255,6 +255,17 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
     until_miss(&two, "/during-outage", Duration::from_secs(10)).await;
     until_miss(&three, "/during-outage", Duration::from_secs(10)).await;
 
+    // Each reader noticed the new Redis (new run_id, stream without this node's last entry)
+    // and read the new stream from its beginning.
+    for node in [&two, &three] {
+        let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
+        assert!(
+            resyncs >= 1.0,
+            "node {} never re-read the stream after a Redis restart",
+            node.admin
+        );
+    }
+
     // And purges after the restart keep arriving.
     wait_connected(&nodes).await;
     warm(&nodes, "/after-restart").await;
@@ -262,7 +273,12 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
     until_miss(&two, "/after-restart", Duration::from_secs(5)).await;
     until_miss(&three, "/after-restart", Duration::from_secs(5)).await;
 
-    // A second restart while idle, then a purge: still delivered.
+    // A second restart while idle, then a purge: still delivered, and every node re-read the
+    // new stream once more (the count moves past what the first restart left).
+    let mut resyncs_before = Vec::new();
+    for node in nodes {
+        resyncs_before.push(metric(node, "cors_edge_cluster_resyncs_total").await);
+    }
     redis.kill();
     redis.spawn();
     warm(&nodes, "/after-second-restart").await;
@@ -277,15 +293,20 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
             "only named entries are purged"
         );
     }
-    // Each reader noticed the new Redis (new run_id, stream without this node's last entry)
-    // and read the new stream from its beginning.
-    for node in [&two, &three] {
-        let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
-        assert!(
-            resyncs >= 1.0,
-            "node {} never re-read the stream after a Redis restart",
-            node.admin
-        );
+    for (node, before) in nodes.into_iter().zip(resyncs_before) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
+            if resyncs > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not re-read the stream after the second Redis restart ({resyncs} resyncs, {before} before it)",
+                node.admin
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 
