@@ -291,3 +291,31 @@ impl Drop for Upstream {
         self.task.abort();
     }
 }
+
+/// A loopback address where connections are refused for as long as this value lives: a socket
+/// bound to the port but never listening. Nobody else can bind the port meanwhile, so unlike
+/// "a port that was free a moment ago" it cannot turn into some other test's server.
+pub struct RefusingAddr {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+impl RefusingAddr {
+    pub fn new() -> RefusingAddr {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a TCP socket");
+        socket
+            .bind(([127, 0, 0, 1], 0).into())
+            .expect("bind a loopback port");
+        let addr = socket.local_addr().expect("bound address");
+        RefusingAddr {
+            addr,
+            _socket: socket,
+        }
+    }
+}
+
+impl Default for RefusingAddr {
+    fn default() -> Self {
+        RefusingAddr::new()
+    }
+}

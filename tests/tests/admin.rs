@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
+use cors_edge_tests::upstream::RefusingAddr;
 use cors_edge_tests::{
     binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
 };
@@ -857,10 +858,28 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn readiness_follows_upstream_health_checks() {
-    let upstream = Upstream::start(cors_api).await;
-    let addr = upstream.addr;
-    let health = "    health_check: { interval: 1s }\n";
-    let gateway = GatewayProcess::start(&config(addr, "", health));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // An HTTP health check: the server stays on its port the whole time (no port is released
+    // and bound again) and fails its check by answering 503 on /healthz while `down`.
+    let down = Arc::new(AtomicBool::new(false));
+    let upstream = {
+        let down = down.clone();
+        Upstream::start(move |req| {
+            if req.path() == "/healthz" {
+                let status = if down.load(Ordering::SeqCst) {
+                    503
+                } else {
+                    200
+                };
+                return Reply::status(status);
+            }
+            cors_api(req)
+        })
+        .await
+    };
+    let health = "    health_check: { interval: 1s, path: /healthz }\n";
+    let gateway = GatewayProcess::start(&config(upstream.addr, "", health));
     let ready = |want: u16| {
         let admin = gateway.admin;
         move || async move { request(admin, "GET", "/readyz", &[]).await.status == want }
@@ -870,16 +889,15 @@ async fn readiness_follows_upstream_health_checks() {
         200
     );
 
-    upstream.stop();
-    drop(upstream);
+    down.store(true, Ordering::SeqCst);
     wait_for(
         "readyz 503 once every server fails its check",
         Duration::from_secs(10),
         ready(503),
     )
     .await;
-    let down = request(gateway.admin, "GET", "/readyz", &[]).await;
-    assert_eq!(json(&down)["upstreams_down"], serde_json::json!(["api"]));
+    let unready = request(gateway.admin, "GET", "/readyz", &[]).await;
+    assert_eq!(json(&unready)["upstreams_down"], serde_json::json!(["api"]));
     // An unready gateway still answers scrapes with its series (an alert on readiness needs
     // the rest of the metrics to diagnose it): the gauges and the traffic counters are there.
     let text = metrics_text(&gateway).await;
@@ -895,7 +913,7 @@ async fn readiness_follows_upstream_health_checks() {
         "requests_total for the route while unready:\n{text}"
     );
 
-    let _back = Upstream::start_on(addr, cors_api).await;
+    down.store(false, Ordering::SeqCst);
     wait_for(
         "readyz 200 once the server passes its check again",
         Duration::from_secs(10),
@@ -907,6 +925,36 @@ async fn readiness_follows_upstream_health_checks() {
         200,
         "traffic flows again"
     );
+}
+
+#[tokio::test]
+async fn a_tcp_health_check_marks_a_refusing_server_down() {
+    // The TCP check: one server refuses connections (a port held bound, never listening),
+    // the other accepts; only the refusing pool makes the gateway unready.
+    let dead = RefusingAddr::new();
+    let live = Upstream::start(cors_api).await;
+    let yaml = format!(
+        "listen: [\"{{listen}}\"]\n\
+         admin: {{ listen: \"{{admin}}\" }}\n\
+         upstreams:\n  api:\n    servers: [\"{}\"]\n    health_check: {{ interval: 1s }}\n\
+         \x20 down:\n    servers: [\"{}\"]\n    health_check: {{ interval: 1s }}\n\
+         routes:\n  - name: api\n    upstream: api\n  - name: down\n    match: {{ path_prefix: /down }}\n    upstream: down\n",
+        live.addr, dead.addr
+    );
+    let gateway = GatewayProcess::start(&yaml);
+    let admin_addr = gateway.admin;
+    wait_for(
+        "readyz 503 with the refusing pool",
+        Duration::from_secs(10),
+        || async move { request(admin_addr, "GET", "/readyz", &[]).await.status == 503 },
+    )
+    .await;
+    let unready = request(gateway.admin, "GET", "/readyz", &[]).await;
+    assert_eq!(
+        json(&unready)["upstreams_down"],
+        serde_json::json!(["down"])
+    );
+    assert_eq!(request(gateway.addr, "GET", "/x", &[]).await.status, 200);
 }
 
 #[tokio::test]
