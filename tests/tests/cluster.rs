@@ -117,6 +117,7 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
+                let _ = child.wait();
                 panic!("redis-server exited with {status} before answering");
             }
             // The server that answers is this child: INFO's process_id says so.
@@ -127,6 +128,7 @@ impl RedisServer {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
+        let _ = child.wait();
         panic!("redis-server did not answer on {} within 10s", self.url());
     }
 
