@@ -187,24 +187,30 @@ routes:
 `;
 }
 
-/** The newest source file the binary is built from, to refuse a stale binary. */
+/**
+ * The newest source file the binary is built from (the crates' src/ trees, build scripts and
+ * manifests; not their tests, which a rebuild would not relink the binary for).
+ */
 function newestSource(root) {
   let newest = { mtimeMs: 0, file: null };
+  const consider = (file) => {
+    const { mtimeMs } = fs.statSync(file);
+    if (mtimeMs > newest.mtimeMs) newest = { mtimeMs, file };
+  };
   const walk = (dir) => {
     for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
-      if (entry.isDirectory()) {
-        if (entry.name !== 'target' && entry.name !== 'node_modules') walk(file);
-      } else if (/\.rs$|^Cargo\.(toml|lock)$/.test(entry.name)) {
-        const { mtimeMs } = fs.statSync(file);
-        if (mtimeMs > newest.mtimeMs) newest = { mtimeMs, file };
-      }
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.rs')) consider(file);
     }
   };
-  walk(path.join(root, 'crates'));
-  for (const name of ['Cargo.toml', 'Cargo.lock']) {
-    const { mtimeMs } = fs.statSync(path.join(root, name));
-    if (mtimeMs > newest.mtimeMs) newest = { mtimeMs, file: path.join(root, name) };
+  const crates = path.join(root, 'crates');
+  for (const crate of fs.readdirSync(crates)) {
+    const dir = path.join(crates, crate);
+    if (fs.existsSync(path.join(dir, 'src'))) walk(path.join(dir, 'src'));
+    for (const name of ['Cargo.toml', 'build.rs']) {
+      if (fs.existsSync(path.join(dir, name))) consider(path.join(dir, name));
+    }
   }
   return newest;
 }

@@ -62,8 +62,10 @@ fail_if_stale() {
     "$root"/target/*) ;;
     *) return 0 ;;
   esac
-  newer=$(find "$root/crates" "$root/Cargo.toml" "$root/Cargo.lock" -newer "$bin" \
-            \( -name '*.rs' -o -name 'Cargo.toml' -o -name 'Cargo.lock' \) -print -quit 2>/dev/null)
+  # What the binary is built from: the crates' src/ trees and manifests (not their tests/,
+  # benches/ or examples/, which a rebuild would not relink the binary for).
+  newer=$(find "$root"/crates/*/src "$root"/crates/*/Cargo.toml "$root"/crates/*/build.rs -newer "$bin" \
+            \( -name '*.rs' -o -name 'Cargo.toml' \) -print -quit 2>/dev/null)
   [[ -z "$newer" ]] || die "$bin is older than $newer: rebuild it (cargo build --release -p cors-edge)"
 }
 
