@@ -19,7 +19,9 @@ ensure_suite() {
 
 # Prints a TCP port that was free on 127.0.0.1 a moment ago (bound, then released: another
 # process may take it before the caller binds it). Only for the nginx and Varnish reference
-# scripts and --proxy-cmd, whose servers cannot pick a port of their own; cors-edge and the
+# scripts and --proxy-cmd, whose servers cannot pick a port of their own; their readiness
+# check (wait_port with the pid) then accepts only a listener held by the process started, so
+# losing the race fails the run instead of testing someone else's server. cors-edge and the
 # suite's server listen on port 0 and report the port they got (wait_ready_file).
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
@@ -69,12 +71,47 @@ fail_if_stale() {
   [[ -z "$newer" ]] || die "$bin is older than $newer: rebuild it (cargo build --release -p cors-edge)"
 }
 
-# wait_port PORT [SECONDS] [PID]: waits until 127.0.0.1:PORT accepts connections.
-# Fails early if PID (the process expected to listen) has exited.
+# descendants PID: PID and every process below it.
+descendants() {
+  local todo=("$1") p c
+  while ((${#todo[@]})); do
+    p=${todo[0]}
+    todo=("${todo[@]:1}")
+    echo "$p"
+    for c in $(ps -o pid= --ppid "$p" 2>/dev/null); do todo+=("$c"); done
+  done
+}
+
+# port_held_by PORT PID: whether a socket listening on 127.0.0.1:PORT (or 0.0.0.0:PORT) is
+# held by PID or one of its descendants: the listener is the process this script started,
+# not whichever process took the port.
+port_held_by() {
+  local hex inodes p fd link i
+  hex=$(printf ':%04X' "$1")
+  inodes=$(awk -v p="$hex" 'NR > 1 && $4 == "0A" && ($2 == "0100007F" p || $2 == "00000000" p) { print $10 }' /proc/net/tcp)
+  [[ -n "$inodes" ]] || return 1
+  for p in $(descendants "$2"); do
+    for fd in /proc/"$p"/fd/*; do
+      link=$(readlink "$fd" 2>/dev/null) || continue
+      for i in $inodes; do
+        [[ "$link" == "socket:[$i]" ]] && return 0
+      done
+    done
+  done
+  return 1
+}
+
+# wait_port PORT [SECONDS] [PID]: waits until 127.0.0.1:PORT accepts connections; with PID,
+# until the listening socket is held by PID or a descendant (see port_held_by). Fails early if
+# PID (the process expected to listen) has exited.
 wait_port() {
   local port=$1 secs=${2:-30} pid=${3:-} i
   for ((i = 0; i < secs * 10; i++)); do
-    if node -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1))' "$port" 2>/dev/null; then
+    if [[ -n "$pid" ]]; then
+      if port_held_by "$port" "$pid"; then
+        return 0
+      fi
+    elif node -e 'const s=require("net").connect(+process.argv[1],"127.0.0.1");s.on("connect",()=>process.exit(0));s.on("error",()=>process.exit(1))' "$port" 2>/dev/null; then
       return 0
     fi
     if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
