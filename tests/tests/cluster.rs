@@ -13,12 +13,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{binary_path, request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
 
 /// A `redis-server` child process without persistence, killed on drop. It listens on a unix
-/// socket in its own temp dir when the gateway accepts `redis+unix://` URLs: a restart then
-/// binds the same path, which no other process can take in between (a TCP port released by
-/// the killed server could be). Otherwise on a loopback port, see [`Endpoint`].
+/// socket in its own temp dir: a restart binds the same path, which no other process can take
+/// in between (a TCP port released by the killed server could be).
 struct RedisServer {
     child: Option<Child>,
     endpoint: Endpoint,
@@ -27,28 +26,6 @@ struct RedisServer {
 
 enum Endpoint {
     Unix(PathBuf),
-    /// Fallback while the gateway refuses unix-socket URLs: a port the OS gave a socket that
-    /// was then closed, so a restart races any other process binding it (issue 15: the
-    /// gateway's `cluster.redis_url` check must accept `redis+unix://` to drop this).
-    Tcp(u16),
-}
-
-/// Whether `cors-edge check` accepts a `redis+unix://` cluster URL.
-fn gateway_accepts_unix_redis(dir: &std::path::Path) -> bool {
-    let config = dir.join("probe.yaml");
-    std::fs::write(
-        &config,
-        "listen: [\"127.0.0.1:0\"]\nupstreams:\n  api:\n    servers: [\"127.0.0.1:9\"]\nroutes:\n  - name: api\n    upstream: api\ncluster:\n  redis_url: \"redis+unix:///tmp/probe.sock\"\n",
-    )
-    .expect("write probe config");
-    Command::new(binary_path())
-        .arg("check")
-        .arg("-c")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn redis_binary() -> PathBuf {
@@ -70,18 +47,7 @@ fn redis_binary() -> PathBuf {
 impl RedisServer {
     fn start() -> RedisServer {
         let dir = TempDir::new("redis");
-        let endpoint = if gateway_accepts_unix_redis(&dir.0) {
-            Endpoint::Unix(dir.0.join("redis.sock"))
-        } else {
-            eprintln!(
-                "cors-edge refuses redis+unix:// URLs: Redis runs on a TCP port that a restart must bind again"
-            );
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a port");
-            Endpoint::Tcp(port)
-        };
+        let endpoint = Endpoint::Unix(dir.0.join("redis.sock"));
         let mut server = RedisServer {
             child: None,
             endpoint,
@@ -101,9 +67,6 @@ impl RedisServer {
                     .args(["--port", "0", "--unixsocket"])
                     .arg(path)
                     .args(["--unixsocketperm", "700"]);
-            }
-            Endpoint::Tcp(port) => {
-                command.args(["--port", &port.to_string(), "--bind", "127.0.0.1"]);
             }
         }
         let mut child = command
@@ -137,10 +100,6 @@ impl RedisServer {
         use std::io::{Read, Write};
         let mut stream: Box<dyn ReadWrite> = match &self.endpoint {
             Endpoint::Unix(path) => Box::new(std::os::unix::net::UnixStream::connect(path).ok()?),
-            Endpoint::Tcp(port) => {
-                let addr: SocketAddr = ([127, 0, 0, 1], *port).into();
-                Box::new(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?)
-            }
         };
         stream.set_timeout(Duration::from_millis(500));
         stream.write_all(b"INFO server\r\n").ok()?;
@@ -170,7 +129,6 @@ impl RedisServer {
     fn url(&self) -> String {
         match &self.endpoint {
             Endpoint::Unix(path) => format!("redis+unix://{}", path.display()),
-            Endpoint::Tcp(port) => format!("redis://127.0.0.1:{port}"),
         }
     }
 }

@@ -484,14 +484,17 @@ fn check_cluster(config: &Config, errors: &mut Errors) {
     };
     let key = KeyPath::top("cluster");
     let url = cluster.redis_url.trim();
+    // A unix socket (`redis+unix:///path`, `unix:///path`) for a Redis on the same machine.
     let rest = url
         .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"));
+        .or_else(|| url.strip_prefix("rediss://"))
+        .or_else(|| url.strip_prefix("redis+unix://"))
+        .or_else(|| url.strip_prefix("unix://"));
     match rest {
         None => errors.push(
             key.key("redis_url"),
             format!(
-                "{:?} is not a Redis URL (expected redis://host:port or rediss://host:port)",
+                "{:?} is not a Redis URL (expected redis://host:port, rediss://host:port or redis+unix:///path)",
                 cluster.redis_url
             ),
         ),

@@ -2,7 +2,7 @@
 //! mean for the cache (upstream mode) or their removal (edge mode), and the headers stamped on
 //! every answer (`Vary`, the edge policy's grant), with the CORS decision recorded.
 
-use cors_edge_core::cors::{self, AllowOrigin, RequestKind};
+use cors_edge_core::cors::{self, AllowOrigin, Decision, RequestKind};
 use cors_edge_core::outcome::{CacheStatus, CorsOutcome, PreflightResult};
 use cors_edge_core::vary;
 use http::header::{self, HeaderName, HeaderValue};
@@ -117,6 +117,22 @@ pub fn on_upstream_response(
 pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Route) {
     let has_origin = record.origin().is_some();
     match (route.cors_mode, record.kind()) {
+        (CorsMode::Upstream, _) if record.request.as_ref().is_some_and(|r| r.several_origins) => {
+            // Several `Origin` lines make no origin: whatever the upstream granted to the first
+            // one, the browser gets no grant (the answer is still stored for this request only).
+            let granted: Vec<HeaderName> = resp
+                .headers
+                .keys()
+                .filter(|name| name.as_str().starts_with("access-control-"))
+                .cloned()
+                .collect();
+            for name in granted {
+                resp.remove_header(&name);
+            }
+            record.cors_outcome = Some(CorsOutcome::Policy(Decision::InvalidOrigin));
+            let value = vary::vary_with_origin(header_lines(&resp.headers, header::VARY));
+            set_header(resp, header::VARY, &value);
+        }
         (CorsMode::Upstream, kind) => {
             let acao = header_lines(&resp.headers, header::ACCESS_CONTROL_ALLOW_ORIGIN);
             let allow_origin = AllowOrigin::of(&acao);

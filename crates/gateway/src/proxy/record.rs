@@ -23,6 +23,9 @@ pub struct RequestFacts {
     /// `Origin`; several field lines are joined, which makes an invalid origin: such a request
     /// gets no CORS grant and a variant of its own.
     pub origin: Option<Vec<u8>>,
+    /// `Origin` came in several field lines (or as a list): not an origin at all, so the
+    /// answer carries no CORS grant whatever the upstream said.
+    pub several_origins: bool,
     /// The host as sent (`Host`, or the URI's authority).
     pub host: String,
     /// Arrived over TLS: http and https answers are cached apart.

@@ -120,6 +120,8 @@ fn wants_debug(req: &RequestHeader, route: &Route, admin_token: Option<&str>) ->
 pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> RequestFacts {
     let req = session.req_header();
     let origin = request_origin(&req.headers);
+    // Joined lines read like one line holding a list: both are several origins.
+    let several_origins = origin.as_deref().is_some_and(|o| o.contains(&b','));
     let acrm = req
         .headers
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -142,5 +144,6 @@ pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> Req
         cacheable: cacheable(req, kind, route),
         debug: wants_debug(req, route, admin_token),
         origin,
+        several_origins,
     }
 }
