@@ -30,6 +30,7 @@ pub struct Metrics {
     pub purges: IntCounterVec,
     pub purged_entries: IntCounter,
     pub unsafe_upstream: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -68,6 +69,10 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
     let purged_entries = counter(
         "cors_edge_purged_entries_total",
         "Entries matched by purges",
+    );
+    let access_log_dropped = counter(
+        "cors_edge_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind or could not write",
     );
     Metrics {
         requests: counter_vec(
@@ -109,6 +114,7 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
             "Upstream responses the gateway had to protect, by reason",
             &["reason"],
         ),
+        access_log_dropped,
     }
 });
 

@@ -1075,6 +1075,10 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut Ctx) {
+        // ACCESS LOG (interim wiring until the per-request record lands; the lead moves it).
+        if let Some(access_log) = &self.state.access_log {
+            write_access_log(access_log, session, ctx);
+        }
         let Some(route) = ctx.route.clone() else {
             return;
         };
@@ -1092,4 +1096,41 @@ impl ProxyHttp for Gateway {
             route.metrics.preflight(result);
         }
     }
+}
+
+/// ACCESS LOG (interim): the record built from what `Ctx` holds today. The CORS decision of
+/// edge-mode routes and the unsafe-upstream reasons are not kept in `Ctx` yet, so they are
+/// logged as absent until the per-request record carries them.
+fn write_access_log(access_log: &crate::access_log::AccessLog, session: &Session, ctx: &Ctx) {
+    let req = session.req_header();
+    let response = session.response_written();
+    let route = ctx.route.as_deref();
+    let origin = ctx.origin.as_deref().map(String::from_utf8_lossy);
+    let cors_decision = match (route, response) {
+        (Some(route), Some(response)) if route.cors_mode == CorsMode::Upstream => {
+            Some(upstream_decision(ctx.origin.is_some(), &response.headers))
+        }
+        _ => None,
+    };
+    let record = crate::access_log::AccessRecord {
+        time: ctx.started_at,
+        client: session
+            .client_addr()
+            .and_then(|addr| addr.as_inet())
+            .map(|addr| addr.ip()),
+        method: req.method.as_str(),
+        host: request_host(req),
+        path_and_query: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        status: response.map_or(0, |response| response.status.as_u16()),
+        bytes_sent: session.body_bytes_sent() as u64,
+        duration: ctx.started.elapsed(),
+        upstream_duration: ctx.upstream_sent.map(|sent| sent.elapsed()),
+        route: route.map(|route| route.name.as_str()),
+        cache_status: cache_status(session, ctx),
+        kind: ctx.metric_kind,
+        origin: origin.as_deref(),
+        cors_decision,
+        unsafe_reasons: &[],
+    };
+    access_log.log(&record);
 }
