@@ -1098,20 +1098,26 @@ impl ProxyHttp for Gateway {
     }
 }
 
-/// ACCESS LOG (interim): the record built from what `Ctx` holds today. The CORS decision of
-/// edge-mode routes and the unsafe-upstream reasons are not kept in `Ctx` yet, so they are
-/// logged as absent until the per-request record carries them.
+/// ACCESS LOG (interim): the record built from what `Ctx` holds today, converting its strings
+/// to the core's outcome enums. The CORS decision of edge-mode routes and the unsafe-upstream
+/// reasons are not kept in `Ctx` yet, so they are logged as absent until the per-request record
+/// carries them.
 fn write_access_log(access_log: &crate::access_log::AccessLog, session: &Session, ctx: &Ctx) {
+    use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
     let req = session.req_header();
     let response = session.response_written();
     let route = ctx.route.as_deref();
     let origin = ctx.origin.as_deref().map(String::from_utf8_lossy);
     let cors_decision = match (route, response) {
         (Some(route), Some(response)) if route.cors_mode == CorsMode::Upstream => {
-            Some(upstream_decision(ctx.origin.is_some(), &response.headers))
+            let decision = upstream_decision(ctx.origin.is_some(), &response.headers);
+            CorsOutcome::ALL
+                .into_iter()
+                .find(|outcome| outcome.as_str() == decision)
         }
         _ => None,
     };
+    let status = cache_status(session, ctx);
     let record = crate::access_log::AccessRecord {
         time: ctx.started_at,
         client: session
@@ -1126,8 +1132,11 @@ fn write_access_log(access_log: &crate::access_log::AccessLog, session: &Session
         duration: ctx.started.elapsed(),
         upstream_duration: ctx.upstream_sent.map(|sent| sent.elapsed()),
         route: route.map(|route| route.name.as_str()),
-        cache_status: cache_status(session, ctx),
-        kind: ctx.metric_kind,
+        cache_status: CacheStatus::ALL
+            .into_iter()
+            .find(|known| known.as_str() == status)
+            .unwrap_or(CacheStatus::Bypass),
+        kind: TrafficKind::of(ctx.cors_kind, req.method.as_str()),
         origin: origin.as_deref(),
         cors_decision,
         unsafe_reasons: &[],

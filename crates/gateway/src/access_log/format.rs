@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cors_edge_core::config::AccessLogFormat;
+use cors_edge_core::outcome::CorsOutcome;
 
 use super::AccessRecord;
 
@@ -50,19 +51,19 @@ fn json(r: &AccessRecord<'_>, out: &mut String) {
     out.push_str(",\"route\":");
     json_optional(r.route, out);
     out.push_str(",\"cache\":");
-    json_string(r.cache_status, out);
+    json_string(r.cache_status.as_str(), out);
     out.push_str(",\"kind\":");
     json_string(r.kind.as_str(), out);
     out.push_str(",\"origin\":");
     json_optional(r.origin, out);
     out.push_str(",\"cors\":");
-    json_optional(r.cors_decision, out);
+    json_optional(r.cors_decision.map(CorsOutcome::as_str), out);
     out.push_str(",\"unsafe\":[");
     for (i, reason) in r.unsafe_reasons.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        json_string(reason, out);
+        json_string(reason.as_str(), out);
     }
     out.push_str("]}");
 }
@@ -85,7 +86,7 @@ fn text(r: &AccessRecord<'_>, out: &mut String) {
     let _ = write!(out, "\" {} {} ", r.status, r.bytes_sent);
     millis(r.duration, out);
     out.push_str(" cache=");
-    out.push_str(r.cache_status);
+    out.push_str(r.cache_status.as_str());
     out.push_str(" kind=");
     out.push_str(r.kind.as_str());
     out.push_str(" route=");
@@ -105,7 +106,7 @@ fn text(r: &AccessRecord<'_>, out: &mut String) {
         None => out.push('-'),
     }
     out.push_str(" cors=");
-    text_word(r.cors_decision, out);
+    text_word(r.cors_decision.map(CorsOutcome::as_str), out);
     out.push_str(" unsafe=");
     if r.unsafe_reasons.is_empty() {
         out.push('-');
@@ -114,7 +115,7 @@ fn text(r: &AccessRecord<'_>, out: &mut String) {
         if i > 0 {
             out.push(',');
         }
-        text_escaped(reason, out);
+        out.push_str(reason.as_str());
     }
 }
 
@@ -212,8 +213,10 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
+    use cors_edge_core::cors::{Decision, UnsafeReason};
+    use cors_edge_core::outcome::{CacheStatus, TrafficKind};
+
     use super::*;
-    use crate::metrics::Kind;
 
     fn at(secs: u64, millis: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(millis)
@@ -231,10 +234,10 @@ mod tests {
             duration: Duration::from_micros(412),
             upstream_duration: None,
             route: Some("api"),
-            cache_status: "HIT",
-            kind: Kind::Simple,
+            cache_status: CacheStatus::Hit,
+            kind: TrafficKind::Simple,
             origin: Some("https://app.example.com"),
-            cors_decision: Some("upstream_origin"),
+            cors_decision: Some(CorsOutcome::UpstreamOrigin),
             unsafe_reasons: &[],
         }
     }
@@ -270,11 +273,11 @@ mod tests {
             method: "POST",
             status: 201,
             upstream_duration: Some(Duration::from_micros(12_345)),
-            cache_status: "MISS",
-            kind: Kind::Other,
+            cache_status: CacheStatus::Miss,
+            kind: TrafficKind::Other,
             origin: None,
-            cors_decision: None,
-            unsafe_reasons: &["acao_without_vary", "multiple_acao"],
+            cors_decision: Some(CorsOutcome::Policy(Decision::NoOrigin)),
+            unsafe_reasons: &[UnsafeReason::AcaoWithoutVary, UnsafeReason::MultipleAcao],
             client: None,
             route: None,
             ..hit()
@@ -288,7 +291,7 @@ mod tests {
             (
                 miss.clone(),
                 AccessLogFormat::Json,
-                r#"{"time":"2026-11-27T16:58:48.123Z","client":null,"method":"POST","host":"api.example.com","path":"/a?x=1","status":201,"bytes":1234,"duration_ms":0.412,"upstream_ms":12.345,"route":null,"cache":"MISS","kind":"other","origin":null,"cors":null,"unsafe":["acao_without_vary","multiple_acao"]}"#,
+                r#"{"time":"2026-11-27T16:58:48.123Z","client":null,"method":"POST","host":"api.example.com","path":"/a?x=1","status":201,"bytes":1234,"duration_ms":0.412,"upstream_ms":12.345,"route":null,"cache":"MISS","kind":"other","origin":null,"cors":"no_origin","unsafe":["acao_without_vary","multiple_acao"]}"#,
             ),
             (
                 hit(),
@@ -298,7 +301,7 @@ mod tests {
             (
                 miss,
                 AccessLogFormat::Text,
-                r#"2026-11-27T16:58:48.123Z - "POST api.example.com /a?x=1" 201 1234 0.412 cache=MISS kind=other route=- upstream_ms=12.345 origin=- cors=- unsafe=acao_without_vary,multiple_acao"#,
+                r#"2026-11-27T16:58:48.123Z - "POST api.example.com /a?x=1" 201 1234 0.412 cache=MISS kind=other route=- upstream_ms=12.345 origin=- cors=no_origin unsafe=acao_without_vary,multiple_acao"#,
             ),
         ];
         for (record, format, wanted) in cases {

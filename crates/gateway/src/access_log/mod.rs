@@ -18,8 +18,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cors_edge_core::config::{AccessLogConfig, AccessLogFormat};
+use cors_edge_core::cors::UnsafeReason;
+use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
 
-use crate::metrics::{Kind, METRICS};
+use crate::metrics::METRICS;
 
 /// Lines that may wait for the writer; past this they are dropped. A few milliseconds of
 /// traffic at the highest rates, so only a writer that is really stuck loses lines.
@@ -45,15 +47,15 @@ pub struct AccessRecord<'a> {
     pub upstream_duration: Option<Duration>,
     /// `None` when no route matched.
     pub route: Option<&'a str>,
-    /// `X-Cache`: HIT, MISS, STALE, EXPIRED, REVALIDATED, BYPASS.
-    pub cache_status: &'static str,
-    pub kind: Kind,
+    /// What `X-Cache` says.
+    pub cache_status: CacheStatus,
+    pub kind: TrafficKind,
     /// The request's `Origin`, as sent.
     pub origin: Option<&'a str>,
-    /// The CORS decision (a `cors_decisions_total` label value); `None` when none was made.
-    pub cors_decision: Option<&'a str>,
+    /// The CORS decision; `None` when none was made (no route, an error answer).
+    pub cors_decision: Option<CorsOutcome>,
     /// Why the upstream response had to be protected (`unsafe_upstream_responses_total`).
-    pub unsafe_reasons: &'a [&'a str],
+    pub unsafe_reasons: &'a [UnsafeReason],
 }
 
 /// The running access log. Cheap to call from any thread.
