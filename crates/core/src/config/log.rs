@@ -172,7 +172,7 @@ routes:
             (
                 "  access: { path: a.log, format: xml }\n",
                 "log.access.format",
-                "json or text",
+                "json, text",
             ),
             ("  access: { format: json }\n", "log.access", "path"),
             ("  acces: { path: a.log }\n", "log", "access"),
