@@ -70,6 +70,16 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         "cors_edge_purged_entries_total",
         "Entries matched by purges",
     );
+    let purges = counter_vec(
+        "cors_edge_purges_total",
+        "Purge requests by selector",
+        &["selector"],
+    );
+    // Every selector label at 0 from the start: a series that appears with its first purge
+    // breaks rate() and alerts.
+    for label in cors_edge_core::purge::selector_labels() {
+        purges.with_label_values(&[label]);
+    }
     let access_log_dropped = counter(
         "cors_edge_access_log_dropped_total",
         "Access log lines dropped because the writer fell behind or could not write",
@@ -103,11 +113,7 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         cache_entries,
         cache_bytes,
         cache_evictions,
-        purges: counter_vec(
-            "cors_edge_purges_total",
-            "Purge requests by selector",
-            &["selector"],
-        ),
+        purges,
         purged_entries,
         unsafe_upstream: counter_vec(
             "cors_edge_unsafe_upstream_responses_total",

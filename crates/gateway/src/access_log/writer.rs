@@ -172,3 +172,122 @@ impl Writer {
         *failed_at = Some(Instant::now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::AtomicU64;
+    use std::sync::mpsc::{sync_channel, SyncSender};
+    use std::thread::JoinHandle;
+
+    use super::*;
+
+    struct Running {
+        lines: SyncSender<Message>,
+        reopen: Arc<AtomicBool>,
+        dropped: Arc<AtomicU64>,
+        thread: JoinHandle<()>,
+    }
+
+    fn start(destination: LogDestination) -> Running {
+        let (lines, received) = sync_channel(16);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let counted = dropped.clone();
+        let writer = Writer {
+            destination,
+            lines: received,
+            reopen: reopen.clone(),
+            dropped: Box::new(move |n| {
+                counted.fetch_add(n, Ordering::Relaxed);
+            }),
+        };
+        Running {
+            lines,
+            reopen,
+            dropped,
+            thread: std::thread::spawn(move || writer.run()),
+        }
+    }
+
+    impl Running {
+        fn line(&self, text: &str) {
+            let sent = self.lines.send(Message::Line(format!("{text}\n")));
+            assert!(sent.is_ok(), "the writer stopped");
+        }
+
+        /// Stops the writer (it flushes when its last sender is gone); returns the drops.
+        fn stop(self) -> u64 {
+            drop(self.lines);
+            assert!(self.thread.join().is_ok(), "the writer panicked");
+            self.dropped.load(Ordering::Relaxed)
+        }
+    }
+
+    fn temp_dir(label: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "cors-edge-access-log-{label}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn read(path: &Path) -> String {
+        std::fs::read_to_string(path).unwrap_or_default()
+    }
+
+    #[test]
+    fn lines_are_appended_in_order() {
+        let dir = temp_dir("order");
+        let path = dir.join("access.log");
+        std::fs::write(&path, "kept\n").unwrap();
+        let writer = start(LogDestination::File(path.clone()));
+        for line in ["a", "b", "c"] {
+            writer.line(line);
+        }
+        assert_eq!(writer.stop(), 0);
+        assert_eq!(read(&path), "kept\na\nb\nc\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_reopen_after_a_rename_writes_to_a_new_file() {
+        let dir = temp_dir("rotate");
+        let path = dir.join("access.log");
+        let writer = start(LogDestination::File(path.clone()));
+        writer.line("before");
+        // The line is flushed once the queue is empty.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while read(&path) != "before\n" {
+            assert!(
+                Instant::now() < deadline,
+                "the first line never reached the file"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let rotated = dir.join("access.log.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        writer.reopen.store(true, Ordering::Release);
+        assert!(writer.lines.send(Message::Wake).is_ok());
+        writer.line("after");
+        assert_eq!(writer.stop(), 0);
+        assert_eq!(read(&rotated), "before\n");
+        assert_eq!(read(&path), "after\n");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn lines_that_cannot_be_written_are_counted() {
+        let dir = temp_dir("missing");
+        let destination = LogDestination::File(dir.join("no-such-dir").join("access.log"));
+        assert!(check(&destination).is_err(), "startup refuses it");
+        let writer = start(destination);
+        for line in ["a", "b", "c"] {
+            writer.line(line);
+        }
+        assert_eq!(writer.stop(), 3);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
