@@ -636,8 +636,20 @@ async fn edge_mode_preflights_and_decisions_are_counted() {
     )
     .await;
 
-    let text = metrics_text(&gateway).await;
+    // Every request is counted once it is logged, just after its answer: wait for the five.
     let route = ("route", "edge-api");
+    let text = metrics_when(&gateway, "five edge-api requests counted", |text| {
+        sample(
+            text,
+            "cors_edge_request_duration_seconds_count",
+            &[route, ("kind", "preflight")],
+        ) + sample(
+            text,
+            "cors_edge_request_duration_seconds_count",
+            &[route, ("kind", "simple")],
+        ) >= 5.0
+    })
+    .await;
     assert_eq!(
         sample(
             &text,
@@ -790,10 +802,13 @@ async fn metric_labels_never_carry_origins_paths_or_hosts() {
     )
     .await;
     let text = metrics_text(&gateway).await;
-    assert!(
-        sample(&text, "cors_edge_unsafe_upstream_responses_total", &[]) >= 1.0,
-        "the bad response was seen"
-    );
+    // Every reason's series exists from the start: the bad response moved one of them.
+    let unsafe_total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("cors_edge_unsafe_upstream_responses_total{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    assert!(unsafe_total >= 1.0, "the bad response was seen");
     for needle in ["leakcheck", "/leakcheck-path", "https://", "127.0.0.1"] {
         assert!(
             !text.contains(needle),

@@ -52,7 +52,7 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 }
 
 /// Equal-length comparison that takes the same time wherever the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cors_edge_core::config::{self, Config};
+use cors_edge_core::outcome::CacheStatus;
 use cors_edge_store::MokaStore;
 use parking_lot::Mutex;
 use pingora::cache::lock::CacheKeyLockImpl;
@@ -102,17 +103,15 @@ impl SharedState {
         })
     }
 
-    pub fn count_cache_status(&self, status: &str, preflight: bool) {
-        let counter = match status {
-            "HIT" | "STALE" if preflight => {
+    pub fn count_cache_status(&self, status: CacheStatus, preflight: bool) {
+        if status.is_hit() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            if preflight {
                 self.counters.preflight_hits.fetch_add(1, Ordering::Relaxed);
-                &self.counters.hits
             }
-            "HIT" | "STALE" => &self.counters.hits,
-            "MISS" | "EXPIRED" | "REVALIDATED" => &self.counters.misses,
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        } else if status.is_miss() {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

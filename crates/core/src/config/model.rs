@@ -256,6 +256,11 @@ pub struct RouteConfig {
     pub cache: RouteCacheConfig,
     #[serde(default)]
     pub cors: CorsConfig,
+    /// Every answer on this route carries `X-Cors-Edge-Debug` (the key, variance, CORS and
+    /// freshness facts); otherwise only requests that send the admin token in that header get
+    /// it. For staging routes; default false.
+    #[serde(default)]
+    pub debug: bool,
 }
 
 /// `routes[].match:`.

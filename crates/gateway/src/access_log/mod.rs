@@ -43,7 +43,7 @@ pub struct AccessRecord<'a> {
     pub bytes_sent: u64,
     /// From the request's arrival to the end of the response.
     pub duration: Duration,
-    /// From sending the upstream request to the end of its response; `None` without one.
+    /// From sending the upstream request to its response header; `None` without one.
     pub upstream_duration: Option<Duration>,
     /// `None` when no route matched.
     pub route: Option<&'a str>,
