@@ -30,6 +30,7 @@ pub struct Metrics {
     pub purges: IntCounterVec,
     pub purged_entries: IntCounter,
     pub unsafe_upstream: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -56,27 +57,28 @@ fn register(collector: Box<dyn prometheus::core::Collector>) {
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
-    let cache_entries = IntGauge::new("cors_edge_cache_entries", "Entries in the cache")
-        .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_entries.clone()));
-    let cache_bytes = IntGauge::new(
+    let cache_entries = gauge("cors_edge_cache_entries", "Entries in the cache");
+    let cache_bytes = gauge(
         "cors_edge_cache_bytes",
         "Bytes held by the cache, headers and bodies",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_bytes.clone()));
-    let cache_evictions = IntCounter::new(
+    );
+    let cache_evictions = counter(
         "cors_edge_cache_evictions_total",
         "Entries evicted to stay under cache.max_bytes",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_evictions.clone()));
-    let purged_entries = IntCounter::new(
+    );
+    let purged_entries = counter(
         "cors_edge_purged_entries_total",
         "Entries matched by purges",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(purged_entries.clone()));
+    );
+    let purges = counter_vec(
+        "cors_edge_purges_total",
+        "Purge requests by selector",
+        &["selector"],
+    );
+    let access_log_dropped = counter(
+        "cors_edge_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind or could not write",
+    );
     Metrics {
         requests: counter_vec(
             "cors_edge_requests_total",
@@ -106,30 +108,75 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         cache_entries,
         cache_bytes,
         cache_evictions,
-        purges: counter_vec(
-            "cors_edge_purges_total",
-            "Purge requests by selector",
-            &["selector"],
-        ),
+        purges,
         purged_entries,
         unsafe_upstream: counter_vec(
             "cors_edge_unsafe_upstream_responses_total",
             "Upstream responses the gateway had to protect, by reason",
             &["reason"],
         ),
+        access_log_dropped,
     }
 });
 
-/// Every value `purges_total{selector}` can take (see `Selector::label`).
-pub const PURGE_SELECTORS: [&str; 7] =
-    ["origin", "host", "prefix", "url", "tag", "all", "combined"];
+/// The cluster purge bus (`cluster:`), registered when a cluster is configured.
+pub struct ClusterMetrics {
+    pub connected: IntGauge,
+    pub published: IntCounter,
+    pub received: IntCounter,
+    queued: IntGauge,
+    pub resyncs: IntCounter,
+}
+
+impl ClusterMetrics {
+    pub fn set_queued(&self, purges: usize) {
+        self.queued.set(i64::try_from(purges).unwrap_or(i64::MAX));
+    }
+}
+
+fn gauge(name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(Box::new(gauge.clone()));
+    gauge
+}
+
+fn counter(name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(Box::new(counter.clone()));
+    counter
+}
+
+pub static CLUSTER_METRICS: Lazy<ClusterMetrics> = Lazy::new(|| {
+    ClusterMetrics {
+    connected: gauge(
+        "cors_edge_cluster_connected",
+        "1 while this node reads the cluster purge stream",
+    ),
+    published: counter(
+        "cors_edge_cluster_purges_published_total",
+        "Purges this node sent to the cluster",
+    ),
+    received: counter(
+        "cors_edge_cluster_purges_received_total",
+        "Purges from other nodes applied to this node's cache",
+    ),
+    queued: gauge(
+        "cors_edge_cluster_publish_queue",
+        "Purges waiting for Redis to be reachable",
+    ),
+    resyncs: counter(
+        "cors_edge_cluster_resyncs_total",
+        "Times the purge stream was read again from its beginning (Redis restarted or the stream was recreated)",
+    ),
+}
+});
 
 /// Creates every series whose label values are known in advance at 0, so that `rate()` and
 /// alerts see them before their first event (Prometheus practice). Route series are created
 /// when a route is built ([`RouteMetrics::new`]).
 pub fn register_known_series() {
     let m = &*METRICS;
-    for selector in PURGE_SELECTORS {
+    for selector in cors_edge_core::purge::selector_labels() {
         m.purges.with_label_values(&[selector]);
     }
     for reason in UnsafeReason::ALL {

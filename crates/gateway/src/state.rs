@@ -1,5 +1,5 @@
 //! What the proxy, the admin API and the background tasks share: the running configuration
-//! (swapped whole on reload), the store, and request counters for `/stats`.
+//! (swapped whole on reload), the store, the access log, and request counters for `/stats`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use cors_edge_store::MokaStore;
 use parking_lot::Mutex;
 use pingora::cache::lock::CacheKeyLockImpl;
 
+use crate::access_log::AccessLog;
 use crate::runtime::{RouteMetricsCache, Runtime};
 
 #[derive(Default)]
@@ -29,6 +30,8 @@ pub struct SharedState {
     pub cache_lock: &'static CacheKeyLockImpl,
     pub admin_token: Option<String>,
     pub counters: Counters,
+    /// `None` when `log.access` is off.
+    pub access_log: Option<AccessLog>,
 }
 
 impl SharedState {
@@ -40,6 +43,7 @@ impl SharedState {
         admin_token: Option<String>,
     ) -> Result<Self, String> {
         let mut route_metrics = RouteMetricsCache::default();
+        let access_log = AccessLog::start(config.log.access.as_ref())?;
         let runtime = Runtime::build(config, &mut route_metrics).map_err(|e| e.to_string())?;
         Ok(SharedState {
             runtime: ArcSwap::from_pointee(runtime),
@@ -49,6 +53,7 @@ impl SharedState {
             cache_lock,
             admin_token,
             counters: Counters::default(),
+            access_log,
         })
     }
 
@@ -59,8 +64,12 @@ impl SharedState {
     /// Re-reads the config file and swaps routes, policies and upstreams. The cache, the
     /// listeners and open connections are untouched; on any error the running config stays.
     /// Settings that need new sockets or a new store (listen, admin, cache.max_bytes, tls,
-    /// cluster) are reported as needing a restart.
+    /// cluster, log) are reported as needing a restart. The access log file is reopened (log
+    /// rotation), whatever the new file says.
     pub fn reload(&self) -> Result<ReloadReport, String> {
+        if let Some(access_log) = &self.access_log {
+            access_log.reopen();
+        }
         let config = config::load_file(&self.config_path).map_err(|e| e.to_string())?;
         let current = self.runtime();
         let mut restart_needed = Vec::new();
@@ -78,6 +87,9 @@ impl SharedState {
         }
         if config.cluster != current.config.cluster {
             restart_needed.push("cluster");
+        }
+        if config.log != current.config.log {
+            restart_needed.push("log");
         }
         let runtime = {
             let mut metrics = self.route_metrics.lock();

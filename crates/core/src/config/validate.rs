@@ -39,6 +39,9 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     check_routes(config, &mut errors);
     check_cluster(config, &mut errors);
     check_server(config, &mut errors);
+    for (key, message) in super::log::check(&config.log) {
+        errors.push(key, message);
+    }
     errors.0
 }
 

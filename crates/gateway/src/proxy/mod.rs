@@ -323,5 +323,6 @@ impl ProxyHttp for Gateway {
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, record: &mut RequestRecord) {
         let status = cache_status(session, record);
         observe::request_done(&self.state, record, status);
+        observe::log_access(&self.state, session, record, status);
     }
 }
