@@ -165,8 +165,10 @@ async fn a_miss_and_a_hit_are_logged_with_every_field() {
         assert_eq!(record["status"], 200);
         assert_eq!(record["bytes"], 4, "the body \"data\"");
         assert_eq!(record["kind"], "simple");
-        assert_eq!(record["cors"], "upstream_origin");
     }
+    assert_eq!(miss["cors"], "upstream_origin");
+    assert_eq!(hit["cors"], "upstream_origin");
+    assert_eq!(hostile_line["cors"], "invalid_origin");
     assert!(miss["upstream_ms"].as_f64().is_some(), "{miss}");
     assert!(hit["upstream_ms"].is_null(), "no upstream request: {hit}");
     assert_eq!(miss["unsafe"], serde_json::json!([]));
