@@ -1,6 +1,6 @@
 // The upstream of benches/compare/run.sh: a small static API on 127.0.0.1.
 //
-//   node upstream.mjs PORT
+//   node upstream.mjs PORT     (0: any free port, printed as `listening PORT`)
 //
 // Paths (any suffix): /o/1k/..., /o/64k/... per-origin answers (ACAO echoes an allowed origin,
 // Vary: Origin); /s/1k/..., /s/64k/... shared answers (ACAO: *, no Vary); /e/1k/... no CORS at
@@ -52,7 +52,8 @@ const server = http.createServer((req, res) => {
   res.end(req.method === "HEAD" ? undefined : body);
 });
 server.keepAliveTimeout = 60_000;
-server.listen(port, "127.0.0.1");
+// Port 0: the OS picks one; its number is printed once the server listens.
+server.listen(port, "127.0.0.1", () => console.log(`listening ${server.address().port}`));
 for (const signal of ["SIGTERM", "SIGINT"]) {
   process.on(signal, () => server.close(() => process.exit(0)) && setTimeout(() => process.exit(0), 500));
 }

@@ -99,8 +99,11 @@ enum Expect {
 }
 use Expect::*;
 
+/// Request fields of one row of the table.
+type Fields = &'static [(&'static str, &'static str)];
+
 /// Rows: request fields; columns in the order of STORED.
-fn table() -> Vec<(&'static [(&'static str, &'static str)], [Expect; 7])> {
+fn table() -> Vec<(Fields, [Expect; 7])> {
     let revalidate_unless_fresh = [
         Hit, Upstream, Upstream, Upstream, Upstream, Upstream, Upstream,
     ];

@@ -14,13 +14,20 @@ use crate::header_list::members as list_members;
 /// dropped: dropping them would give a request that asks for `x-a, bad name` the same preflight
 /// cache key and answer as one that asks for `x-a` alone. Kept, they can never match a policy
 /// (names in a policy are validated tokens), so the preflight is denied. Bytes that are not UTF-8
-/// become U+FFFD. The result is idempotent: normalizing it again returns it unchanged.
+/// become U+FFFD, and quotes and commas inside a member become `?`. The result is idempotent: normalizing it again returns it unchanged.
 pub fn normalize_request_headers<'a, I>(field_values: I) -> String
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
     let mut names: Vec<String> = list_members(field_values)
-        .map(|member| String::from_utf8_lossy(member).to_ascii_lowercase())
+        .map(|member| {
+            // Field names have no quoted strings: a quote (and a comma the list splitter kept
+            // inside one) only makes the member invalid. Masked, the normalized list can be
+            // split again to the same members, so normalizing stays idempotent.
+            String::from_utf8_lossy(member)
+                .to_ascii_lowercase()
+                .replace(['"', ','], "?")
+        })
         .collect();
     names.sort_unstable();
     names.dedup();

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Two cors-edge binaries on the same hit load, interleaved, driven by wrk (an independent load
+# generator): did a change make hits cheaper or dearer?
+#
+#   benches/compare/hits-ab.sh BIN_A BIN_B [--rounds 3] [--duration 5s] [--connections 64]
+#                              [--scenario 1k-10o|1k-100o|preflight] [--config FILE]
+#
+# Each binary runs alone on CPU 1 (`server: { threads: 1 }`, ports chosen by the OS and read
+# from its --ready-file), wrk runs on CPU 0, the upstream (upstream.mjs) on CPU 0 too (it is
+# asked only during the warm-up: every measured request must be a hit, checked with the
+# upstream's counter). Reported per binary: median req/s over the rounds, p50/p99 from wrk,
+# and server CPU time per request (user + system, from /proc), which is steadier than req/s
+# on a shared machine. Installs wrk and node (Debian) when missing. Loopback only.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+[[ $# -ge 2 ]] || { sed -n '2,14p' "$0"; exit 2; }
+bin_a=$(readlink -f "$1"); bin_b=$(readlink -f "$2"); shift 2
+rounds=3; duration=5s; connections=64; scenario=1k-10o; config="$here/cors-edge.yaml"
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --rounds) rounds=$2; shift 2 ;;
+    --duration) duration=$2; shift 2 ;;
+    --connections) connections=$2; shift 2 ;;
+    --scenario) scenario=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    *) echo "unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+case $scenario in
+  1k-10o) wrk_args=(10 10 /o/1k) ;;
+  1k-100o) wrk_args=(100 10 /o/1k) ;;
+  preflight) wrk_args=(10 10 /o/1k preflight) ;;
+  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
+esac
+sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v node >/dev/null || missing+=(nodejs)
+command -v curl >/dev/null || missing+=(curl)
+if [[ ${#missing[@]} -gt 0 ]]; then
+  echo "installing ${missing[*]}" >&2
+  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+taskset -c 0 node "$here/upstream.mjs" 0 >"$work/upstream.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q '^listening' "$work/upstream.log" && break; sleep 0.1; done
+up_port=$(awk '/^listening/ {print $2}' "$work/upstream.log")
+[[ -n $up_port ]] || { cat "$work/upstream.log"; exit 1; }
+count() { curl -fsS "http://127.0.0.1:$up_port/__count"; }
+
+ticks() { # utime + stime of PID (all threads), in clock ticks
+  local rest; rest=$(cut -d')' -f2- "/proc/$1/stat"); set -- $rest; echo $(( ${12} + ${13} ))
+}
+hz=$(getconf CLK_TCK)
+
+# start BIN -> "PID PORT"
+start() {
+  sed -e "s|127.0.0.1:@LISTEN@|127.0.0.1:0|" -e "s|127.0.0.1:@ADMIN@|127.0.0.1:0|" \
+    -e "s|@UPSTREAM@|127.0.0.1:$up_port|" "$config" >"$work/gw.yaml"
+  rm -f "$work/ready.json"
+  RUST_LOG=warn taskset -c 1 "$1" run -c "$work/gw.yaml" --ready-file "$work/ready.json" >"$work/gw.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 200); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
+  local port; port=$(grep -o '"listen":\["127.0.0.1:[0-9]*' "$work/ready.json" | grep -o '[0-9]*$')
+  echo "$pid $port"
+}
+
+declare -A RPS CPU P50 P99
+for ((round = 1; round <= rounds; round++)); do
+  for label in A B; do
+    bin=$bin_a; [[ $label == B ]] && bin=$bin_b
+    read -r pid port < <(start "$bin")
+    pids+=("$pid")
+    url="http://127.0.0.1:$port"
+    taskset -c 0 wrk -t1 -c"$connections" -d2s -s "$here/origins.lua" "$url" -- "${wrk_args[@]}" >/dev/null
+    before=$(count); t0=$(ticks "$pid")
+    out=$(taskset -c 0 wrk -t1 -c"$connections" -d"$duration" --latency -s "$here/origins.lua" "$url" -- "${wrk_args[@]}")
+    t1=$(ticks "$pid"); after=$(count)
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+    p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+    cpu_us=$(awk -v t=$((t1 - t0)) -v hz="$hz" -v n="$requests" 'BEGIN { printf "%.2f", t / hz * 1e6 / n }')
+    [[ $after -eq $before ]] || echo "warning: $label sent $((after - before)) requests upstream during the run" >&2
+    echo "round $round $label: $rps req/s, p50 $p50, p99 $p99, $cpu_us µs CPU/request" >&2
+    RPS[$label]+="$rps "; CPU[$label]+="$cpu_us "; P50[$label]+="$p50 "; P99[$label]+="$p99 "
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+printf '\n| binary | scenario | req/s (median of %s) | CPU µs/request (median) | p50 | p99 |\n| --- | --- | ---: | ---: | --- | --- |\n' "$rounds"
+for label in A B; do
+  bin=$bin_a; [[ $label == B ]] && bin=$bin_b
+  printf '| %s `%s` | %s | %s | %s | %s | %s |\n' "$label" "$bin" "$scenario" \
+    "$(median <<<"${RPS[$label]}")" "$(median <<<"${CPU[$label]}")" \
+    "$(echo "${P50[$label]}" | awk '{print $1}')" "$(echo "${P99[$label]}" | awk '{print $1}')"
+done
