@@ -4,6 +4,11 @@
 #
 #   benches/compare/hits-ab.sh BIN_A BIN_B [--rounds 3] [--duration 5s] [--connections 64]
 #                              [--scenario 1k-10o|1k-100o|preflight] [--config FILE]
+#                              [--config-b FILE]
+#
+# BIN_A and BIN_B may be the same binary with --config-b giving B another config (e.g.
+# cors-edge-access-log.yaml: the cost of the JSON access log on hits). In configs, @LOG@
+# becomes a file in the run's temp dir.
 #
 # Each binary runs alone on CPU 1 (`server: { threads: 1 }`, ports chosen by the OS and read
 # from its --ready-file), wrk runs on CPU 0, the upstream (upstream.mjs) on CPU 0 too (it is
@@ -15,7 +20,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 [[ $# -ge 2 ]] || { sed -n '2,14p' "$0"; exit 2; }
 bin_a=$(readlink -f "$1"); bin_b=$(readlink -f "$2"); shift 2
-rounds=3; duration=5s; connections=64; scenario=1k-10o; config="$here/cors-edge.yaml"
+rounds=3; duration=5s; connections=64; scenario=1k-10o; config="$here/cors-edge.yaml"; config_b=""
 while [[ $# -gt 0 ]]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -23,6 +28,7 @@ while [[ $# -gt 0 ]]; do
     --connections) connections=$2; shift 2 ;;
     --scenario) scenario=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --config-b) config_b=$2; shift 2 ;;
     *) echo "unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -59,10 +65,10 @@ ticks() { # utime + stime of PID (all threads), in clock ticks
 }
 hz=$(getconf CLK_TCK)
 
-# start BIN -> "PID PORT"
+# start BIN CONFIG -> "PID PORT"
 start() {
   sed -e "s|127.0.0.1:@LISTEN@|127.0.0.1:0|" -e "s|127.0.0.1:@ADMIN@|127.0.0.1:0|" \
-    -e "s|@UPSTREAM@|127.0.0.1:$up_port|" "$config" >"$work/gw.yaml"
+    -e "s|@UPSTREAM@|127.0.0.1:$up_port|" -e "s|@LOG@|$work/access.log|" "$2" >"$work/gw.yaml"
   rm -f "$work/ready.json"
   RUST_LOG=warn taskset -c 1 "$1" run -c "$work/gw.yaml" --ready-file "$work/ready.json" >"$work/gw.log" 2>&1 &
   local pid=$!
@@ -74,8 +80,9 @@ start() {
 declare -A RPS CPU P50 P99
 for ((round = 1; round <= rounds; round++)); do
   for label in A B; do
-    bin=$bin_a; [[ $label == B ]] && bin=$bin_b
-    read -r pid port < <(start "$bin")
+    bin=$bin_a; cfg=$config
+    if [[ $label == B ]]; then bin=$bin_b; cfg=${config_b:-$config}; fi
+    read -r pid port < <(start "$bin" "$cfg")
     pids+=("$pid")
     url="http://127.0.0.1:$port"
     taskset -c 0 wrk -t1 -c"$connections" -d2s -s "$here/origins.lua" "$url" -- "${wrk_args[@]}" >/dev/null
@@ -96,7 +103,8 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[i
 printf '\n| binary | scenario | req/s (median of %s) | CPU µs/request (median) | p50 | p99 |\n| --- | --- | ---: | ---: | --- | --- |\n' "$rounds"
 for label in A B; do
   bin=$bin_a; [[ $label == B ]] && bin=$bin_b
-  printf '| %s `%s` | %s | %s | %s | %s | %s |\n' "$label" "$bin" "$scenario" \
+  cfg=$config; [[ $label == B ]] && cfg=${config_b:-$config}
+  printf '| %s `%s` (%s) | %s | %s | %s | %s | %s |\n' "$label" "$bin" "$(basename "$cfg")" "$scenario" \
     "$(median <<<"${RPS[$label]}")" "$(median <<<"${CPU[$label]}")" \
     "$(echo "${P50[$label]}" | awk '{print $1}')" "$(echo "${P99[$label]}" | awk '{print $1}')"
 done
