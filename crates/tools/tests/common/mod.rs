@@ -37,6 +37,10 @@ pub struct Counts {
     pub other: AtomicU64,
     pub hosts: Mutex<BTreeSet<String>>,
     pub paths: Mutex<BTreeSet<String>>,
+    /// The `Origin` values received (none recorded for requests without one).
+    pub origins: Mutex<BTreeSet<String>>,
+    /// HTTP versions received, as `HTTP/1.1` or `HTTP/2.0`.
+    pub versions: Mutex<BTreeSet<String>>,
 }
 
 impl Counts {
@@ -54,6 +58,20 @@ impl Counts {
             .lock()
             .expect("lock")
             .insert(request.uri().path().to_string());
+        if let Some(origin) = request.headers().get(ORIGIN).and_then(|h| h.to_str().ok()) {
+            self.origins
+                .lock()
+                .expect("lock")
+                .insert(origin.to_string());
+        }
+        self.versions
+            .lock()
+            .expect("lock")
+            .insert(format!("{:?}", request.version()));
+    }
+
+    pub fn origins(&self) -> BTreeSet<String> {
+        self.origins.lock().expect("lock").clone()
     }
 
     pub fn total(&self) -> u64 {
@@ -433,12 +451,24 @@ pub async fn start_silent_server() -> SilentServer {
     SilentServer { addr, accept_loop }
 }
 
-/// A loopback port with nothing listening on it.
-pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    addr
+/// A loopback address nothing answers on: a socket bound to it for the test's lifetime
+/// that never listens, so connecting is refused and no other process can take the port
+/// meanwhile (a bind-then-release helper would race with every other test).
+pub struct ClosedPort {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind without listening");
+    let addr = socket.local_addr().expect("addr");
+    ClosedPort {
+        addr,
+        _socket: socket,
+    }
 }
 
 /// The `cors-edge` command line shape: the tools' Args as subcommands, so the tests
