@@ -27,6 +27,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+pub mod tls;
+
 pub type Reply = Response<Full<Bytes>>;
 
 /// Requests a server received, by method, plus the Host headers it saw.
@@ -51,8 +53,15 @@ impl Counts {
             _ => &self.other,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(host) = request.headers().get(HOST).and_then(|h| h.to_str().ok()) {
-            self.hosts.lock().expect("lock").insert(host.to_string());
+        // HTTP/2 carries the host as the :authority, not a Host header.
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        if let Some(host) = host {
+            self.hosts.lock().expect("lock").insert(host);
         }
         self.paths
             .lock()
@@ -113,6 +122,16 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
+    serve_on(handler, None).await
+}
+
+/// Serves `handler` on a port of its own, over TLS when an acceptor is given (HTTP/2
+/// when the client picked h2 by ALPN, HTTP/1.1 otherwise).
+pub(crate) async fn serve_on<H, F>(handler: H, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let counts = Arc::new(Counts::default());
@@ -124,15 +143,33 @@ where
             };
             let handler = handler.clone();
             let counts = Arc::clone(&counted);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     counts.record(&request);
                     let reply = handler(request);
                     async move { Ok::<_, Infallible>(reply.await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let Some(acceptor) = tls else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                    return;
+                };
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
             });
         }
     });
@@ -175,6 +212,15 @@ pub fn is_allowed(origin: &str) -> bool {
 /// Starts the CORS API.
 pub async fn start_api(behaviour: ApiBehaviour) -> TestServer {
     serve(move |request| async move { api_response(&request, behaviour) }).await
+}
+
+/// Starts the CORS API over TLS with `cert` (HTTP/2 and HTTP/1.1 by ALPN).
+pub async fn start_tls_api(behaviour: ApiBehaviour, cert: &tls::TestCert) -> TestServer {
+    serve_on(
+        move |request| async move { api_response(&request, behaviour) },
+        Some(cert.acceptor()),
+    )
+    .await
 }
 
 fn api_response(request: &Request<Incoming>, behaviour: ApiBehaviour) -> Reply {
@@ -390,6 +436,21 @@ async fn forward(
     request: &Request<Incoming>,
     upstream: SocketAddr,
 ) -> (StatusCode, HeaderMap, Bytes) {
+    forward_with(
+        request.method(),
+        request.uri(),
+        request.headers().clone(),
+        upstream,
+    )
+    .await
+}
+
+async fn forward_with(
+    method: &Method,
+    uri: &http::Uri,
+    headers: HeaderMap,
+    upstream: SocketAddr,
+) -> (StatusCode, HeaderMap, Bytes) {
     let stream = TcpStream::connect(upstream)
         .await
         .expect("upstream connect");
@@ -398,9 +459,9 @@ async fn forward(
         .expect("upstream handshake");
     tokio::spawn(connection);
     let mut upstream_request = Request::new(Empty::<Bytes>::new());
-    *upstream_request.method_mut() = request.method().clone();
-    *upstream_request.uri_mut() = request.uri().clone();
-    *upstream_request.headers_mut() = request.headers().clone();
+    *upstream_request.method_mut() = method.clone();
+    *upstream_request.uri_mut() = uri.clone();
+    *upstream_request.headers_mut() = headers;
     let response = sender
         .send_request(upstream_request)
         .await
@@ -408,6 +469,56 @@ async fn forward(
     let (parts, body) = response.into_parts();
     let body = body.collect().await.expect("upstream body").to_bytes();
     (parts.status, parts.headers, body)
+}
+
+/// What a deliberately broken edge does to each exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    /// Removes `Origin` from `Vary` in every answer (an edge function "tidying" Vary).
+    StripVaryOrigin,
+    /// Sets every ACAO to this fixed origin (an edge rule that "adds CORS").
+    FixedAcao(&'static str),
+    /// Drops `Origin` from the request before forwarding it.
+    DropOrigin,
+}
+
+/// Starts a proxy (no cache) in front of `upstream` that applies `edit`.
+pub async fn start_broken_proxy(upstream: SocketAddr, edit: Edit) -> TestServer {
+    serve(move |request: Request<Incoming>| async move {
+        let mut headers = request.headers().clone();
+        if edit == Edit::DropOrigin {
+            headers.remove(ORIGIN);
+        }
+        let (status, mut out, body) =
+            forward_with(request.method(), request.uri(), headers, upstream).await;
+        out.remove(CONNECTION);
+        match edit {
+            Edit::StripVaryOrigin => {
+                let kept: Vec<String> = vary_names(&out)
+                    .into_iter()
+                    .filter(|name| name != "origin")
+                    .collect();
+                out.remove(VARY);
+                if !kept.is_empty() {
+                    out.insert(VARY, HeaderValue::from_str(&kept.join(", ")).expect("vary"));
+                }
+            }
+            Edit::FixedAcao(origin) => {
+                if out.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
+                    out.insert(
+                        ACCESS_CONTROL_ALLOW_ORIGIN,
+                        HeaderValue::from_static(origin),
+                    );
+                }
+            }
+            Edit::DropOrigin => {}
+        }
+        let mut response = Response::new(Full::new(body));
+        *response.status_mut() = status;
+        *response.headers_mut() = out;
+        response
+    })
+    .await
 }
 
 /// Sends one GET with `origin` straight to `addr`, to warm a cache deterministically.
