@@ -296,10 +296,17 @@ async fn a_duration_bound_stops_the_run() {
     assert!(report.elapsed_seconds >= 0.3, "{}", report.elapsed_seconds);
     assert!(report.requests > 0);
     assert_eq!(report.requests, api.counts.total());
-    // 300ms in 50ms points: the series covers the whole run.
+    // 300ms in 50ms points: the series covers the whole run and every request in it.
+    let last = report.timeline.last().expect("points");
+    assert!((last.end_seconds - report.elapsed_seconds).abs() < 1e-9);
+    assert!(report.timeline.len() >= (report.elapsed_seconds / 0.05).floor() as usize);
     assert_eq!(
-        report.timeline.len(),
-        (report.elapsed_seconds / 0.05).ceil() as usize
+        report
+            .timeline
+            .iter()
+            .map(|point| point.requests)
+            .sum::<u64>(),
+        report.requests
     );
 
     // Open loop with a duration: the schedule ends at the deadline.

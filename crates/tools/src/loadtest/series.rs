@@ -254,13 +254,27 @@ impl Timeline {
         let last = points.keys().next_back().copied().unwrap_or(0);
         let intervals = ((total / width).ceil() as u64).max(last + 1);
         let mut overall = LogHistogram::new();
-        let empty = Point::new();
-        let series = (0..intervals)
-            .map(|index| {
-                let point = points.get(&index).unwrap_or(&empty);
-                overall.add(&point.latency);
-                let start = index as f64 * width;
-                let end = ((index + 1) as f64 * width).min(total.max(start));
+        let mut merged: Vec<(f64, f64, Point)> = Vec::new();
+        for index in 0..intervals {
+            let point = points.get(&index).cloned().unwrap_or_else(Point::new);
+            overall.add(&point.latency);
+            let start = index as f64 * width;
+            let end = ((index + 1) as f64 * width).min(total.max(start));
+            match merged.last_mut() {
+                // A last sliver of an interval would show a rate over a few microseconds:
+                // it joins the point before it.
+                Some((_, previous_end, previous))
+                    if end - start < width / 2.0 && index + 1 == intervals =>
+                {
+                    previous.add(&point);
+                    *previous_end = end;
+                }
+                _ => merged.push((start, end, point)),
+            }
+        }
+        let series = merged
+            .into_iter()
+            .map(|(start, end, point)| {
                 let span = end - start;
                 SeriesPoint {
                     end_seconds: end,
@@ -340,7 +354,7 @@ mod tests {
         one.record(&timeline, Duration::from_millis(250), Outcome::Error);
         one.flush(&timeline);
         two.flush(&timeline);
-        let (series, histogram) = timeline.finish(Duration::from_millis(260));
+        let (series, histogram) = timeline.finish(Duration::from_millis(280));
         assert_eq!(series.len(), 3);
         assert_eq!(
             (series[0].requests, series[0].leaks, series[0].hits),
@@ -352,7 +366,17 @@ mod tests {
             "an empty interval is a zero, not a gap"
         );
         assert_eq!((series[2].requests, series[2].errors), (1, 1));
-        assert!((series[2].end_seconds - 0.26).abs() < 1e-9);
+        assert!((series[2].end_seconds - 0.28).abs() < 1e-9);
+        // A last sliver (here 10ms of a 100ms interval) joins the point before it.
+        let sliver = Timeline::new(Duration::from_millis(100));
+        let mut one = SeriesRecorder::new(Duration::from_millis(100));
+        one.record(&sliver, Duration::from_millis(50), response(false));
+        one.record(&sliver, Duration::from_millis(105), response(false));
+        one.flush(&sliver);
+        let (joined, _) = sliver.finish(Duration::from_millis(110));
+        assert_eq!(joined.len(), 1);
+        assert_eq!(joined[0].requests, 2);
+        assert!((joined[0].requests_per_second - 2.0 / 0.11).abs() < 1e-6);
         assert!((series[0].requests_per_second - 20.0).abs() < 1e-6);
         assert_eq!(histogram.iter().map(|b| b.count).sum::<u64>(), 2);
     }
