@@ -4,7 +4,9 @@
 pub mod config;
 pub mod cors;
 pub mod freshness;
+pub mod header_list;
 pub mod key;
+pub mod outcome;
 pub mod purge;
 pub mod units;
 pub mod vary;

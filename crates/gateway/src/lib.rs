@@ -5,10 +5,11 @@ pub mod admin;
 pub mod background;
 pub mod cluster;
 pub mod demo;
+pub mod listeners;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod state;
 
-pub use server::{run, RunOptions, StartError};
+pub use server::{run, Reservations, RunOptions, StartError};
