@@ -18,7 +18,10 @@ fn forgetful_api(req: &UpstreamRequest) -> Reply {
     let mut reply = if req.method == "OPTIONS" {
         Reply::status(204)
             .header("access-control-allow-methods", "GET, PUT")
-            .header("access-control-allow-headers", "content-type, authorization")
+            .header(
+                "access-control-allow-headers",
+                "content-type, authorization",
+            )
             .header("access-control-max-age", "600")
             .header(
                 "vary",
@@ -71,7 +74,10 @@ fn start(upstream: &Upstream, cert: &Cert) -> GatewayProcess {
         cert.key()
     );
     let gateway = GatewayProcess::start(&config);
-    assert!(!gateway.tls.is_empty(), "the gateway reported no TLS listener");
+    assert!(
+        !gateway.tls.is_empty(),
+        "the gateway reported no TLS listener"
+    );
     gateway
 }
 
@@ -191,12 +197,7 @@ async fn probe_direct_compares_the_https_edge_with_its_plain_http_origin() {
     let origin = format!("http://{}/direct", upstream.addr);
     let mut args = strings(&["probe", &edge, "--json", "--cacert", &cert.cert()]);
     args.extend(strings(&[
-        "--direct",
-        &origin,
-        "--origin",
-        ALLOWED[0],
-        "--origin",
-        ALLOWED[1],
+        "--direct", &origin, "--origin", ALLOWED[0], "--origin", ALLOWED[1],
     ]));
     let (code, report) = run(args).await;
     assert_eq!(code, 0, "{report}");
