@@ -5,7 +5,7 @@
 mod common;
 
 use common::tls::TestCert;
-use common::{loadtest_args, probe_args, start_tls_api, ApiBehaviour};
+use common::{loadtest_args, probe_args, start_h2c_api, start_tls_api, ApiBehaviour};
 use cors_edge_tools::exit_code;
 use cors_edge_tools::loadtest;
 use cors_edge_tools::net::Protocol;
@@ -223,4 +223,29 @@ async fn a_cacert_without_certificates_is_a_clear_error() {
     let err = loadtest::execute(&args).await.expect_err("missing file");
     assert!(err.to_string().contains("missing.pem"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_without_tls_is_prior_knowledge() {
+    let api = start_h2c_api(ApiBehaviour::default()).await;
+    let url = api.url("/");
+    let args = probe_args(&[&url, "--origin", A, "--http2"]);
+    let report = probe::execute(&args).await.expect("probe runs");
+    assert_eq!(
+        verdict(&report, check_id::REQUESTS_COMPLETED),
+        Verdict::Pass
+    );
+    let connection = report.connection.as_ref().expect("connection");
+    assert_eq!(connection.protocol, Protocol::Http2);
+    assert_eq!(connection.tls_version, None);
+    let args = loadtest_args(&[&url, "--requests", "50", "--concurrency", "2", "--http2"]);
+    let report = loadtest::execute(&args).await.expect("runs");
+    assert_eq!(report.responses, 50, "{:?}", report.error_examples);
+    let versions = api.counts.versions.lock().expect("lock").clone();
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), ["HTTP/2.0"]);
+
+    // Without --http2 a plain URL is HTTP/1.1, which an h2c-only server refuses.
+    let args = loadtest_args(&[&url, "--requests", "2", "--concurrency", "1"]);
+    let report = loadtest::execute(&args).await.expect("a report");
+    assert_eq!(report.errors, 2);
 }

@@ -129,9 +129,17 @@ where
     serve_on(handler, None).await
 }
 
-/// Serves `handler` on a port of its own, over TLS when an acceptor is given (HTTP/2
-/// when the client picked h2 by ALPN, HTTP/1.1 otherwise).
-pub(crate) async fn serve_on<H, F>(handler: H, tls: Option<tokio_rustls::TlsAcceptor>) -> TestServer
+/// How a test server speaks when not plain HTTP/1.1.
+#[derive(Clone)]
+pub enum Transport {
+    /// TLS, then HTTP/2 or HTTP/1.1 by ALPN.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// HTTP/2 in the clear from the first byte (prior knowledge).
+    H2c,
+}
+
+/// Serves `handler` on a port of its own: HTTP/1.1, or as `tls` says.
+pub(crate) async fn serve_on<H, F>(handler: H, tls: Option<Transport>) -> TestServer
 where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
@@ -154,11 +162,22 @@ where
                     let reply = handler(request);
                     async move { Ok::<_, Infallible>(reply.await) }
                 });
-                let Some(acceptor) = tls else {
-                    let _ = hyper::server::conn::http1::Builder::new()
+                let acceptor = match tls {
+                    Some(Transport::Tls(acceptor)) => acceptor,
+                    Some(Transport::H2c) => {
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
-                    return;
+                        return;
+                    }
+                    None => {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                        return;
+                    }
                 };
                 let Ok(stream) = acceptor.accept(stream).await else {
                     return;
@@ -222,7 +241,16 @@ pub async fn start_api(behaviour: ApiBehaviour) -> TestServer {
 pub async fn start_tls_api(behaviour: ApiBehaviour, cert: &tls::TestCert) -> TestServer {
     serve_on(
         move |request| async move { api_response(&request, behaviour) },
-        Some(cert.acceptor()),
+        Some(Transport::Tls(cert.acceptor())),
+    )
+    .await
+}
+
+/// Starts the CORS API speaking HTTP/2 in the clear (h2c, prior knowledge).
+pub async fn start_h2c_api(behaviour: ApiBehaviour) -> TestServer {
+    serve_on(
+        move |request| async move { api_response(&request, behaviour) },
+        Some(Transport::H2c),
     )
     .await
 }
