@@ -8,7 +8,8 @@
 Checks: every YAML and JSON file parses; the Kubernetes manifests agree with each
 other and with the gateway config they mount; the container and systemd pieces agree
 with their configs; the dashboard and the alert rules use only the metric names,
-labels and label values of SPEC.md's metrics section.
+labels and label values the gateway really exposes (a /metrics scrape of the built
+binary, started on loopback port 0 with --ready-file).
 """
 from __future__ import annotations
 
@@ -22,36 +23,19 @@ import yaml
 DEPLOY = Path(__file__).resolve().parent
 
 # ---------------------------------------------------------------------------
-# The metrics contract (SPEC.md, "Metrics"), with the label values the code
-# emits for the enumerated labels. A label absent from VALUES takes free values.
-COUNTERS = {
-    "cors_edge_requests_total": {"route", "kind", "cache"},
-    "cors_edge_preflight_total": {"route", "result"},
-    "cors_edge_cors_decisions_total": {"route", "decision"},
-    "cors_edge_cache_evictions_total": set(),
-    "cors_edge_purges_total": {"selector"},
-    "cors_edge_purged_entries_total": set(),
-    "cors_edge_unsafe_upstream_responses_total": {"reason"},
-}
-GAUGES = {
-    "cors_edge_cache_entries": set(),
-    "cors_edge_cache_bytes": set(),
-}
-HISTOGRAMS = {
-    "cors_edge_request_duration_seconds": {"route", "kind"},
-    "cors_edge_upstream_duration_seconds": {"route"},
-}
-VALUES = {
-    "kind": {"simple", "preflight", "other"},
-    "cache": {"hit", "miss", "stale", "expired", "revalidated", "bypass"},
-    # answered: an edge-mode preflight the gateway answers itself.
-    "result": {"hit", "miss", "answered", "denied"},
-    "decision": {"allowed", "allowed_any", "denied_origin", "denied_method",
-                 "denied_headers", "no_origin", "invalid_origin"},
-    "reason": {"acao_without_vary", "wildcard_with_credentials", "acao_other_origin",
-               "multiple_acao"},
-    "selector": {"origin", "host", "prefix", "url", "tag", "all", "combined"},
-}
+# The metrics contract: taken from a real /metrics scrape of the built gateway
+# (scrape_contract below), never from a hand-copied list. The scrape starts the
+# binary on loopback port 0 with --ready-file, drives traffic that makes every
+# enumerated label value appear (cache statuses, preflight results, CORS
+# decisions, unsafe-upstream reasons, purge selectors), then reads /metrics.
+# Labels whose values are free (route) are not in VALUES.
+COUNTERS: dict[str, set[str]] = {}
+GAUGES: dict[str, set[str]] = {}
+HISTOGRAMS: dict[str, set[str]] = {}
+VALUES: dict[str, set[str]] = {}
+FREE_LABELS = {"route", "le"}
+# Metrics the dashboard need not show: the cluster's (only with `cluster:` set).
+OPTIONAL_ON_DASHBOARD_PREFIX = "cors_edge_cluster_"
 # Labels whose values are matched case-insensitively, with (?i): `cache` carries
 # the X-Cache value (HIT, MISS, ...).
 CASELESS = {"cache"}
@@ -59,13 +43,207 @@ CASELESS = {"cache"}
 TARGET_LABELS = {"instance", "job", "namespace", "pod"}
 
 SERIES: dict[str, set[str]] = {}
-SERIES.update(COUNTERS)
-SERIES.update(GAUGES)
-for _name, _labels in HISTOGRAMS.items():
-    SERIES[_name + "_bucket"] = _labels | {"le"}
-    SERIES[_name + "_sum"] = set(_labels)
-    SERIES[_name + "_count"] = set(_labels)
-BASE_METRICS = set(COUNTERS) | set(GAUGES) | set(HISTOGRAMS)
+BASE_METRICS: set[str] = set()
+
+
+def find_binary() -> Path | None:
+    import os
+    env = os.environ.get("CORS_EDGE_BIN")
+    if env:
+        return Path(env)
+    for b in (DEPLOY.parent / "target" / "release" / "cors-edge", DEPLOY.parent / "target" / "debug" / "cors-edge"):
+        if b.exists():
+            return b
+    return None
+
+
+def scrape_metrics(binary: Path) -> str:
+    """Runs the gateway on loopback with traffic that exercises every label value; returns /metrics."""
+    import http.client
+    import os
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Api(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            pass
+
+        def do_OPTIONS(self):
+            self.send_response(204)
+            origin = self.headers.get("origin")
+            if origin:
+                self.send_header("access-control-allow-origin", origin)
+                self.send_header("access-control-allow-methods", "GET, PUT")
+            self.send_header("access-control-max-age", "60")
+            self.end_headers()
+
+        def do_GET(self):
+            origin = self.headers.get("origin")
+            path = self.path
+            self.send_response(200)
+            self.send_header("cache-control", "max-age=60")
+            self.send_header("surrogate-key", "t1")
+            if "/up/echo" in path and origin:
+                self.send_header("access-control-allow-origin", origin)
+                self.send_header("vary", "Origin")
+            elif "/up/star" in path:
+                self.send_header("access-control-allow-origin", "*")
+            elif "/up/novary" in path and origin:
+                self.send_header("access-control-allow-origin", origin)
+            elif "/up/credstar" in path:
+                self.send_header("access-control-allow-origin", "*")
+                self.send_header("access-control-allow-credentials", "true")
+            elif "/up/other" in path:
+                self.send_header("access-control-allow-origin", "https://other.example")
+                self.send_header("vary", "Origin")
+            elif "/up/multi" in path:
+                self.send_header("access-control-allow-origin", "https://a.example")
+                self.send_header("access-control-allow-origin", "https://b.example")
+                self.send_header("vary", "Origin")
+            elif "/up/noorigin" in path:
+                self.send_header("access-control-allow-origin", "https://a.example")
+                self.send_header("vary", "Origin")
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+    api = ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=api.serve_forever, daemon=True).start()
+    # A Redis address that refuses connections, held bound for the run (cluster_* metrics).
+    refusing = socket.socket()
+    refusing.bind(("127.0.0.1", 0))
+    work = Path(tempfile.mkdtemp(prefix="cors-edge-checks-"))
+    cfg = work / "gateway.yaml"
+    ready = work / "ready.json"
+    cfg.write_text(f"""listen: ["127.0.0.1:0"]
+admin: {{ listen: "127.0.0.1:0" }}
+upstreams:
+  api:
+    servers: ["127.0.0.1:{api.server_address[1]}"]
+routes:
+  - name: up
+    match: {{ path_prefix: "/up/" }}
+    upstream: api
+  - name: edge
+    match: {{ path_prefix: "/edge/" }}
+    upstream: api
+    cors:
+      mode: edge
+      allow_origins: ["https://a.example"]
+      allow_methods: [GET, PUT]
+      allow_headers: [x-a]
+  - name: any
+    match: {{ path_prefix: "/any/" }}
+    upstream: api
+    cors: {{ mode: edge, allow_any_origin: true }}
+cluster:
+  redis_url: "redis://127.0.0.1:{refusing.getsockname()[1]}"
+  channel: checks
+""")
+    env = {k: v for k, v in os.environ.items() if k != "CORS_EDGE_ADMIN_TOKEN"}
+    child = subprocess.Popen([str(binary), "run", "-c", str(cfg), "--ready-file", str(ready)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 30
+        info = None
+        while time.monotonic() < deadline:
+            if child.poll() is not None:
+                raise RuntimeError(f"{binary} exited with {child.returncode}: {child.stderr.read().decode()}")
+            if ready.exists():
+                info = json.loads(ready.read_text())
+                if info["pid"] != child.pid:
+                    raise RuntimeError(f"ready file names pid {info['pid']}, not {child.pid}")
+                break
+            time.sleep(0.05)
+        if info is None:
+            raise RuntimeError(f"{binary} wrote no ready file within 30s")
+        gw = port_of(info["listen"][0])
+        admin = port_of(info["admin"])
+
+        def req(port: int, method: str, path: str, headers: dict[str, str] | None = None, body: str | None = None):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request(method, path, body=body, headers=headers or {})
+            answer = conn.getresponse()
+            data = answer.read()
+            conn.close()
+            return answer.status, data
+
+        a = {"origin": "https://a.example"}
+        for path, headers in [
+            ("/up/echo", a), ("/up/echo", a), ("/up/echo", {}), ("/up/star", a), ("/up/novary", a),
+            ("/up/credstar", a), ("/up/other", a), ("/up/multi", a), ("/up/noorigin", {}),
+            ("/edge/x", a), ("/edge/x", {"origin": "https://evil.example"}), ("/edge/x", {"origin": "bad origin"}),
+            ("/edge/x", {}), ("/any/x", {"origin": "https://b.example"}),
+        ]:
+            req(gw, "GET", path, headers)
+        req(gw, "GET", "/up/echo", {**a, "cache-control": "no-cache"})
+        req(gw, "POST", "/up/post", a, "x")
+        pf = {**a, "access-control-request-method": "PUT"}
+        req(gw, "OPTIONS", "/up/p", pf)
+        req(gw, "OPTIONS", "/up/p", pf)
+        req(gw, "OPTIONS", "/edge/p", pf)
+        req(gw, "OPTIONS", "/edge/p", {**a, "access-control-request-method": "DELETE"})
+        req(gw, "OPTIONS", "/edge/p", {**pf, "access-control-request-headers": "x-b"})
+        for selector in ('{"origin": "https://a.example"}', '{"host": "h"}', '{"prefix": "/up/"}',
+                         '{"url": "/up/echo"}', '{"tag": "t1"}', '{"all": true}',
+                         '{"origin": "https://a.example", "prefix": "/up/"}'):
+            req(admin, "POST", "/purge", {"content-type": "application/json"}, selector)
+        time.sleep(0.5)  # counted when each request is logged, after its answer
+        status, text = req(admin, "GET", "/metrics")
+        if status != 200:
+            raise RuntimeError(f"/metrics answered {status}")
+        return text.decode()
+    finally:
+        child.send_signal(signal.SIGINT)
+        try:
+            child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+        api.shutdown()
+        refusing.close()
+        import shutil
+        shutil.rmtree(work, ignore_errors=True)
+
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+\S+$')
+LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def load_contract(text: str) -> None:
+    """Fills COUNTERS, GAUGES, HISTOGRAMS, VALUES, SERIES and BASE_METRICS from /metrics text."""
+    types = dict(re.findall(r"^# TYPE (cors_edge_\w+) (\w+)$", text, re.M))
+    labels: dict[str, set[str]] = {name: set() for name in types}
+    for line in text.splitlines():
+        m = SAMPLE.match(line)
+        if not m or not m.group(1).startswith("cors_edge_"):
+            continue
+        name = m.group(1)
+        family = name if name in types else re.sub(r"_(bucket|sum|count)$", "", name)
+        for label, value in LABEL.findall(m.group(2) or ""):
+            if label == "le":
+                continue
+            labels.setdefault(family, set()).add(label)
+            if label not in FREE_LABELS:
+                VALUES.setdefault(label, set()).add(value.lower() if label in CASELESS else value)
+    for name, kind in types.items():
+        {"counter": COUNTERS, "gauge": GAUGES, "histogram": HISTOGRAMS}.get(kind, GAUGES)[name] = labels[name]
+    SERIES.clear()
+    SERIES.update(COUNTERS)
+    SERIES.update(GAUGES)
+    for name, family_labels in HISTOGRAMS.items():
+        SERIES[name + "_bucket"] = family_labels | {"le"}
+        SERIES[name + "_sum"] = set(family_labels)
+        SERIES[name + "_count"] = set(family_labels)
+    BASE_METRICS.clear()
+    BASE_METRICS.update(n for n in set(COUNTERS) | set(GAUGES) | set(HISTOGRAMS)
+                        if not n.startswith(OPTIONAL_ON_DASHBOARD_PREFIX))
+
 
 # The gateway config keys of SPEC.md (plus `server`, for the drain timings).
 CONFIG_KEYS = {"listen", "admin", "server", "cache", "upstreams", "routes", "tls", "cluster"}
@@ -481,6 +659,19 @@ def main() -> int:
     if len(sys.argv) != 1:
         print(__doc__, file=sys.stderr)
         return 2
+    binary = find_binary()
+    if binary is None or not binary.exists():
+        fail("no cors-edge binary to scrape /metrics from (cargo build --release -p cors-edge, or CORS_EDGE_BIN)")
+        print(f"checks: {passes} ok, {len(failures)} failed")
+        return 1
+    try:
+        load_contract(scrape_metrics(binary))
+    except (OSError, RuntimeError, ValueError, KeyError) as e:
+        fail(f"could not scrape /metrics from {binary}: {e}")
+        print(f"checks: {passes} ok, {len(failures)} failed")
+        return 1
+    ok(f"metrics contract scraped from {binary}: {len(SERIES)} series, "
+       + ", ".join(f"{k}={sorted(v)}" for k, v in sorted(VALUES.items())))
     docs = load_all()
     for step in (check_kubernetes, check_container_and_systemd, check_dashboard, check_alerts):
         try:

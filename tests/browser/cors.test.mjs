@@ -12,7 +12,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,13 +49,6 @@ function closeServer(server) {
   if (!server?.listening) return Promise.resolve();
   server.closeAllConnections?.();
   return new Promise((resolve) => server.close(() => resolve()));
-}
-
-async function freePort() {
-  const server = net.createServer();
-  const port = await listen(server, '127.0.0.1');
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A static server for one page origin: a blank HTML page at `/`. */
@@ -110,7 +102,7 @@ function upstreamServer(state) {
       const cacheable = req.method === 'GET' && !url.pathname.endsWith('/me');
       headers['cache-control'] = cacheable ? 'max-age=0, s-maxage=60' : 'private, no-store';
 
-      if (url.pathname.startsWith('/up/')) {
+      if (url.pathname.startsWith('/up/') || url.pathname.startsWith('/upnv/')) {
         const allowed = origin === state.originA;
         if (req.method === 'OPTIONS') {
           const preflight = { vary: 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers' };
@@ -128,7 +120,22 @@ function upstreamServer(state) {
           return;
         }
         // Under /up/novary/ the API forgets `Vary: Origin`; the gateway must key by origin anyway.
-        if (!url.pathname.startsWith('/up/novary/')) headers.vary = 'Origin';
+        // Under /cacheable/ the browser may keep the answer, and the API says `Vary: Origin`
+        // only to CORS requests (as many do): an answer to an <img> says nothing about Origin.
+        if (url.pathname.includes('/cacheable/')) {
+          headers['cache-control'] = 'max-age=600';
+          if (origin) headers.vary = 'Origin';
+          // A real image (a 1x1 GIF): Chromium's opaque-response blocking drops a JSON answer
+          // to an <img> before its cache could keep it.
+          headers['content-type'] = 'image/gif';
+          if (allowed) {
+            headers['access-control-allow-origin'] = origin;
+            headers['access-control-allow-credentials'] = 'true';
+          }
+          res.writeHead(200, headers);
+          res.end(Buffer.from('R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7', 'base64'));
+          return;
+        } else if (!url.pathname.startsWith('/up/novary/')) headers.vary = 'Origin';
         if (allowed) {
           headers['access-control-allow-origin'] = origin;
           headers['access-control-allow-credentials'] = 'true';
@@ -155,6 +162,10 @@ routes:
     match: { path_prefix: "/up/" }
     upstream: api
     cors: { mode: upstream }
+  - name: up-no-vary-always
+    match: { path_prefix: "/upnv/" }
+    upstream: api
+    cors: { mode: upstream, vary_origin_always: false }
   - name: edge
     match: { path_prefix: "/edge/" }
     upstream: api
@@ -176,21 +187,45 @@ routes:
 `;
 }
 
-function portAnswers(port) {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
+/**
+ * The newest source file the binary is built from (the crates' src/ trees, build scripts and
+ * manifests; not their tests, which a rebuild would not relink the binary for).
+ */
+function newestSource(root) {
+  let newest = { mtimeMs: 0, file: null };
+  const consider = (file) => {
+    const { mtimeMs } = fs.statSync(file);
+    if (mtimeMs > newest.mtimeMs) newest = { mtimeMs, file };
+  };
+  const walk = (dir) => {
+    for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      if (entry.isDirectory()) walk(file);
+      else if (entry.name.endsWith('.rs')) consider(file);
+    }
+  };
+  const crates = path.join(root, 'crates');
+  for (const crate of fs.readdirSync(crates)) {
+    const dir = path.join(crates, crate);
+    if (fs.existsSync(path.join(dir, 'src'))) walk(path.join(dir, 'src'));
+    for (const name of ['Cargo.toml', 'build.rs']) {
+      if (fs.existsSync(path.join(dir, name))) consider(path.join(dir, name));
+    }
+  }
+  return newest;
 }
 
-async function startGateway(configPath, ports) {
+/**
+ * Starts `cors-edge run` with every listener on port 0 and `--ready-file`; resolves to the
+ * addresses that this very process (the file names its pid) reports once every listener accepts.
+ */
+async function startGateway(configPath, readyPath) {
   const env = { ...process.env };
   delete env.CORS_EDGE_ADMIN_TOKEN;
-  const child = spawn(GATEWAY_BIN, ['run', '-c', configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(GATEWAY_BIN, ['run', '-c', configPath, '--ready-file', readyPath], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d) => (output += d));
   child.stderr.on('data', (d) => (output += d));
@@ -198,20 +233,25 @@ async function startGateway(configPath, ports) {
   child.once('error', (e) => (output += `spawn error: ${e.message}\n`));
   let status = null;
   exited.then((s) => (status = s));
-  const deadline = Date.now() + 15_000;
-  for (const port of ports) {
-    while (!(await portAnswers(port))) {
-      if (status || child.exitCode !== null) {
-        throw new Error(`cors-edge exited before listening (${JSON.stringify(status)}):\n${output}`);
-      }
-      if (Date.now() > deadline) {
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    if (fs.existsSync(readyPath)) {
+      const ready = JSON.parse(fs.readFileSync(readyPath, 'utf8'));
+      if (ready.pid !== child.pid) {
         child.kill('SIGKILL');
-        throw new Error(`cors-edge did not listen on 127.0.0.1:${port} within 15 s:\n${output}`);
+        throw new Error(`ready file ${readyPath} names pid ${ready.pid}, the gateway started is ${child.pid}`);
       }
-      await new Promise((r) => setTimeout(r, 50));
+      return { child, exited, output: () => output, ready };
     }
+    if (status || child.exitCode !== null) {
+      throw new Error(`cors-edge exited before it was ready (${JSON.stringify(status)}):\n${output}`);
+    }
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`cors-edge wrote no ready file within 20 s:\n${output}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
   }
-  return { child, exited, output: () => output };
 }
 
 async function stopGateway(gateway) {
@@ -297,6 +337,14 @@ describe('cors-edge seen from a real browser', () => {
 
   before(async () => {
     assert.ok(fs.existsSync(GATEWAY_BIN), `gateway binary ${GATEWAY_BIN} (build it: cargo build --release -p cors-edge)`);
+    const root = path.resolve(here, '../..');
+    if (GATEWAY_BIN.startsWith(path.join(root, 'target') + path.sep)) {
+      const newest = newestSource(root);
+      assert.ok(
+        fs.statSync(GATEWAY_BIN).mtimeMs >= newest.mtimeMs,
+        `${GATEWAY_BIN} is older than ${newest.file}: rebuild it (cargo build --release -p cors-edge)`,
+      );
+    }
     assert.ok(fs.existsSync(CHROMIUM), `Chromium at ${CHROMIUM} (apt-get install chromium)`);
     env.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cors-edge-browser-'));
     env.pageA = pageServer();
@@ -305,20 +353,20 @@ describe('cors-edge seen from a real browser', () => {
     env.originB = `http://localhost:${await listen(env.pageB, '127.0.0.1')}`;
     env.upstream = upstreamServer(env);
     const upstreamPort = await listen(env.upstream, '127.0.0.1');
-    const gatewayPort = await freePort();
-    env.adminPort = await freePort();
-    env.gw = `http://127.0.0.1:${gatewayPort}`;
     const configPath = path.join(env.dir, 'gateway.yaml');
     fs.writeFileSync(
       configPath,
       gatewayConfig({
-        listen: `127.0.0.1:${gatewayPort}`,
-        admin: `127.0.0.1:${env.adminPort}`,
+        listen: '127.0.0.1:0',
+        admin: '127.0.0.1:0',
         upstream: `127.0.0.1:${upstreamPort}`,
         originA: env.originA,
       }),
     );
-    env.gateway = await startGateway(configPath, [gatewayPort, env.adminPort]);
+    env.gateway = await startGateway(configPath, path.join(env.dir, 'ready.json'));
+    const port = (address) => Number(address.split(':').pop());
+    env.gw = `http://127.0.0.1:${port(env.gateway.ready.listen[0])}`;
+    env.adminPort = port(env.gateway.ready.admin);
     // Last resort if the runner is torn down before `after` runs (Playwright cleans up Chromium).
     process.once('exit', () => env.gateway?.child.kill('SIGKILL'));
     env.browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, timeout: 30_000 });
@@ -463,4 +511,41 @@ describe('cors-edge seen from a real browser', () => {
     assert.equal(last.n, first.n, 'served from the shared cache');
     assert.equal(count('GET', '/edge/warm'), 1, 'one upstream fetch: origin B was refused from the cached body');
   });
+
+  // vary_origin_always: an answer to a request without Origin (an <img>) carries Vary: Origin,
+  // so the browser does not reuse it for a CORS fetch of the same URL from the same page. The
+  // control route /upnv/ turns the option off: there the browser reuses the <img> answer (no
+  // ACAO) and the fetch fails, which shows the first case does not pass by accident.
+  for (const [prefix, on] of [['/up/', true], ['/upnv/', false]]) {
+    test(`vary_origin_always ${on ? 'on' : 'off'}: an <img> load, then a CORS fetch of the same URL from the same page`, async () => {
+      const pathname = `${prefix}cacheable/picture.gif`;
+      const url = `${env.gw}${pathname}`;
+      const result = await visit(env, env.originA, async (page, messages) => {
+        const imgResponse = page.waitForResponse((r) => r.url() === url, { timeout: 10_000 });
+        const loaded = await page.evaluate(
+          (url) =>
+            new Promise((resolve) => {
+              const img = new Image();
+              img.onload = () => resolve('load');
+              img.onerror = () => resolve('error');
+              img.src = url;
+            }),
+          url,
+        );
+        assert.equal(loaded, 'load', 'the <img> loads');
+        const vary = (await imgResponse).headers().vary ?? '';
+        assert.equal(/(^|,)\s*origin\s*(,|$)/i.test(vary), on, `the <img> answer's Vary: ${JSON.stringify(vary)}`);
+        return { ...(await browserFetch(page, url, { credentials: 'include' })), messages };
+      });
+      assert.equal(count('GET', pathname, null), 1, `${pathname}: the <img> request reached the upstream without Origin`);
+      if (on) {
+        assert.equal(result.ok, true, `the CORS fetch after an <img> load is readable: ${JSON.stringify(result)}`);
+        assert.equal(result.status, 200);
+        assert.equal(count('GET', pathname, env.originA), 1, 'the CORS fetch went to the network');
+      } else {
+        assertBlocked(result, `CORS fetch of ${pathname} after an <img> load, vary_origin_always off`);
+        assert.equal(count('GET', pathname, env.originA), 0, 'the browser reused the <img> answer');
+      }
+    });
+  }
 });

@@ -4,13 +4,17 @@
 // (lib/display.mjs determineTestResult, the one cache-tests.fyi uses, dependencies honoured).
 //
 //   node summarize.mjs RESULTS.json [--json SUMMARY.json] [--meta KEY=VALUE ...]
-//                                   [--compare BASELINE.json]
+//                                   [--compare BASELINE.json [--flaky FLAKY.json]]
 //
 // --json     writes the summary (counts per kind, failures, Vary group) as JSON
 // --meta     adds KEY=VALUE to the summary (name, version, ...); repeatable
-// --compare  exits 1 if, against BASELINE.json (a summary written by --json), the number of
-//            passed `required` or `optimal` tests dropped, if fewer tests of the Vary group
-//            (suites `vary` and `vary-parse`) passed, or if any required Vary test did not pass.
+// --compare  exits 1 if, against BASELINE.json (a summary written by --json), any `required` or
+//            `optimal` test that passed in the baseline does not pass now (by name: a test fixed
+//            elsewhere does not hide it), the number of passed `required` or `optimal` tests
+//            dropped, fewer tests of the Vary group (suites `vary` and `vary-parse`) passed, or
+//            any required Vary test did not pass.
+// --flaky    FLAKY.json: {"test-id": "why its result changes between runs", ...}; those tests are
+//            not held to their baseline result by name (they still count in the totals).
 //
 // Result kinds (suite README): `required` tests fail on a conformance problem; `optimal` tests
 // "fail" when the cache did not do the best it could (usually: did not reuse a stored response);
@@ -37,6 +41,7 @@ function parseArgs (argv) {
     const next = () => { if (i + 1 >= argv.length) usage(`${a} needs a value`); return argv[++i] }
     if (a === '--json') opts.json = next()
     else if (a === '--compare') opts.compare = next()
+    else if (a === '--flaky') opts.flaky = next()
     else if (a === '--meta') {
       const kv = next()
       const eq = kv.indexOf('=')
@@ -150,7 +155,7 @@ export function printSummary (sum, out = console.log) {
 }
 
 // Returns a list of problems (empty when the current summary is at least as good as the baseline).
-export function compare (cur, base, out = console.log) {
+export function compare (cur, base, out = console.log, flaky = {}) {
   const problems = []
   for (const k of ['required', 'optimal']) {
     const c = cur.counts[k].passed
@@ -171,7 +176,11 @@ export function compare (cur, base, out = console.log) {
   const newly = cur.failures.filter(f => f.kind !== 'check' && !baseFailed.has(f.id))
   if (newly.length) {
     out('not passed now, passed in the baseline:')
-    for (const f of newly) out(`  ${pad(f.kind, 8)} ${pad(f.id, 42)} ${f.message}`)
+    for (const f of newly) {
+      const excused = Object.hasOwn(flaky, f.id)
+      out(`  ${pad(f.kind, 8)} ${pad(f.id, 42)} ${f.message}${excused ? `  [listed as flaky: ${flaky[f.id]}]` : ''}`)
+      if (!excused) problems.push(`${f.kind} test ${f.id} passed in the baseline and does not pass now: ${f.result}`)
+    }
   }
   const curFailed = new Set(cur.failures.map(f => f.id))
   const fixed = [...baseFailed].filter(id => !curFailed.has(id))
@@ -192,7 +201,11 @@ async function main () {
   if (opts.compare) {
     const base = JSON.parse(fs.readFileSync(opts.compare, 'utf8'))
     console.log(`== compared with ${opts.compare} (${base.name || 'baseline'}, ${base.date || 'undated'})`)
-    const problems = compare(sum, base)
+    const flaky = opts.flaky ? JSON.parse(fs.readFileSync(opts.flaky, 'utf8')) : {}
+    for (const [id, why] of Object.entries(flaky)) {
+      if (typeof why !== 'string' || !why.trim()) throw new Error(`${opts.flaky}: ${id} needs a reason`)
+    }
+    const problems = compare(sum, base, console.log, flaky)
     if (problems.length) {
       for (const p of problems) console.log(`CONFORMANCE REGRESSION: ${p}`)
       process.exit(1)

@@ -39,11 +39,21 @@ impl Response {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    /// Whether `Vary` names `field` (case-insensitive).
+    /// Whether `Vary` names `field` (case-insensitive). `Vary: *` names no field: a test that
+    /// wants `Origin` in `Vary` must not be satisfied by `*` (which also disables caching).
     pub fn varies_on(&self, field: &str) -> bool {
+        self.vary_members()
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(field))
+    }
+
+    /// The members of every `Vary` line, trimmed, empty members dropped.
+    pub fn vary_members(&self) -> Vec<String> {
         self.header("vary")
             .split(',')
-            .any(|f| f.trim().eq_ignore_ascii_case(field) || f.trim() == "*")
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect()
     }
 }
 
@@ -105,9 +115,81 @@ pub async fn request_with_body(
 /// Writes raw bytes on a new connection and returns whatever comes back until the server
 /// closes it or 5 s pass: for malformed requests a real client cannot send.
 pub async fn send_raw(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    send_raw_answer(addr, bytes, Duration::from_secs(5))
+        .await
+        .bytes
+}
+
+/// What came back on a raw connection.
+#[derive(Debug, Clone)]
+pub struct RawAnswer {
+    pub bytes: Vec<u8>,
+    /// The server closed (or reset) the connection within the limit; false when the limit ran
+    /// out with the connection still open (a server that hangs on the input).
+    pub closed: bool,
+}
+
+impl RawAnswer {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    /// The status codes of every status line that starts a response in the answer (pipelined
+    /// answers included): `HTTP/1.x NNN` at the start or after a blank line.
+    pub fn statuses(&self) -> Vec<u16> {
+        let text = self.text();
+        text.match_indices("HTTP/1.")
+            .filter(|(at, _)| *at == 0 || text[..*at].ends_with("\r\n"))
+            .filter_map(|(at, _)| text[at..].split_whitespace().nth(1)?.parse().ok())
+            .collect()
+    }
+}
+
+/// Writes raw bytes on a new connection and reads until the server closes it or `limit`
+/// passes; says which of the two happened. A reset after the server's answer counts as a close.
+pub async fn send_raw_answer(addr: SocketAddr, bytes: &[u8], limit: Duration) -> RawAnswer {
     let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(bytes).await.expect("write");
+    // The server may close before reading everything (and a write then fails): what it
+    // answered is still there to read.
+    let _ = stream.write_all(bytes).await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
-    out
+    let mut buf = [0u8; 8192];
+    let read_all = async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    let closed = tokio::time::timeout(limit, read_all).await.is_ok();
+    RawAnswer { bytes: out, closed }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Response;
+
+    fn with_vary(lines: &[&str]) -> Response {
+        let mut headers = http::HeaderMap::new();
+        for line in lines {
+            headers.append("vary", line.parse().expect("header value"));
+        }
+        Response {
+            status: 200,
+            headers,
+            body: bytes::Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn varies_on_names_only_listed_fields() {
+        assert!(with_vary(&["Origin"]).varies_on("origin"));
+        assert!(with_vary(&["accept-encoding", " ORIGIN "]).varies_on("origin"));
+        assert!(with_vary(&["Accept", "Origin"]).varies_on("origin"));
+        assert!(!with_vary(&["*"]).varies_on("origin"), "`*` names no field");
+        assert!(!with_vary(&["Accept, *"]).varies_on("origin"));
+        assert!(!with_vary(&[]).varies_on("origin"));
+        assert!(!with_vary(&["Origins"]).varies_on("origin"));
+    }
 }

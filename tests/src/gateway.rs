@@ -1,17 +1,9 @@
 //! Starting and stopping the gateway process.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A port the OS considers free right now on 127.0.0.1.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// The `cors-edge` binary under test.
 pub fn binary_path() -> PathBuf {
@@ -30,7 +22,55 @@ pub fn binary_path() -> PathBuf {
         "{} is missing: build it first (cargo build --release -p cors-edge)",
         path.display()
     );
+    if let Some(newer) = newer_source_than(&path) {
+        panic!(
+            "{} is older than {}: rebuild it (cargo build --release -p cors-edge) so the tests \
+             do not run against stale code",
+            path.display(),
+            newer.display()
+        );
+    }
     path
+}
+
+/// A source file of the crates the binary is built from that changed after `binary` was
+/// built. Only `crates/*/src`, manifests and build scripts count: a test file's change does
+/// not relink the binary.
+fn newer_source_than(binary: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(binary).and_then(|m| m.modified()).ok()?;
+    let crates = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates");
+    let mut stack = vec![crates];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if path.is_dir() {
+                // Only sources: not tests, benches or examples of the crates.
+                let depth_ok = path.parent().is_some_and(|p| p.ends_with("crates"))
+                    || name == "src"
+                    || path.components().any(|c| c.as_os_str() == "src");
+                if depth_ok {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let counts = name.ends_with(".rs") && path.components().any(|c| c.as_os_str() == "src")
+                || name == "Cargo.toml"
+                || name == "build.rs";
+            if counts
+                && std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|modified| modified > built)
+            {
+                return Some(path);
+            }
+        }
+    }
+    None
 }
 
 /// A running gateway, killed on drop.

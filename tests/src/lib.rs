@@ -8,5 +8,5 @@ pub mod gateway;
 pub mod upstream;
 
 pub use client::{request, send_raw, Response};
-pub use gateway::{binary_path, free_port, GatewayProcess};
+pub use gateway::{binary_path, GatewayProcess};
 pub use upstream::{Reply, Upstream, UpstreamRequest};

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
+use cors_edge_tests::upstream::RefusingAddr;
 use cors_edge_tests::{
     binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
 };
@@ -96,8 +97,15 @@ async fn metrics_text(gateway: &GatewayProcess) -> String {
     response.text()
 }
 
-/// The value of the sample `name` whose labels include every pair of `labels`; 0 when absent.
+/// The value of the sample `name` whose labels include every pair of `labels`; 0 when absent
+/// (a counter not yet incremented has no series). Use [`series`] to require the series.
 fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    series(text, name, labels).unwrap_or(0.0)
+}
+
+/// The value of the sample `name` whose labels include every pair of `labels`, None when no
+/// such series is exposed.
+fn series(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     for line in text.lines().filter(|l| !l.starts_with('#')) {
         let Some((series, value)) = line.rsplit_once(' ') else {
             continue;
@@ -115,12 +123,14 @@ fn sample(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
             .map(|(k, v)| (k, v.trim_matches('"')))
             .collect();
         if labels.iter().all(|wanted| pairs.contains(wanted)) {
-            return value
-                .parse()
-                .unwrap_or_else(|e| panic!("bad sample {line:?}: {e}"));
+            return Some(
+                value
+                    .parse()
+                    .unwrap_or_else(|e| panic!("bad sample {line:?}: {e}")),
+            );
         }
     }
-    0.0
+    None
 }
 
 async fn stats(gateway: &GatewayProcess, headers: &[(&str, &str)]) -> serde_json::Value {
@@ -636,8 +646,21 @@ async fn edge_mode_preflights_and_decisions_are_counted() {
     )
     .await;
 
-    let text = metrics_text(&gateway).await;
     let route = ("route", "edge-api");
+    // Counted when each request is logged, after its answer went out: poll until all five are.
+    let text = metrics_when(&gateway, "five requests counted", |text| {
+        series(
+            text,
+            "cors_edge_request_duration_seconds_count",
+            &[route, ("kind", "preflight")],
+        ) == Some(3.0)
+            && series(
+                text,
+                "cors_edge_request_duration_seconds_count",
+                &[route, ("kind", "simple")],
+            ) == Some(2.0)
+    })
+    .await;
     assert_eq!(
         sample(
             &text,
@@ -790,10 +813,13 @@ async fn metric_labels_never_carry_origins_paths_or_hosts() {
     )
     .await;
     let text = metrics_text(&gateway).await;
-    assert!(
-        sample(&text, "cors_edge_unsafe_upstream_responses_total", &[]) >= 1.0,
-        "the bad response was seen"
-    );
+    // Every reason's series exists from the start: the bad response moved one of them.
+    let unsafe_total: f64 = text
+        .lines()
+        .filter(|l| l.starts_with("cors_edge_unsafe_upstream_responses_total{"))
+        .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum();
+    assert!(unsafe_total >= 1.0, "the bad response was seen");
     for needle in ["leakcheck", "/leakcheck-path", "https://", "127.0.0.1"] {
         assert!(
             !text.contains(needle),
@@ -835,10 +861,28 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn readiness_follows_upstream_health_checks() {
-    let upstream = Upstream::start(cors_api).await;
-    let addr = upstream.addr;
-    let health = "    health_check: { interval: 1s }\n";
-    let gateway = GatewayProcess::start(&config(addr, "", health));
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    // An HTTP health check: the server stays on its port the whole time (no port is released
+    // and bound again) and fails its check by answering 503 on /healthz while `down`.
+    let down = Arc::new(AtomicBool::new(false));
+    let upstream = {
+        let down = down.clone();
+        Upstream::start(move |req| {
+            if req.path() == "/healthz" {
+                let status = if down.load(Ordering::SeqCst) {
+                    503
+                } else {
+                    200
+                };
+                return Reply::status(status);
+            }
+            cors_api(req)
+        })
+        .await
+    };
+    let health = "    health_check: { interval: 1s, path: /healthz }\n";
+    let gateway = GatewayProcess::start(&config(upstream.addr, "", health));
     let ready = |want: u16| {
         let admin = gateway.admin;
         move || async move { request(admin, "GET", "/readyz", &[]).await.status == want }
@@ -848,25 +892,31 @@ async fn readiness_follows_upstream_health_checks() {
         200
     );
 
-    upstream.stop();
-    drop(upstream);
+    down.store(true, Ordering::SeqCst);
     wait_for(
         "readyz 503 once every server fails its check",
         Duration::from_secs(10),
         ready(503),
     )
     .await;
-    let down = request(gateway.admin, "GET", "/readyz", &[]).await;
-    assert_eq!(json(&down)["upstreams_down"], serde_json::json!(["api"]));
+    let unready = request(gateway.admin, "GET", "/readyz", &[]).await;
+    assert_eq!(json(&unready)["upstreams_down"], serde_json::json!(["api"]));
+    // An unready gateway still answers scrapes with its series (an alert on readiness needs
+    // the rest of the metrics to diagnose it): the gauges and the traffic counters are there.
+    let text = metrics_text(&gateway).await;
+    for name in ["cors_edge_cache_entries", "cors_edge_cache_bytes"] {
+        assert_eq!(
+            series(&text, name, &[]),
+            Some(0.0),
+            "{name} while unready (nothing was cached):\n{text}"
+        );
+    }
     assert!(
-        sample(
-            &metrics_text(&gateway).await,
-            "cors_edge_cache_entries",
-            &[]
-        ) >= 0.0
+        series(&text, "cors_edge_requests_total", &[("route", "api")]).is_some(),
+        "requests_total for the route while unready:\n{text}"
     );
 
-    let _back = Upstream::start_on(addr, cors_api).await;
+    down.store(false, Ordering::SeqCst);
     wait_for(
         "readyz 200 once the server passes its check again",
         Duration::from_secs(10),
@@ -878,6 +928,36 @@ async fn readiness_follows_upstream_health_checks() {
         200,
         "traffic flows again"
     );
+}
+
+#[tokio::test]
+async fn a_tcp_health_check_marks_a_refusing_server_down() {
+    // The TCP check: one server refuses connections (a port held bound, never listening),
+    // the other accepts; only the refusing pool makes the gateway unready.
+    let dead = RefusingAddr::new();
+    let live = Upstream::start(cors_api).await;
+    let yaml = format!(
+        "listen: [\"{{listen}}\"]\n\
+         admin: {{ listen: \"{{admin}}\" }}\n\
+         upstreams:\n  api:\n    servers: [\"{}\"]\n    health_check: {{ interval: 1s }}\n\
+         \x20 down:\n    servers: [\"{}\"]\n    health_check: {{ interval: 1s }}\n\
+         routes:\n  - name: api\n    upstream: api\n  - name: down\n    match: {{ path_prefix: /down }}\n    upstream: down\n",
+        live.addr, dead.addr
+    );
+    let gateway = GatewayProcess::start(&yaml);
+    let admin_addr = gateway.admin;
+    wait_for(
+        "readyz 503 with the refusing pool",
+        Duration::from_secs(10),
+        || async move { request(admin_addr, "GET", "/readyz", &[]).await.status == 503 },
+    )
+    .await;
+    let unready = request(gateway.admin, "GET", "/readyz", &[]).await;
+    assert_eq!(
+        json(&unready)["upstreams_down"],
+        serde_json::json!(["down"])
+    );
+    assert_eq!(request(gateway.addr, "GET", "/x", &[]).await.status, 200);
 }
 
 #[tokio::test]

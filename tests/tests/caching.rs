@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
+use cors_edge_tests::upstream::{http_date, Gate};
 use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
 
 /// A gateway config with one catch-all route to `upstream`. `cache` goes inside the global
@@ -45,38 +46,6 @@ fn expect(r: &Response, status: u16, cache: &str, body: &str) {
         "headers: {:?}",
         r.headers
     );
-}
-
-/// An HTTP-date (IMF-fixdate) for `t`.
-fn http_date(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(UNIX_EPOCH)
-        .expect("after the epoch")
-        .as_secs();
-    let days = i64::try_from(secs / 86_400).expect("days");
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]
-        [usize::try_from(days % 7).expect("weekday")];
-    let months = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{weekday}, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-        months[usize::try_from(month - 1).expect("month")],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 #[test]
@@ -317,12 +286,19 @@ async fn host_is_part_of_the_key() {
 
 #[tokio::test]
 async fn max_age_is_fresh_then_expires() {
-    let upstream = Upstream::start(|_| Reply::ok("v").header("cache-control", "max-age=1")).await;
+    // `Date` rounded up: the apparent age is 0, so the entry is fresh for the whole 2 s after
+    // the fetch (with hyper's rounded-down `Date` it could be fresh for a few ms only).
+    let upstream = Upstream::start(|_| {
+        Reply::ok("v")
+            .header("cache-control", "max-age=2")
+            .dated_now()
+    })
+    .await;
     let gateway = start(&upstream, NO_STALE);
     expect(&get(&gateway, "/m").await, 200, "MISS", "v");
     expect(&get(&gateway, "/m").await, 200, "HIT", "v");
     assert_eq!(upstream.hits("/m"), 1);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let after = get(&gateway, "/m").await;
     assert_eq!((after.status, after.text().as_str()), (200, "v"));
     assert_ne!(after.cache(), "HIT", "served after max-age ran out");
@@ -335,9 +311,9 @@ async fn s_maxage_beats_max_age() {
         let cc = if req.path() == "/long" {
             "max-age=0, s-maxage=60"
         } else {
-            "max-age=60, s-maxage=1"
+            "max-age=60, s-maxage=2"
         };
-        Reply::ok("v").header("cache-control", cc)
+        Reply::ok("v").header("cache-control", cc).dated_now()
     })
     .await;
     let gateway = start(&upstream, NO_STALE);
@@ -348,7 +324,7 @@ async fn s_maxage_beats_max_age() {
     // And a short s-maxage wins over a long max-age.
     expect(&get(&gateway, "/short").await, 200, "MISS", "v");
     expect(&get(&gateway, "/short").await, 200, "HIT", "v");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let after = get(&gateway, "/short").await;
     assert_ne!(after.cache(), "HIT", "served past s-maxage");
     assert_eq!(upstream.hits("/short"), 2);
@@ -450,13 +426,63 @@ async fn responses_a_shared_cache_must_not_store() {
     // The control: the same upstream with plain max-age is stored.
     get(&gateway, "/control").await;
     expect(&get(&gateway, "/control").await, 200, "HIT", "body");
-    // Set-Cookie never reaches a second client from the cache.
-    let cookie = get(&gateway, "/cookie").await;
+}
+
+/// Each answer carries the session of the request that caused it: `session=N` for the N-th.
+fn cookie_api(cache_control: &'static str) -> impl Fn(&UpstreamRequest) -> Reply {
+    let sessions = counter();
+    move |_| {
+        let n = sessions.fetch_add(1, Ordering::SeqCst) + 1;
+        Reply::ok(format!("page {n}"))
+            .header("cache-control", cache_control)
+            .header("set-cookie", &format!("session={n}; HttpOnly"))
+    }
+}
+
+#[tokio::test]
+async fn set_cookie_never_reaches_a_second_client_from_the_cache() {
+    let upstream = Upstream::start(cookie_api("public, max-age=60")).await;
+    let gateway = start(&upstream, "");
+    let alice = get(&gateway, "/account").await;
     assert_eq!(
-        cookie.header("set-cookie"),
-        "session=secret",
+        (alice.text().as_str(), alice.header("set-cookie").as_str()),
+        ("page 1", "session=1; HttpOnly"),
         "the client that caused the fetch gets its cookie"
     );
+    let bob = get(&gateway, "/account").await;
+    assert_ne!(bob.cache(), "HIT", "a response with Set-Cookie was stored");
+    assert_eq!(
+        (bob.text().as_str(), bob.header("set-cookie").as_str()),
+        ("page 2", "session=2; HttpOnly"),
+        "the second client gets its own answer and cookie, never the first one's"
+    );
+    assert_eq!(upstream.hits("/account"), 2);
+}
+
+#[tokio::test]
+async fn private_set_cookie_is_stored_with_the_cookie_stripped() {
+    // `private="set-cookie"`: the response may be shared, its Set-Cookie may not.
+    let upstream = Upstream::start(cookie_api("public, max-age=60, private=\"set-cookie\"")).await;
+    let gateway = start(&upstream, "");
+    let alice = get(&gateway, "/home").await;
+    assert_eq!(
+        (alice.cache().as_str(), alice.text().as_str()),
+        ("MISS", "page 1")
+    );
+    for client in ["bob", "carol"] {
+        let hit = get(&gateway, "/home").await;
+        assert_eq!(
+            (hit.cache().as_str(), hit.text().as_str()),
+            ("HIT", "page 1"),
+            "{client}: the page is shared"
+        );
+        assert!(
+            !hit.has("set-cookie"),
+            "{client} got a stored cookie: {:?}",
+            hit.header("set-cookie")
+        );
+    }
+    assert_eq!(upstream.hits("/home"), 1);
 }
 
 #[tokio::test]
@@ -873,6 +899,87 @@ async fn post_is_bypass_and_carries_its_body() {
     expect(&get(&gateway, "/post").await, 200, "MISS", "GET ");
 }
 
+/// RFC 9111 §4.4: a successful unsafe request invalidates the stored responses of its URL and
+/// of the same-host URLs in its `Location` and `Content-Location`; a failed one does not.
+#[tokio::test]
+async fn a_successful_unsafe_request_invalidates_its_url_location_and_content_location() {
+    let fetches = counter();
+    let upstream = Upstream::start(move |req| {
+        if req.method == "GET" {
+            let n = fetches.fetch_add(1, Ordering::SeqCst);
+            return Reply::ok(format!("{} #{n}", req.path())).header("cache-control", "max-age=60");
+        }
+        match req.path() {
+            "/items" => Reply::status(201)
+                .header("location", "/items/7")
+                .header("content-location", "/items/latest"),
+            "/fail" => Reply::status(500).header("location", "/items/keep"),
+            "/moved" => {
+                Reply::status(303).header("location", "http://elsewhere.example/items/other-host")
+            }
+            _ => Reply::status(204),
+        }
+    })
+    .await;
+    let gateway = start(&upstream, "");
+    let paths = [
+        "/items",
+        "/items/7",
+        "/items/latest",
+        "/items/keep",
+        "/items/other-host",
+        "/fail",
+        "/moved",
+    ];
+    for path in paths {
+        get(&gateway, path).await;
+        assert_eq!(get(&gateway, path).await.cache(), "HIT", "{path} is cached");
+    }
+    let cache_of = |path: &'static str| {
+        let addr = gateway.addr;
+        async move { request(addr, "GET", path, &[]).await.cache() }
+    };
+
+    // A failed unsafe request invalidates nothing: not its URL, not its Location.
+    let failed =
+        request_with_body(gateway.addr, "PUT", "/fail", &[], Bytes::from_static(b"x")).await;
+    assert_eq!(failed.status, 500);
+    assert_eq!(cache_of("/fail").await, "HIT", "a 500 invalidated its URL");
+    assert_eq!(
+        cache_of("/items/keep").await,
+        "HIT",
+        "a 500 invalidated its Location"
+    );
+
+    let created = request_with_body(
+        gateway.addr,
+        "POST",
+        "/items",
+        &[],
+        Bytes::from_static(b"new"),
+    )
+    .await;
+    assert_eq!(created.status, 201);
+    for path in ["/items", "/items/7", "/items/latest"] {
+        assert_eq!(
+            cache_of(path).await,
+            "MISS",
+            "{path} still served from the cache after a successful POST"
+        );
+    }
+    assert_eq!(
+        cache_of("/items/keep").await,
+        "HIT",
+        "an unrelated URL was dropped"
+    );
+
+    // A Location on another host is not this cache's to invalidate; the request URL is.
+    let moved = request(gateway.addr, "DELETE", "/moved", &[]).await;
+    assert_eq!(moved.status, 303);
+    assert_eq!(cache_of("/moved").await, "MISS");
+    assert_eq!(cache_of("/items/other-host").await, "HIT");
+}
+
 #[tokio::test]
 async fn route_with_cache_disabled_is_bypass() {
     let upstream = Upstream::start(|_| Reply::ok("v").header("cache-control", "max-age=60")).await;
@@ -1065,20 +1172,83 @@ async fn max_variants_serves_but_does_not_store_past_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_are_coalesced_into_one_upstream_request() {
-    let upstream = Upstream::start(|_| {
-        Reply::ok("slow body")
-            .header("cache-control", "max-age=60")
-            .delay(Duration::from_millis(500))
-    })
-    .await;
+    const WAITERS: usize = 20;
+    // The fill of /slow waits at a gate the test opens: while it is closed, every client is
+    // provably in flight at once, so one upstream request then means coalescing, not requests
+    // that merely happened one after the other.
+    let gate = Gate::new();
+    let fills = counter();
+    let upstream = {
+        let gate = gate.clone();
+        Upstream::start(move |req| {
+            if req.path() != "/slow" {
+                return Reply::ok("other").header("cache-control", "max-age=60");
+            }
+            let n = fills.fetch_add(1, Ordering::SeqCst) + 1;
+            Reply::ok(format!("slow body #{n}"))
+                .header("cache-control", "max-age=60")
+                .gated(&gate)
+        })
+        .await
+    };
     let gateway = start(&upstream, "");
     let addr = gateway.addr;
-    let tasks: Vec<_> = (0..20)
-        .map(|_| tokio::spawn(async move { request(addr, "GET", "/slow", &[]).await }))
+    // Raw clients, so the test knows when each request is written on an open connection.
+    let sent = counter();
+    let tasks: Vec<_> = (0..WAITERS)
+        .map(|_| {
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+                let head =
+                    format!("GET /slow HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+                stream.write_all(head.as_bytes()).await.expect("write");
+                sent.fetch_add(1, Ordering::SeqCst);
+                let mut answer = Vec::new();
+                tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut answer))
+                    .await
+                    .expect("an answer within 30s")
+                    .expect("read");
+                String::from_utf8_lossy(&answer).into_owned()
+            })
+        })
         .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while upstream.hits("/slow") == 0 || sent.load(Ordering::SeqCst) < WAITERS {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fill never started or the clients never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Give the gateway time to read every request; it answers another URL meanwhile (it does
+    // not serialise clients).
+    for _ in 0..5 {
+        let other = get(&gateway, "/other").await;
+        assert_eq!(
+            other.text(),
+            "other",
+            "the gateway serves other keys meanwhile"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        upstream.hits("/slow"),
+        1,
+        "the waiting clients' misses went upstream while the first fill was in flight"
+    );
+    assert!(
+        tasks.iter().all(|t| !t.is_finished()),
+        "a client was answered before the fill finished"
+    );
+    gate.open();
     for task in tasks {
-        let r = task.await.expect("request task");
-        assert_eq!((r.status, r.text().as_str()), (200, "slow body"));
+        let answer = task.await.expect("request task");
+        assert!(
+            answer.starts_with("HTTP/1.1 200") && answer.ends_with("\r\n\r\nslow body #1"),
+            "every waiter gets the one fill: {answer:?}"
+        );
     }
     assert_eq!(
         upstream.hits("/slow"),

@@ -1,13 +1,13 @@
 //! Black-box tests of the command line: `cors-edge check` (like `nginx -t`) and the startup
 //! refusals of `cors-edge run`.
 
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{binary_path, free_port, request, GatewayProcess};
+use cors_edge_tests::upstream::RefusingAddr;
+use cors_edge_tests::{binary_path, request, GatewayProcess};
 
 const VALID: &str = "\
 listen: [\"127.0.0.1:18080\"]
@@ -149,10 +149,13 @@ fn usage_errors_exit_2() {
     assert_eq!(output.status.code(), Some(2));
 }
 
+/// A gateway config with `admin` as the admin listener; its upstream is never contacted (an
+/// address that refuses connections, held for the process's lifetime).
 fn gateway_config(admin: &str) -> String {
+    static UPSTREAM: std::sync::OnceLock<RefusingAddr> = std::sync::OnceLock::new();
+    let upstream = UPSTREAM.get_or_init(RefusingAddr::new).addr;
     format!(
-        "listen: [\"{{listen}}\"]\nadmin:\n  listen: \"{admin}\"\nupstreams:\n  api:\n    servers: [\"127.0.0.1:{}\"]\nroutes:\n  - name: api\n    upstream: api\n",
-        free_port()
+        "listen: [\"{{listen}}\"]\nadmin:\n  listen: \"{admin}\"\nupstreams:\n  api:\n    servers: [\"{upstream}\"]\nroutes:\n  - name: api\n    upstream: api\n"
     )
 }
 
@@ -162,7 +165,7 @@ fn run_refuses_an_admin_off_loopback_without_a_token() {
         std::env::var_os("CORS_EDGE_ADMIN_TOKEN").is_none(),
         "this test needs CORS_EDGE_ADMIN_TOKEN unset in its environment"
     );
-    let config = gateway_config(&format!("0.0.0.0:{}", free_port()));
+    let config = gateway_config("0.0.0.0:0");
     let error = match GatewayProcess::try_start(&config, &[]) {
         Ok(_) => panic!("the gateway started with an unauthenticated admin API on 0.0.0.0"),
         Err(e) => e,
@@ -180,7 +183,7 @@ fn run_refuses_an_admin_off_loopback_without_a_token() {
 
 #[test]
 fn run_refuses_an_empty_token() {
-    let config = gateway_config(&format!("0.0.0.0:{}", free_port()));
+    let config = gateway_config("0.0.0.0:0");
     let error = match GatewayProcess::try_start(&config, &[("CORS_EDGE_ADMIN_TOKEN", "  ")]) {
         Ok(_) => panic!("the gateway started with a blank admin token on 0.0.0.0"),
         Err(e) => e,
@@ -202,52 +205,20 @@ fn run_reports_a_bad_config_and_exits_1() {
     );
 }
 
-/// A child process killed on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_listening(addr: SocketAddr, child: &mut Child) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("the gateway exited with {status}");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    panic!("nothing listens on {addr}");
-}
-
 #[tokio::test]
 async fn run_starts_with_an_admin_off_loopback_when_the_token_is_set() {
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let admin_port = free_port();
-    let dir = TempDir::new("run-token");
-    let path = dir.0.join("gateway.yaml");
-    let yaml =
-        gateway_config(&format!("0.0.0.0:{admin_port}")).replace("{listen}", &listen.to_string());
-    std::fs::write(&path, yaml).expect("write config");
-    let child = Command::new(binary_path())
-        .arg("run")
-        .arg("-c")
-        .arg(&path)
-        .env("CORS_EDGE_ADMIN_TOKEN", "s3cret")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the gateway");
-    let mut running = Running(child);
-    let admin: SocketAddr = format!("127.0.0.1:{admin_port}").parse().expect("addr");
-    wait_listening(listen, &mut running.0);
-    wait_listening(admin, &mut running.0);
+    // Admin on every interface, port 0: the ready file of this very process reports the port.
+    let gateway = GatewayProcess::start_with_env(
+        &gateway_config("0.0.0.0:0"),
+        &[("CORS_EDGE_ADMIN_TOKEN", "s3cret")],
+    );
+    assert!(
+        gateway.admin.ip().is_unspecified(),
+        "bound off loopback: {}",
+        gateway.admin
+    );
+    // Reached over loopback only.
+    let admin: SocketAddr = ([127, 0, 0, 1], gateway.admin.port()).into();
     // The token is enforced on the protected endpoints.
     let anonymous = request(admin, "GET", "/stats", &[]).await;
     assert_eq!(anonymous.status, 401);
@@ -261,8 +232,6 @@ async fn run_starts_with_an_admin_off_loopback_when_the_token_is_set() {
     )
     .await;
     assert_eq!(authorized.status, 200, "{}", authorized.text());
-    assert!(
-        running.0.try_wait().expect("status").is_none(),
-        "the gateway is still running"
-    );
+    let mut gateway = gateway;
+    assert!(gateway.is_running(), "the gateway is still running");
 }

@@ -13,13 +13,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{free_port, request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
 
-/// A `redis-server` child process on a loopback port, without persistence; killed on drop.
+/// A `redis-server` child process without persistence, killed on drop. It listens on a unix
+/// socket in its own temp dir: a restart binds the same path, which no other process can take
+/// in between (a TCP port released by the killed server could be).
 struct RedisServer {
     child: Option<Child>,
-    port: u16,
+    endpoint: Endpoint,
     dir: TempDir,
+}
+
+enum Endpoint {
+    Unix(PathBuf),
 }
 
 fn redis_binary() -> PathBuf {
@@ -40,19 +46,30 @@ fn redis_binary() -> PathBuf {
 
 impl RedisServer {
     fn start() -> RedisServer {
+        let dir = TempDir::new("redis");
+        let endpoint = Endpoint::Unix(dir.0.join("redis.sock"));
         let mut server = RedisServer {
             child: None,
-            port: free_port(),
-            dir: TempDir::new("redis"),
+            endpoint,
+            dir,
         };
         server.spawn();
         server
     }
 
-    /// Starts redis-server on `self.port` and waits until it answers PING.
+    /// Starts redis-server on `self.endpoint` and waits until this process answers PING.
     fn spawn(&mut self) {
-        let child = Command::new(redis_binary())
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new(redis_binary());
+        match &self.endpoint {
+            Endpoint::Unix(path) => {
+                let _ = std::fs::remove_file(path);
+                command
+                    .args(["--port", "0", "--unixsocket"])
+                    .arg(path)
+                    .args(["--unixsocketperm", "700"]);
+            }
+        }
+        let mut child = command
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(&self.dir.0)
@@ -60,31 +77,45 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if self.ping() {
+            if let Ok(Some(status)) = child.try_wait() {
+                let _ = child.wait();
+                panic!("redis-server exited with {status} before answering");
+            }
+            // The server that answers is this child: INFO's process_id says so.
+            if self.process_id() == Some(child.id()) {
+                self.child = Some(child);
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!(
-            "redis-server did not answer PING on port {} within 10s",
-            self.port
-        );
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not answer on {} within 10s", self.url());
     }
 
-    fn ping(&self) -> bool {
+    /// `process_id` from `INFO server`, None when nothing answers.
+    fn process_id(&self) -> Option<u32> {
         use std::io::{Read, Write};
-        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
-        let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-            return false;
+        let mut stream: Box<dyn ReadWrite> = match &self.endpoint {
+            Endpoint::Unix(path) => Box::new(std::os::unix::net::UnixStream::connect(path).ok()?),
         };
-        let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-        let mut reply = [0u8; 7];
-        stream.write_all(b"PING\r\n").is_ok()
-            && stream.read_exact(&mut reply).is_ok()
-            && &reply == b"+PONG\r\n"
+        stream.set_timeout(Duration::from_millis(500));
+        stream.write_all(b"INFO server\r\n").ok()?;
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&reply).contains("process_id:") || !reply.ends_with(b"\r\n")
+        {
+            let n = stream.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            reply.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8_lossy(&reply)
+            .lines()
+            .find_map(|l| l.strip_prefix("process_id:")?.trim().parse().ok())
     }
 
     /// SIGKILL, as in a crash: no chance to say goodbye to the clients.
@@ -96,7 +127,25 @@ impl RedisServer {
     }
 
     fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.endpoint {
+            Endpoint::Unix(path) => format!("redis+unix://{}", path.display()),
+        }
+    }
+}
+
+trait ReadWrite: std::io::Read + std::io::Write {
+    fn set_timeout(&self, limit: Duration);
+}
+
+impl ReadWrite for TcpStream {
+    fn set_timeout(&self, limit: Duration) {
+        let _ = self.set_read_timeout(Some(limit));
+    }
+}
+
+impl ReadWrite for std::os::unix::net::UnixStream {
+    fn set_timeout(&self, limit: Duration) {
+        let _ = self.set_read_timeout(Some(limit));
     }
 }
 
@@ -255,6 +304,17 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
     until_miss(&two, "/during-outage", Duration::from_secs(10)).await;
     until_miss(&three, "/during-outage", Duration::from_secs(10)).await;
 
+    // Each reader noticed the new Redis (new run_id, stream without this node's last entry)
+    // and read the new stream from its beginning.
+    for node in [&two, &three] {
+        let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
+        assert!(
+            resyncs >= 1.0,
+            "node {} never re-read the stream after a Redis restart",
+            node.admin
+        );
+    }
+
     // And purges after the restart keep arriving.
     wait_connected(&nodes).await;
     warm(&nodes, "/after-restart").await;
@@ -262,7 +322,12 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
     until_miss(&two, "/after-restart", Duration::from_secs(5)).await;
     until_miss(&three, "/after-restart", Duration::from_secs(5)).await;
 
-    // A second restart while idle, then a purge: still delivered.
+    // A second restart while idle, then a purge: still delivered, and every node re-read the
+    // new stream once more (the count moves past what the first restart left).
+    let mut resyncs_before = Vec::new();
+    for node in nodes {
+        resyncs_before.push(metric(node, "cors_edge_cluster_resyncs_total").await);
+    }
     redis.kill();
     redis.spawn();
     warm(&nodes, "/after-second-restart").await;
@@ -277,15 +342,20 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
             "only named entries are purged"
         );
     }
-    // Each reader noticed the new Redis (new run_id, stream without this node's last entry)
-    // and read the new stream from its beginning.
-    for node in [&two, &three] {
-        let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
-        assert!(
-            resyncs >= 1.0,
-            "node {} never re-read the stream after a Redis restart",
-            node.admin
-        );
+    for (node, before) in nodes.into_iter().zip(resyncs_before) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let resyncs = metric(node, "cors_edge_cluster_resyncs_total").await;
+            if resyncs > before {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {} did not re-read the stream after the second Redis restart ({resyncs} resyncs, {before} before it)",
+                node.admin
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }
 

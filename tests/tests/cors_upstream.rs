@@ -616,14 +616,17 @@ async fn switching_between_shared_star_and_per_origin_answers() {
         let origin = req.header("origin");
         if flag.load(Ordering::SeqCst) {
             // Echoes allowed origins and forgets Vary.
-            let reply = Reply::ok(made_for(origin.as_deref())).header("cache-control", "max-age=1");
+            let reply = Reply::ok(made_for(origin.as_deref()))
+                .header("cache-control", "max-age=2")
+                .dated_now();
             match origin.as_deref().filter(|o| upstream_allows(o)) {
                 Some(o) => reply.header("access-control-allow-origin", o),
                 None => reply,
             }
         } else {
             Reply::ok("made-for: everyone")
-                .header("cache-control", "max-age=1")
+                .header("cache-control", "max-age=2")
+                .dated_now()
                 .header("access-control-allow-origin", "*")
         }
     })
@@ -631,6 +634,8 @@ async fn switching_between_shared_star_and_per_origin_answers() {
     let gateway = GatewayProcess::start(&config_no_swr(&upstream));
     let shared = |resp: &Response| (resp.text(), resp.header("access-control-allow-origin"));
     let star = ("made-for: everyone".to_string(), "*".to_string());
+    // Lifetimes of 2 s from each fetch (`Date` rounded up: no apparent age), so no phase's
+    // answers expire during the phase; 2.3 s between phases expires them all.
     // Phase 1: `*` shared by everyone.
     for origin in ORIGINS {
         assert_eq!(
@@ -642,7 +647,7 @@ async fn switching_between_shared_star_and_per_origin_answers() {
     assert_eq!(upstream.total(), 1);
     // Phase 2: the upstream now answers per origin; after expiry nobody may get another's answer.
     per_origin.store(true, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     for round in 0..2 {
         for origin in ORIGINS {
             assert_answer_for(
@@ -654,7 +659,7 @@ async fn switching_between_shared_star_and_per_origin_answers() {
     }
     // Phase 3: back to `*`: after expiry everyone gets the shared answer again, once fetched.
     per_origin.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
     let before = upstream.total();
     for round in 0..2 {
         for origin in ORIGINS {

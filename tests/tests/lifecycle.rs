@@ -172,14 +172,67 @@ async fn post_reload_applies_at_once_and_refuses_a_bad_file() {
     );
     assert_eq!(body_and_cache(&gateway, "/keep/1").await.1, "HIT");
 
-    // A file that is not YAML at all, through SIGHUP: the process keeps serving as before.
-    std::fs::write(&gateway.config_path, "routes: [unclosed\n").unwrap();
-    gateway.signal("HUP");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Bad files through SIGHUP: the process keeps serving as before. The config path is a FIFO
+    // for each reload, so the test knows that the reload ran and read the bad file (it opened
+    // the FIFO), not just that nothing changed: (1) not YAML at all; (2) the old routes with
+    // an unknown key, which would switch /switch back to `a` if applied; (3) not YAML again,
+    // whose read shows that (2) has finished.
+    let bad_yaml = "routes: [unclosed\n".to_string();
+    let bad_config = config(a.addr, b.addr, ROUTES_BEFORE) + "unknown_key: 1\n";
+    for (i, content) in [&bad_yaml, &bad_config, &bad_yaml].into_iter().enumerate() {
+        let fed = feed_next_read(&gateway.config_path, content);
+        gateway.signal("HUP");
+        assert!(fed.await, "SIGHUP {} never re-read the config file", i + 1);
+    }
+    std::fs::write(&gateway.config_path, &bad_yaml).unwrap();
+    assert_eq!(body_and_cache(&gateway, "/switch/4").await.0, "from-b");
     assert_eq!(body_and_cache(&gateway, "/added/2").await.0, "from-b");
     let refused = admin_post(&gateway, "/reload").await;
     assert_eq!(refused.status, 400);
     assert!(refused.text().contains(&config_file), "{}", refused.text());
+}
+
+/// Replaces `path` with a FIFO that hands out `content` to the next reader, and resolves to
+/// whether someone opened it for reading within 10 s. The FIFO is removed afterwards (the
+/// path is then absent: write the file again before any later read).
+fn feed_next_read(
+    path: &std::path::Path,
+    content: &str,
+) -> impl std::future::Future<Output = bool> {
+    let _ = std::fs::remove_file(path);
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+    let (path, content) = (path.to_path_buf(), content.to_string());
+    let (done, read) = std::sync::mpsc::channel();
+    {
+        let path = path.clone();
+        // Opening a FIFO for writing blocks until a reader opens it.
+        std::thread::spawn(move || {
+            if let Ok(mut fifo) = std::fs::OpenOptions::new().write(true).open(&path) {
+                let _ = std::io::Write::write_all(&mut fifo, content.as_bytes());
+            }
+            let _ = done.send(());
+        });
+    }
+    async move {
+        tokio::task::spawn_blocking(move || {
+            let opened = read.recv_timeout(Duration::from_secs(10)).is_ok();
+            if !opened {
+                // Nobody read it: be the reader, so the writer thread ends.
+                if let Ok(mut fifo) = std::fs::File::open(&path) {
+                    let _ = std::io::Read::read_to_end(&mut fifo, &mut Vec::new());
+                }
+                let _ = read.recv();
+            }
+            let _ = std::fs::remove_file(&path);
+            opened
+        })
+        .await
+        .expect("FIFO task")
+    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
+use cors_edge_tests::upstream::Gate;
 use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
 
 const APP: &str = "https://app.example.com";
@@ -558,21 +559,28 @@ async fn soft_purge_serves_stale_while_revalidating_when_allowed() {
 }
 
 /// A purge that answers while a miss is being fetched must also cover that fill: the response
-/// in flight was made before the purge.
+/// in flight was made before the purge. The fill waits at a gate the test opens only after the
+/// purge has answered, so the fill is provably in flight at that moment.
 async fn purge_during_fill(body: &str) {
-    let upstream = Upstream::start(|req| {
-        let reply = Reply::ok(format!("{} #", req.path())).header("cache-control", "max-age=60");
-        if req.path() == "/slow" {
-            reply.delay(Duration::from_millis(1000))
-        } else {
-            reply
-        }
-    })
-    .await;
+    let gate = Gate::new();
+    let upstream = {
+        let gate = gate.clone();
+        Upstream::start(move |req| {
+            let reply =
+                Reply::ok(format!("{} #", req.path())).header("cache-control", "max-age=60");
+            // Only the first fill waits: the refill after the purge goes straight through.
+            if req.path() == "/slow" && !gate.is_open() {
+                reply.gated(&gate)
+            } else {
+                reply
+            }
+        })
+        .await
+    };
     let gateway = GatewayProcess::start(&config(upstream.addr, ""));
     let addr = gateway.addr;
     let in_flight = tokio::spawn(async move { request(addr, "GET", "/slow", &[]).await });
-    for _ in 0..200 {
+    for _ in 0..400 {
         if upstream.hits("/slow") == 1 {
             break;
         }
@@ -580,6 +588,11 @@ async fn purge_during_fill(body: &str) {
     }
     assert_eq!(upstream.hits("/slow"), 1, "the fill is in flight");
     purge(&gateway, body).await;
+    assert!(
+        !in_flight.is_finished(),
+        "the fill finished before the purge answered"
+    );
+    gate.open();
     let filled = in_flight.await.expect("request task");
     assert_eq!((filled.status, filled.cache().as_str()), (200, "MISS"));
     let next = request(addr, "GET", "/slow", &[]).await;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{free_port, request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -41,11 +41,18 @@ impl TestCert {
     }
 }
 
-fn config(upstream: SocketAddr, tls_listen: SocketAddr, cert: &str, key: &str) -> String {
+/// The TLS listener is `{tls}`: port 0, its address read back from the ready file.
+fn config(upstream: SocketAddr, cert: &str, key: &str) -> String {
     format!(
         "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{tls_listen}\"]\n  cert: \"{cert}\"\n  key: \"{key}\"\n"
+         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{{tls}}\"]\n  cert: \"{cert}\"\n  key: \"{key}\"\n"
     )
+}
+
+/// The gateway's one TLS listener, as its ready file reported it (it accepts already).
+fn tls_addr(gateway: &GatewayProcess) -> SocketAddr {
+    assert_eq!(gateway.tls.len(), 1, "one TLS listener: {:?}", gateway.tls);
+    gateway.tls[0]
 }
 
 struct HttpsResponse {
@@ -139,10 +146,8 @@ async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
     let upstream =
         Upstream::start(|_| Reply::ok("secure").header("cache-control", "max-age=300")).await;
     let cert = TestCert::new();
-    let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gateway =
-        GatewayProcess::start(&config(upstream.addr, tls_addr, &cert.cert(), &cert.key()));
-    wait_for_tls(tls_addr).await;
+    let gateway = GatewayProcess::start(&config(upstream.addr, &cert.cert(), &cert.key()));
+    let tls_addr = tls_addr(&gateway);
 
     // HTTP/2, chosen by ALPN when the client offers it first.
     let (alpn, first) = https_get(tls_addr, &cert.der, &[b"h2", b"http/1.1"], "/over-h2").await;
@@ -211,20 +216,9 @@ async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
     assert_eq!(proto("/plain").as_deref(), Some("http"));
 }
 
-async fn wait_for_tls(addr: SocketAddr) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    panic!("the TLS listener {addr} never accepted a connection");
-}
-
 /// Starts the gateway expecting failure; returns its stderr and checks the exit code is 1.
 fn startup_error(upstream: SocketAddr, cert: &str, key: &str) -> String {
-    let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let error = match GatewayProcess::try_start(&config(upstream, tls_addr, cert, key), &[]) {
+    let error = match GatewayProcess::try_start(&config(upstream, cert, key), &[]) {
         Ok(_) => panic!("the gateway started with tls.cert {cert} and tls.key {key}"),
         Err(error) => error,
     };
@@ -295,10 +289,8 @@ async fn http_and_https_answers_are_cached_apart() {
     })
     .await;
     let cert = TestCert::new();
-    let tls_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let gateway =
-        GatewayProcess::start(&config(upstream.addr, tls_addr, &cert.cert(), &cert.key()));
-    wait_for_tls(tls_addr).await;
+    let gateway = GatewayProcess::start(&config(upstream.addr, &cert.cert(), &cert.key()));
+    let tls_addr = tls_addr(&gateway);
 
     let plain = request(gateway.addr, "GET", "/page", &[("host", "localhost")]).await;
     assert_eq!(plain.status, 301);

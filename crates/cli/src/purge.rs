@@ -1,13 +1,12 @@
 //! `cors-edge purge`: client of the admin purge endpoint.
 
 use bytes::Bytes;
-use clap::{ArgGroup, Args};
+use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Args, Command, FromArgMatches};
+use cors_edge_core::purge::{admin_body, Field};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("selector").required(true).multiple(true)
-    .args(["origin", "host", "prefix", "url", "tag", "all"])))]
 pub struct PurgeArgs {
     /// Admin API base URL, e.g. http://127.0.0.1:9901
     #[arg(long)]
@@ -15,44 +14,83 @@ pub struct PurgeArgs {
     /// Bearer token; defaults to $CORS_EDGE_ADMIN_TOKEN.
     #[arg(long, env = "CORS_EDGE_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
-    #[arg(long)]
-    pub origin: Option<String>,
-    #[arg(long)]
-    pub host: Option<String>,
-    #[arg(long)]
-    pub prefix: Option<String>,
-    #[arg(long)]
-    pub url: Option<String>,
-    #[arg(long)]
-    pub tag: Option<String>,
-    #[arg(long, conflicts_with_all = ["origin", "host", "prefix", "url", "tag"])]
-    pub all: bool,
+    #[command(flatten)]
+    pub selector: SelectorArgs,
     /// Mark matches stale (revalidate next time) instead of deleting them.
     #[arg(long)]
     pub soft: bool,
 }
 
-pub fn body(args: &PurgeArgs) -> serde_json::Value {
-    let mut body = serde_json::Map::new();
-    let fields = [
-        ("origin", &args.origin),
-        ("host", &args.host),
-        ("prefix", &args.prefix),
-        ("url", &args.url),
-        ("tag", &args.tag),
-    ];
-    for (name, value) in fields {
-        if let Some(value) = value {
-            body.insert(name.to_string(), value.clone().into());
+/// The selector flags: one per purge field of the core's list, and `--all`. At least one is
+/// required; `--all` goes alone. Values are sent as typed: the admin API validates them.
+#[derive(Debug, Default)]
+pub struct SelectorArgs {
+    pub fields: Vec<(Field, String)>,
+    pub all: bool,
+}
+
+const ALL: &str = "all";
+
+impl Args for SelectorArgs {
+    fn augment_args(mut command: Command) -> Command {
+        let names = Field::ALL.map(Field::name);
+        for field in Field::ALL {
+            command = command.arg(
+                Arg::new(field.name())
+                    .long(field.name())
+                    .action(ArgAction::Set)
+                    .help(field.help()),
+            );
         }
+        command
+            .arg(
+                Arg::new(ALL)
+                    .long(ALL)
+                    .action(ArgAction::SetTrue)
+                    .help("Every entry")
+                    .conflicts_with_all(names),
+            )
+            .group(
+                ArgGroup::new("selector")
+                    .required(true)
+                    .multiple(true)
+                    .args(names.into_iter().chain([ALL])),
+            )
     }
-    if args.all {
-        body.insert("all".into(), true.into());
+
+    fn augment_args_for_update(command: Command) -> Command {
+        Self::augment_args(command)
     }
-    if args.soft {
-        body.insert("soft".into(), true.into());
+}
+
+impl FromArgMatches for SelectorArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let fields = Field::ALL
+            .into_iter()
+            .filter_map(|field| {
+                let value = matches.get_one::<String>(field.name())?;
+                Some((field, value.clone()))
+            })
+            .collect();
+        Ok(SelectorArgs {
+            fields,
+            all: matches.get_flag(ALL),
+        })
     }
-    serde_json::Value::Object(body)
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+pub fn body(args: &PurgeArgs) -> String {
+    let fields = args
+        .selector
+        .fields
+        .iter()
+        .map(|(field, value)| (*field, value.as_str()));
+    admin_body(fields, args.selector.all, args.soft)
 }
 
 async fn send(args: &PurgeArgs) -> Result<(u16, String), String> {
@@ -78,7 +116,7 @@ async fn send(args: &PurgeArgs) -> Result<(u16, String), String> {
         .await
         .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
     tokio::spawn(connection);
-    let payload = body(args).to_string();
+    let payload = body(args);
     let mut request = http::Request::post(format!("{}/purge", base.path().trim_end_matches('/')))
         .header(http::header::HOST, authority.as_str())
         .header(http::header::CONTENT_TYPE, "application/json");

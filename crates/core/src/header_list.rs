@@ -216,7 +216,10 @@ mod tests {
             quoted_string(b"a\\\"b\" rest", 0),
             (Some(Cow::Owned(b"a\"b".to_vec())), 5)
         );
-        assert_eq!(quoted_string(b"plain\"", 0).0.as_deref(), Some(&b"plain"[..]));
+        assert_eq!(
+            quoted_string(b"plain\"", 0).0.as_deref(),
+            Some(&b"plain"[..])
+        );
         assert_eq!(quoted_string(b"open", 0).0, None);
     }
 

@@ -255,9 +255,18 @@ mod tests {
             TrafficKind::of(RequestKind::Preflight, "OPTIONS"),
             TrafficKind::Preflight
         );
-        assert_eq!(TrafficKind::of(RequestKind::Cors, "GET"), TrafficKind::Simple);
-        assert_eq!(TrafficKind::of(RequestKind::NoOrigin, "HEAD"), TrafficKind::Simple);
-        assert_eq!(TrafficKind::of(RequestKind::Cors, "POST"), TrafficKind::Other);
+        assert_eq!(
+            TrafficKind::of(RequestKind::Cors, "GET"),
+            TrafficKind::Simple
+        );
+        assert_eq!(
+            TrafficKind::of(RequestKind::NoOrigin, "HEAD"),
+            TrafficKind::Simple
+        );
+        assert_eq!(
+            TrafficKind::of(RequestKind::Cors, "POST"),
+            TrafficKind::Other
+        );
         assert_eq!(
             TrafficKind::of(RequestKind::PlainOptions, "OPTIONS"),
             TrafficKind::Other

@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cors_edge_core::purge::PurgeRequest;
+use cors_edge_core::purge::Purge;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
@@ -52,7 +52,7 @@ fn error(status: u16, message: impl Into<String>) -> Response {
 }
 
 /// Equal-length comparison that takes the same time wherever the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -117,20 +117,17 @@ impl AdminApp {
             }
             Body::Broken(e) => return error(400, format!("cannot read the body: {e}")),
         };
-        let request: PurgeRequest = match serde_json::from_slice(&body) {
-            Ok(request) => request,
-            Err(e) => return error(400, format!("invalid purge body: {e}")),
-        };
-        let (selector, soft) = match request.into_selector() {
-            Ok(parsed) => parsed,
+        let purge = match Purge::from_admin_body(&body) {
+            Ok(purge) => purge,
             Err(e) => return error(400, e.to_string()),
         };
-        let label = selector.label();
+        let label = purge.selector.label();
         // Only queued for the other nodes (sent in the background): Redis never delays this answer.
         if let Some(cluster) = &self.cluster {
-            cluster.publish(&selector, soft);
+            cluster.publish(&purge);
         }
-        let report = self.state.store.purge(selector, soft);
+        let soft = purge.soft;
+        let report = self.state.store.purge(purge.selector, soft);
         METRICS.purges.with_label_values(&[label]).inc();
         METRICS.purged_entries.inc_by(report.matched);
         json_response(200, json!({ "purged": report.matched, "soft": soft }))

@@ -1,6 +1,7 @@
 //! The cors-edge gateway: Pingora proxy with origin-aware caching, the admin API, metrics and
 //! server assembly.
 
+pub mod access_log;
 pub mod admin;
 pub mod background;
 pub mod cluster;

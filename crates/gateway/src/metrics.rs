@@ -4,8 +4,8 @@
 //! Registered in the default registry of the `prometheus` version that `pingora-prometheus`
 //! re-exports; another version would have its own registry and `/metrics` would be empty.
 
-use std::sync::OnceLock;
-
+use cors_edge_core::cors::UnsafeReason;
+use cors_edge_core::outcome::{CacheStatus, CorsOutcome, PreflightResult, TrafficKind};
 use once_cell::sync::Lazy;
 use pingora_prometheus::prometheus::{
     self, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -30,6 +30,7 @@ pub struct Metrics {
     pub purges: IntCounterVec,
     pub purged_entries: IntCounter,
     pub unsafe_upstream: IntCounterVec,
+    pub access_log_dropped: IntCounter,
 }
 
 fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -56,27 +57,28 @@ fn register(collector: Box<dyn prometheus::core::Collector>) {
 }
 
 pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
-    let cache_entries = IntGauge::new("cors_edge_cache_entries", "Entries in the cache")
-        .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_entries.clone()));
-    let cache_bytes = IntGauge::new(
+    let cache_entries = gauge("cors_edge_cache_entries", "Entries in the cache");
+    let cache_bytes = gauge(
         "cors_edge_cache_bytes",
         "Bytes held by the cache, headers and bodies",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_bytes.clone()));
-    let cache_evictions = IntCounter::new(
+    );
+    let cache_evictions = counter(
         "cors_edge_cache_evictions_total",
         "Entries evicted to stay under cache.max_bytes",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(cache_evictions.clone()));
-    let purged_entries = IntCounter::new(
+    );
+    let purged_entries = counter(
         "cors_edge_purged_entries_total",
         "Entries matched by purges",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    register(Box::new(purged_entries.clone()));
+    );
+    let purges = counter_vec(
+        "cors_edge_purges_total",
+        "Purge requests by selector",
+        &["selector"],
+    );
+    let access_log_dropped = counter(
+        "cors_edge_access_log_dropped_total",
+        "Access log lines dropped because the writer fell behind or could not write",
+    );
     Metrics {
         requests: counter_vec(
             "cors_edge_requests_total",
@@ -106,141 +108,150 @@ pub static METRICS: Lazy<Metrics> = Lazy::new(|| {
         cache_entries,
         cache_bytes,
         cache_evictions,
-        purges: counter_vec(
-            "cors_edge_purges_total",
-            "Purge requests by selector",
-            &["selector"],
-        ),
+        purges,
         purged_entries,
         unsafe_upstream: counter_vec(
             "cors_edge_unsafe_upstream_responses_total",
             "Upstream responses the gateway had to protect, by reason",
             &["reason"],
         ),
+        access_log_dropped,
     }
 });
 
-/// Request kinds as labelled in `requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Simple,
-    Preflight,
-    Other,
+/// The cluster purge bus (`cluster:`), registered when a cluster is configured.
+pub struct ClusterMetrics {
+    pub connected: IntGauge,
+    pub published: IntCounter,
+    pub received: IntCounter,
+    queued: IntGauge,
+    pub resyncs: IntCounter,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Simple => "simple",
-            Kind::Preflight => "preflight",
-            Kind::Other => "other",
-        }
+impl ClusterMetrics {
+    pub fn set_queued(&self, purges: usize) {
+        self.queued.set(i64::try_from(purges).unwrap_or(i64::MAX));
     }
 }
 
-pub const CACHE_STATUSES: [&str; 6] = ["HIT", "MISS", "STALE", "EXPIRED", "REVALIDATED", "BYPASS"];
+fn gauge(name: &str, help: &str) -> IntGauge {
+    let gauge = IntGauge::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(Box::new(gauge.clone()));
+    gauge
+}
 
-/// Counters and histograms of one route, resolved once when the route is compiled so the hit
-/// path does no label lookups.
-/// Values of `cors_decisions_total{decision}` and `preflight_total{result}` that
-/// [`RouteMetrics`] resolves once per route, on first use: a series still appears only once it
-/// is counted, but a request no longer hashes its labels to find it.
-const DECISIONS: [&str; 10] = [
-    "allowed",
-    "allowed_any",
-    "no_origin",
-    "invalid_origin",
-    "denied_origin",
-    "denied_method",
-    "denied_headers",
-    "upstream_none",
-    "upstream_wildcard",
-    "upstream_origin",
-];
-const PREFLIGHT_RESULTS: [&str; 4] = ["hit", "miss", "answered", "denied"];
+fn counter(name: &str, help: &str) -> IntCounter {
+    let counter = IntCounter::new(name, help).unwrap_or_else(|e| panic!("metric {name}: {e}"));
+    register(Box::new(counter.clone()));
+    counter
+}
 
+pub static CLUSTER_METRICS: Lazy<ClusterMetrics> = Lazy::new(|| {
+    ClusterMetrics {
+    connected: gauge(
+        "cors_edge_cluster_connected",
+        "1 while this node reads the cluster purge stream",
+    ),
+    published: counter(
+        "cors_edge_cluster_purges_published_total",
+        "Purges this node sent to the cluster",
+    ),
+    received: counter(
+        "cors_edge_cluster_purges_received_total",
+        "Purges from other nodes applied to this node's cache",
+    ),
+    queued: gauge(
+        "cors_edge_cluster_publish_queue",
+        "Purges waiting for Redis to be reachable",
+    ),
+    resyncs: counter(
+        "cors_edge_cluster_resyncs_total",
+        "Times the purge stream was read again from its beginning (Redis restarted or the stream was recreated)",
+    ),
+}
+});
+
+/// Creates every series whose label values are known in advance at 0, so that `rate()` and
+/// alerts see them before their first event (Prometheus practice). Route series are created
+/// when a route is built ([`RouteMetrics::new`]).
+pub fn register_known_series() {
+    let m = &*METRICS;
+    for selector in cors_edge_core::purge::selector_labels() {
+        m.purges.with_label_values(&[selector]);
+    }
+    for reason in UnsafeReason::ALL {
+        m.unsafe_upstream.with_label_values(&[reason.as_str()]);
+    }
+}
+
+/// Counters and histograms of one route, every series created at 0 when the route is built,
+/// indexed by the outcome enums so the request path does no label lookups.
 pub struct RouteMetrics {
-    route: String,
     requests: Vec<IntCounter>,
-    durations: [Histogram; 3],
+    durations: Vec<Histogram>,
     pub upstream_duration: Histogram,
-    decisions: [OnceLock<IntCounter>; DECISIONS.len()],
-    preflights: [OnceLock<IntCounter>; PREFLIGHT_RESULTS.len()],
-}
-
-fn count_lazily(
-    slots: &[OnceLock<IntCounter>],
-    values: &[&str],
-    family: &IntCounterVec,
-    route: &str,
-    value: &str,
-) {
-    match values.iter().position(|known| *known == value) {
-        Some(i) => slots[i]
-            .get_or_init(|| family.with_label_values(&[route, value]))
-            .inc(),
-        None => family.with_label_values(&[route, value]).inc(),
-    }
+    decisions: Vec<IntCounter>,
+    preflights: Vec<IntCounter>,
 }
 
 impl RouteMetrics {
     pub fn new(route: &str) -> Self {
         let m = &*METRICS;
-        let kinds = [Kind::Simple, Kind::Preflight, Kind::Other];
-        let requests = kinds
+        let requests = TrafficKind::ALL
             .iter()
             .flat_map(|kind| {
-                CACHE_STATUSES.iter().map(move |status| {
+                CacheStatus::ALL.iter().map(move |status| {
                     m.requests
-                        .with_label_values(&[route, kind.as_str(), status])
+                        .with_label_values(&[route, kind.as_str(), status.as_str()])
                 })
             })
             .collect();
-        let durations = kinds.map(|kind| {
-            m.request_duration
-                .with_label_values(&[route, kind.as_str()])
-        });
+        let durations = TrafficKind::ALL
+            .iter()
+            .map(|kind| {
+                m.request_duration
+                    .with_label_values(&[route, kind.as_str()])
+            })
+            .collect();
+        let decisions = CorsOutcome::ALL
+            .iter()
+            .map(|o| m.cors_decisions.with_label_values(&[route, o.as_str()]))
+            .collect();
+        let preflights = PreflightResult::ALL
+            .iter()
+            .map(|r| m.preflights.with_label_values(&[route, r.as_str()]))
+            .collect();
         RouteMetrics {
-            route: route.to_string(),
             requests,
             durations,
             upstream_duration: m.upstream_duration.with_label_values(&[route]),
-            decisions: Default::default(),
-            preflights: Default::default(),
+            decisions,
+            preflights,
         }
     }
 
     /// Counts `cors_decisions_total{route, decision}`.
-    pub fn cors_decision(&self, decision: &str) {
-        let family = &METRICS.cors_decisions;
-        count_lazily(&self.decisions, &DECISIONS, family, &self.route, decision);
+    pub fn cors_decision(&self, outcome: CorsOutcome) {
+        if let Some(counter) = self.decisions.get(outcome.index()) {
+            counter.inc();
+        }
     }
 
     /// Counts `preflight_total{route, result}`.
-    pub fn preflight(&self, result: &str) {
-        let family = &METRICS.preflights;
-        count_lazily(
-            &self.preflights,
-            &PREFLIGHT_RESULTS,
-            family,
-            &self.route,
-            result,
-        );
-    }
-
-    pub fn request(&self, kind: Kind, cache_status: &str, seconds: f64) {
-        let kind_index = kind as usize;
-        let status_index = CACHE_STATUSES
-            .iter()
-            .position(|s| *s == cache_status)
-            .unwrap_or(5);
-        if let Some(counter) = self
-            .requests
-            .get(kind_index * CACHE_STATUSES.len() + status_index)
-        {
+    pub fn preflight(&self, result: PreflightResult) {
+        if let Some(counter) = self.preflights.get(result.index()) {
             counter.inc();
         }
-        self.durations[kind_index].observe(seconds);
+    }
+
+    pub fn request(&self, kind: TrafficKind, status: CacheStatus, seconds: f64) {
+        let index = kind.index() * CacheStatus::ALL.len() + status.index();
+        if let Some(counter) = self.requests.get(index) {
+            counter.inc();
+        }
+        if let Some(histogram) = self.durations.get(kind.index()) {
+            histogram.observe(seconds);
+        }
     }
 }
 

@@ -40,6 +40,8 @@ pub struct Route {
     pub max_ttl: Option<Duration>,
     pub cors_mode: CorsMode,
     pub vary_origin_always: bool,
+    /// Every answer carries the debug header (`routes[].debug`).
+    pub debug: bool,
     pub policy: CorsPolicy,
     pub metrics: Arc<RouteMetrics>,
 }
@@ -147,6 +149,7 @@ impl Runtime {
                     cors_edge_core::config::CorsMode::Edge => CorsMode::Edge,
                 },
                 vary_origin_always: route.cors.vary_origin_always,
+                debug: route.debug,
                 policy,
                 metrics: route_metrics.get(&route.name),
             }));

@@ -191,6 +191,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     };
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
+    crate::metrics::register_known_series();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();

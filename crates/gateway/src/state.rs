@@ -1,5 +1,5 @@
 //! What the proxy, the admin API and the background tasks share: the running configuration
-//! (swapped whole on reload), the store, and request counters for `/stats`.
+//! (swapped whole on reload), the store, the access log, and request counters for `/stats`.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,10 +7,12 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use cors_edge_core::config::{self, Config};
+use cors_edge_core::outcome::CacheStatus;
 use cors_edge_store::MokaStore;
 use parking_lot::Mutex;
 use pingora::cache::lock::CacheKeyLockImpl;
 
+use crate::access_log::AccessLog;
 use crate::runtime::{RouteMetricsCache, Runtime};
 
 #[derive(Default)]
@@ -28,6 +30,8 @@ pub struct SharedState {
     pub cache_lock: &'static CacheKeyLockImpl,
     pub admin_token: Option<String>,
     pub counters: Counters,
+    /// `None` when `log.access` is off.
+    pub access_log: Option<AccessLog>,
 }
 
 impl SharedState {
@@ -39,6 +43,7 @@ impl SharedState {
         admin_token: Option<String>,
     ) -> Result<Self, String> {
         let mut route_metrics = RouteMetricsCache::default();
+        let access_log = AccessLog::start(config.log.access.as_ref())?;
         let runtime = Runtime::build(config, &mut route_metrics).map_err(|e| e.to_string())?;
         Ok(SharedState {
             runtime: ArcSwap::from_pointee(runtime),
@@ -48,6 +53,7 @@ impl SharedState {
             cache_lock,
             admin_token,
             counters: Counters::default(),
+            access_log,
         })
     }
 
@@ -58,8 +64,12 @@ impl SharedState {
     /// Re-reads the config file and swaps routes, policies and upstreams. The cache, the
     /// listeners and open connections are untouched; on any error the running config stays.
     /// Settings that need new sockets or a new store (listen, admin, cache.max_bytes, tls,
-    /// cluster) are reported as needing a restart.
+    /// cluster, log) are reported as needing a restart. The access log file is reopened (log
+    /// rotation), whatever the new file says.
     pub fn reload(&self) -> Result<ReloadReport, String> {
+        if let Some(access_log) = &self.access_log {
+            access_log.reopen();
+        }
         let config = config::load_file(&self.config_path).map_err(|e| e.to_string())?;
         let current = self.runtime();
         let mut restart_needed = Vec::new();
@@ -78,6 +88,9 @@ impl SharedState {
         if config.cluster != current.config.cluster {
             restart_needed.push("cluster");
         }
+        if config.log != current.config.log {
+            restart_needed.push("log");
+        }
         let runtime = {
             let mut metrics = self.route_metrics.lock();
             Runtime::build(Arc::new(config), &mut metrics).map_err(|e| e.to_string())?
@@ -90,17 +103,15 @@ impl SharedState {
         })
     }
 
-    pub fn count_cache_status(&self, status: &str, preflight: bool) {
-        let counter = match status {
-            "HIT" | "STALE" if preflight => {
+    pub fn count_cache_status(&self, status: CacheStatus, preflight: bool) {
+        if status.is_hit() {
+            self.counters.hits.fetch_add(1, Ordering::Relaxed);
+            if preflight {
                 self.counters.preflight_hits.fetch_add(1, Ordering::Relaxed);
-                &self.counters.hits
             }
-            "HIT" | "STALE" => &self.counters.hits,
-            "MISS" | "EXPIRED" | "REVALIDATED" => &self.counters.misses,
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+        } else if status.is_miss() {
+            self.counters.misses.fetch_add(1, Ordering::Relaxed);
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use cors_edge_core::purge::{EntryTags, Selector};
+use cors_edge_core::purge::{EntryTags, Field, Selector};
 use parking_lot::RwLock;
 
 struct Ban {
@@ -23,37 +23,52 @@ struct Ban {
 /// single-field bans costs a few hash lookups; other selectors are tried one by one.
 #[derive(Default)]
 pub(crate) struct HardBans {
-    origin: HashMap<String, SystemTime>,
-    host: HashMap<String, SystemTime>,
-    url: HashMap<String, SystemTime>,
-    tag: HashMap<String, SystemTime>,
+    by_value: ByValue<SystemTime>,
     other: Vec<(Selector, SystemTime)>,
 }
 
 impl HardBans {
     pub(crate) fn is_empty(&self) -> bool {
-        self.origin.is_empty()
-            && self.host.is_empty()
-            && self.url.is_empty()
-            && self.tag.is_empty()
-            && self.other.is_empty()
+        self.by_value.is_empty() && self.other.is_empty()
     }
 
     /// Whether one of these bans hides an entry fetched at `fetched_at`.
     pub(crate) fn hide(&self, tags: &EntryTags, fetched_at: SystemTime) -> bool {
-        let newer = |map: &HashMap<String, SystemTime>, value: &str| {
-            map.get(value).is_some_and(|at| *at >= fetched_at)
-        };
-        tags.origin
-            .as_deref()
-            .is_some_and(|origin| newer(&self.origin, origin))
-            || newer(&self.host, &tags.host)
-            || newer(&self.url, &tags.path_and_query)
-            || tags.tags.iter().any(|tag| newer(&self.tag, tag))
+        self.by_value.found(tags).any(|at| *at >= fetched_at)
             || self
                 .other
                 .iter()
                 .any(|(selector, at)| *at >= fetched_at && selector.matches(tags))
+    }
+}
+
+/// Single-field selectors on an exact field ([`Field::is_exact`]), one table per field, keyed by
+/// the selector's value.
+struct ByValue<T>([HashMap<String, T>; Field::ALL.len()]);
+
+impl<T> Default for ByValue<T> {
+    fn default() -> Self {
+        ByValue(Default::default())
+    }
+}
+
+impl<T> ByValue<T> {
+    /// The table a selector goes in and its value, when it is one exact field.
+    fn slot<'s>(&mut self, selector: &'s Selector) -> Option<(&mut HashMap<String, T>, &'s str)> {
+        let (field, value) = selector.single().filter(|(field, _)| field.is_exact())?;
+        Some((&mut self.0[field.index()], value))
+    }
+
+    /// What is recorded under any of the entry's values, field by field.
+    fn found<'a>(&'a self, tags: &'a EntryTags) -> impl Iterator<Item = &'a T> {
+        Field::ALL.into_iter().flat_map(move |field| {
+            let table = &self.0[field.index()];
+            tags.values(field).filter_map(move |value| table.get(value))
+        })
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.iter().all(HashMap::is_empty)
     }
 }
 
@@ -79,31 +94,18 @@ struct Mark {
 #[derive(Default)]
 struct InForce {
     list: Vec<Arc<Ban>>,
-    origin: HashMap<String, Vec<Mark>>,
-    host: HashMap<String, Vec<Mark>>,
-    url: HashMap<String, Vec<Mark>>,
-    tag: HashMap<String, Vec<Mark>>,
+    by_value: ByValue<Vec<Mark>>,
     other: Vec<Arc<Ban>>,
 }
 
 impl InForce {
-    fn by_value(&mut self, s: &Selector) -> Option<(&mut HashMap<String, Vec<Mark>>, String)> {
-        match (&s.origin, &s.host, &s.prefix, &s.url, &s.tag) {
-            (Some(value), None, None, None, None) => Some((&mut self.origin, value.clone())),
-            (None, Some(value), None, None, None) => Some((&mut self.host, value.clone())),
-            (None, None, None, Some(value), None) => Some((&mut self.url, value.clone())),
-            (None, None, None, None, Some(value)) => Some((&mut self.tag, value.clone())),
-            _ => None,
-        }
-    }
-
     fn push(&mut self, ban: Arc<Ban>) {
         let mark = Mark {
             at: ban.at,
             soft: ban.soft,
         };
-        match self.by_value(&ban.selector) {
-            Some((map, value)) => map.entry(value).or_default().push(mark),
+        match self.by_value.slot(&ban.selector) {
+            Some((map, value)) => map.entry(value.to_string()).or_default().push(mark),
             None => self.other.push(ban.clone()),
         }
         self.list.push(ban);
@@ -118,12 +120,7 @@ impl InForce {
         };
         self.list.drain(..expired);
         self.other.retain(|ban| ban.at > last);
-        for map in [
-            &mut self.origin,
-            &mut self.host,
-            &mut self.url,
-            &mut self.tag,
-        ] {
+        for map in &mut self.by_value.0 {
             map.retain(|_, marks| {
                 marks.retain(|mark| mark.at > last);
                 !marks.is_empty()
@@ -183,21 +180,7 @@ impl Bans {
         }
         let in_force = self.in_force.read();
         let mut outcome = BanOutcome::Valid;
-        fn by_value<'a>(map: &'a HashMap<String, Vec<Mark>>, value: &str) -> Option<&'a [Mark]> {
-            map.get(value).map(Vec::as_slice)
-        }
-        let candidates = [
-            tags.origin
-                .as_deref()
-                .and_then(|origin| by_value(&in_force.origin, origin)),
-            by_value(&in_force.host, &tags.host),
-            by_value(&in_force.url, &tags.path_and_query),
-        ];
-        let tag_marks = tags
-            .tags
-            .iter()
-            .filter_map(|tag| by_value(&in_force.tag, tag));
-        for marks in candidates.into_iter().flatten().chain(tag_marks) {
+        for marks in in_force.by_value.found(tags) {
             if apply(marks, fetched_at, &mut outcome) {
                 return BanOutcome::Invalid;
             }
@@ -228,20 +211,12 @@ impl Bans {
             if ban.soft {
                 continue;
             }
-            let s = &ban.selector;
-            let by_value = match (&s.origin, &s.host, &s.prefix, &s.url, &s.tag) {
-                (Some(value), None, None, None, None) => Some((&mut bans.origin, value)),
-                (None, Some(value), None, None, None) => Some((&mut bans.host, value)),
-                (None, None, None, Some(value), None) => Some((&mut bans.url, value)),
-                (None, None, None, None, Some(value)) => Some((&mut bans.tag, value)),
-                _ => None,
-            };
-            match by_value {
+            match bans.by_value.slot(&ban.selector) {
                 Some((map, value)) => {
-                    let at = map.entry(value.clone()).or_insert(ban.at);
+                    let at = map.entry(value.to_string()).or_insert(ban.at);
                     *at = (*at).max(ban.at);
                 }
-                None => bans.other.push((s.clone(), ban.at)),
+                None => bans.other.push((ban.selector.clone(), ban.at)),
             }
         }
         bans

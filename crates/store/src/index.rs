@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
-use cors_edge_core::purge::{EntryTags, Selector};
+use cors_edge_core::purge::{EntryTags, Field, Selector};
 use pingora::cache::key::HashBinary;
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +18,8 @@ pub struct StoreStats {
 pub(crate) struct Index {
     stats: StoreStats,
     per_primary: HashMap<HashBinary, u32>,
-    per_origin: HashMap<String, u64>,
-    per_host: HashMap<String, u64>,
-    per_url: HashMap<String, u64>,
-    per_tag: HashMap<String, u64>,
+    /// Entries per value of each exact purge field ([`Field::is_exact`]), indexed by field.
+    per_value: [HashMap<String, u64>; Field::ALL.len()],
     /// Ordered so a prefix count is a range walk over matching paths, not over all entries.
     per_path: BTreeMap<String, u64>,
     /// Entries under each directory prefix of their paths (`/`, `/a/`, `/a/b/` for `/a/b/c`),
@@ -71,17 +69,14 @@ impl Index {
         self.stats.entries += 1;
         self.stats.bytes += weight;
         *self.per_primary.entry(*primary).or_default() += 1;
-        if let Some(origin) = &tags.origin {
-            bump(&mut self.per_origin, origin);
+        for field in Field::ALL {
+            for value in tags.values(field) {
+                bump(&mut self.per_value[field.index()], value);
+            }
         }
-        bump(&mut self.per_host, &tags.host);
-        bump(&mut self.per_url, &tags.path_and_query);
         *self.per_path.entry(tags.path.clone()).or_default() += 1;
         for directory in directories(&tags.path) {
             bump(&mut self.per_directory, directory);
-        }
-        for tag in &tags.tags {
-            bump(&mut self.per_tag, tag);
         }
     }
 
@@ -103,11 +98,11 @@ impl Index {
                 self.per_primary.remove(primary);
             }
         }
-        if let Some(origin) = &tags.origin {
-            drop_one(&mut self.per_origin, origin.as_str());
+        for field in Field::ALL {
+            for value in tags.values(field) {
+                drop_one(&mut self.per_value[field.index()], value);
+            }
         }
-        drop_one(&mut self.per_host, tags.host.as_str());
-        drop_one(&mut self.per_url, tags.path_and_query.as_str());
         if let Some(count) = self.per_path.get_mut(&tags.path) {
             *count = count.saturating_sub(1);
             if *count == 0 {
@@ -116,9 +111,6 @@ impl Index {
         }
         for directory in directories(&tags.path) {
             drop_one(&mut self.per_directory, directory);
-        }
-        for tag in &tags.tags {
-            drop_one(&mut self.per_tag, tag.as_str());
         }
     }
 
@@ -178,35 +170,32 @@ impl Index {
     /// How many entries a selector matches. Exact for a single field; for several fields it
     /// is the smallest single-field count, an upper bound (the README says so).
     pub(crate) fn count_matching(&self, selector: &Selector) -> u64 {
-        let mut counts = Vec::with_capacity(5);
-        if let Some(origin) = &selector.origin {
-            counts.push(self.per_origin.get(origin).copied().unwrap_or(0));
+        selector
+            .fields()
+            .map(|(field, value)| match field {
+                Field::Prefix => self.count_prefix(value),
+                exact => self.per_value[exact.index()]
+                    .get(value)
+                    .copied()
+                    .unwrap_or(0),
+            })
+            .min()
+            .unwrap_or(self.stats.entries)
+    }
+
+    fn count_prefix(&self, prefix: &str) -> u64 {
+        if prefix.ends_with('/') {
+            return self.per_directory.get(prefix).copied().unwrap_or(0);
         }
-        if let Some(host) = &selector.host {
-            counts.push(self.per_host.get(host).copied().unwrap_or(0));
-        }
-        if let Some(url) = &selector.url {
-            counts.push(self.per_url.get(url).copied().unwrap_or(0));
-        }
-        if let Some(tag) = &selector.tag {
-            counts.push(self.per_tag.get(tag).copied().unwrap_or(0));
-        }
-        if let Some(prefix) = selector.prefix.as_ref().filter(|p| p.ends_with('/')) {
-            counts.push(self.per_directory.get(prefix).copied().unwrap_or(0));
-        } else if let Some(prefix) = &selector.prefix {
-            // Within a path segment: a walk over the distinct paths that match.
-            let matching = self
-                .per_path
-                .range::<str, _>((
-                    std::ops::Bound::Included(prefix.as_str()),
-                    std::ops::Bound::Unbounded,
-                ))
-                .take_while(|(path, _)| path.starts_with(prefix.as_str()))
-                .map(|(_, count)| *count)
-                .sum();
-            counts.push(matching);
-        }
-        counts.into_iter().min().unwrap_or(self.stats.entries)
+        // Within a path segment: a walk over the distinct paths that match.
+        self.per_path
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(path, _)| path.starts_with(prefix))
+            .map(|(_, count)| *count)
+            .sum()
     }
 }
 
@@ -253,5 +242,70 @@ mod tests {
         }
         assert_eq!(count(&index, "/"), 0);
         assert!(index.per_directory.is_empty() && index.per_path.is_empty());
+    }
+
+    #[test]
+    fn counts_per_field_follow_inserts_and_removals() {
+        let entry = |origin: Option<&str>, host: &str, path: &str, tags: &[&str]| EntryTags {
+            host: host.into(),
+            path: path.split('?').next().unwrap_or_default().into(),
+            path_and_query: path.into(),
+            origin: origin.map(str::to_string),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+        };
+        let entries = [
+            entry(Some("https://a"), "h1", "/x?1", &["red", "blue"]),
+            entry(Some("https://a"), "h2", "/x?1", &["red"]),
+            entry(Some("https://b"), "h1", "/y", &[]),
+            entry(None, "h1", "/y", &["blue"]),
+        ];
+        let mut index = Index::default();
+        for (i, tags) in entries.iter().enumerate() {
+            index.added(&[i as u8; 16], tags, 1);
+        }
+        let selector = |field: Field, value: &str| {
+            let mut selector = Selector::default();
+            let slot = match field {
+                Field::Origin => &mut selector.origin,
+                Field::Host => &mut selector.host,
+                Field::Prefix => &mut selector.prefix,
+                Field::Url => &mut selector.url,
+                Field::Tag => &mut selector.tag,
+            };
+            *slot = Some(value.into());
+            selector
+        };
+        let cases = [
+            (Field::Origin, "https://a", 2),
+            (Field::Origin, "https://c", 0),
+            (Field::Host, "h1", 3),
+            (Field::Url, "/x?1", 2),
+            (Field::Url, "/x", 0),
+            (Field::Tag, "red", 2),
+            (Field::Tag, "blue", 2),
+            (Field::Prefix, "/y", 2),
+        ];
+        for (field, value, count) in cases {
+            assert_eq!(
+                index.count_matching(&selector(field, value)),
+                count,
+                "{field:?} {value}"
+            );
+        }
+        let combined = Selector {
+            host: Some("h1".into()),
+            tag: Some("red".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            index.count_matching(&combined),
+            2,
+            "the smallest count: an upper bound"
+        );
+        assert_eq!(index.count_matching(&Selector::everything()), 4);
+        for (i, tags) in entries.iter().enumerate() {
+            index.removed(&[i as u8; 16], tags, 1, false);
+        }
+        assert!(index.per_value.iter().all(HashMap::is_empty));
     }
 }

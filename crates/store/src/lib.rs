@@ -8,4 +8,4 @@ mod store;
 
 pub use bans::BanOutcome;
 pub use index::StoreStats;
-pub use store::{EntryScope, FreshHit, KeyInfo, MokaStore, PurgeReport, StoreOptions};
+pub use store::{FreshHit, MokaStore, PurgeReport, PurgeTagSlot, StoreOptions};

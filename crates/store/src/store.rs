@@ -12,8 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use cors_edge_core::purge::{self, EntryTags, Selector};
-use cors_edge_core::{cors, vary};
+use cors_edge_core::purge::{EntryTags, Selector};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
 use parking_lot::Mutex;
@@ -28,28 +27,36 @@ use pingora::prelude::*;
 use crate::bans::{BanOutcome, Bans};
 use crate::index::{Index, StoreStats};
 
-/// Whether the request's `Origin` is part of what an entry was made for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EntryScope {
-    /// The same bytes serve every origin (edge mode: CORS headers are stamped after the cache).
-    Shared,
-    /// Upstream mode: the stored response is shared only when its `Access-Control-Allow-Origin`
-    /// is `*` without `Vary: Origin`; otherwise it belongs to the requesting origin.
-    FromResponse,
-}
-
-/// What the gateway knows about a request when it builds the key; carried in the key's
-/// extensions so the store can tag the entry for purges.
+/// What an entry is cached under, for purges, handed to the store by whoever builds the keys
+/// (the way Pingora takes a `CacheKeyLock`): the store knows nothing of CORS or of requests.
+///
+/// The key builder puts one in the key's extensions when it makes the key and fills in the
+/// tags once it has seen the response ([`PurgeTagSlot::fill`]); the store reads them when the
+/// entry is stored. An entry stored without tags can still be purged by `all` and by key.
 #[derive(Debug, Clone)]
-pub struct KeyInfo {
-    pub host: String,
-    pub path: String,
-    pub path_and_query: String,
-    pub request_origin: Option<String>,
-    pub scope: EntryScope,
+pub struct PurgeTagSlot {
     /// When the request started; an entry counts as fetched then, so a purge that answers
     /// while the fetch is in flight still invalidates it.
     pub fetch_started: SystemTime,
+    tags: Arc<std::sync::OnceLock<EntryTags>>,
+}
+
+impl PurgeTagSlot {
+    pub fn new(fetch_started: SystemTime) -> Self {
+        PurgeTagSlot {
+            fetch_started,
+            tags: Arc::default(),
+        }
+    }
+
+    /// Sets the tags of the entry about to be stored; only the first call counts.
+    pub fn fill(&self, tags: EntryTags) {
+        let _ = self.tags.set(tags);
+    }
+
+    fn tags(&self) -> EntryTags {
+        self.tags.get().cloned().unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -499,45 +506,10 @@ impl MokaStore {
     }
 
     fn entry_tags(key: &CacheKey, meta: &CacheMeta) -> (EntryTags, SystemTime) {
-        let Some(info) = key.extensions.get::<KeyInfo>() else {
-            return (EntryTags::default(), meta.created());
-        };
-        let headers = meta.headers();
-        let origin = match info.scope {
-            EntryScope::Shared => None,
-            EntryScope::FromResponse => {
-                let acao: Vec<&[u8]> = headers
-                    .get_all("access-control-allow-origin")
-                    .iter()
-                    .map(|v| v.as_bytes())
-                    .collect();
-                let varies = vary::names_origin(&vary::parse_vary(
-                    headers.get_all("vary").iter().map(|v| v.as_bytes()),
-                ));
-                let shared = cors::inspect_upstream_response(None, &acao, None, varies)
-                    .shared_across_origins;
-                if shared {
-                    None
-                } else {
-                    info.request_origin.as_deref().map(purge::normalize_origin)
-                }
-            }
-        };
-        let tags = purge::surrogate_tags(
-            headers
-                .get_all("surrogate-key")
-                .iter()
-                .map(|v| v.as_bytes()),
-            headers.get_all("cache-tag").iter().map(|v| v.as_bytes()),
-        );
-        let entry_tags = EntryTags {
-            host: cors_edge_core::key::normalize_host(&info.host),
-            path: info.path.clone(),
-            path_and_query: info.path_and_query.clone(),
-            origin,
-            tags,
-        };
-        (entry_tags, info.fetch_started)
+        match key.extensions.get::<PurgeTagSlot>() {
+            Some(slot) => (slot.tags(), slot.fetch_started),
+            None => (EntryTags::default(), meta.created()),
+        }
     }
 }
 
@@ -712,8 +684,8 @@ impl Storage for MokaStore {
         // one made while it was in flight still does.
         let fetched_at = key
             .extensions
-            .get::<KeyInfo>()
-            .map_or_else(SystemTime::now, |info| info.fetch_started);
+            .get::<PurgeTagSlot>()
+            .map_or_else(SystemTime::now, |slot| slot.fetch_started);
         let info = EntryInfo {
             primary: old.info.primary,
             tags: old.info.tags.clone(),

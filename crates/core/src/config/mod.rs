@@ -9,6 +9,7 @@
 
 mod error;
 mod load;
+mod log;
 mod model;
 mod summary;
 mod validate;
@@ -18,6 +19,7 @@ mod tests;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use load::{load_file, load_str};
+pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
     AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
     RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,

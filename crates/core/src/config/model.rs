@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::log::LogConfig;
 use crate::cors::PolicySpec;
 use crate::units::{ByteSize, DurationValue};
 
@@ -21,7 +22,7 @@ use crate::units::{ByteSize, DurationValue};
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping of settings (listen, admin, cache, upstreams, routes, tls, cluster, server)"
+    expecting = "a mapping of settings (listen, admin, cache, upstreams, routes, tls, cluster, server, log)"
 )]
 pub struct Config {
     /// Plain-HTTP listen addresses (`ip:port`). Default `["0.0.0.0:8080"]`. A single string is
@@ -44,6 +45,8 @@ pub struct Config {
     /// Process settings. Not in the SPEC example; needed because Pingora's graceful stop
     /// otherwise waits 300s before exiting.
     pub server: ServerConfig,
+    /// The access log; off unless `log.access` is given.
+    pub log: LogConfig,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             tls: None,
             cluster: None,
             server: ServerConfig::default(),
+            log: LogConfig::default(),
         }
     }
 }
@@ -252,6 +256,11 @@ pub struct RouteConfig {
     pub cache: RouteCacheConfig,
     #[serde(default)]
     pub cors: CorsConfig,
+    /// Every answer on this route carries `X-Cors-Edge-Debug` (the key, variance, CORS and
+    /// freshness facts); otherwise only requests that send the admin token in that header get
+    /// it. For staging routes; default false.
+    #[serde(default)]
+    pub debug: bool,
 }
 
 /// `routes[].match:`.

@@ -68,6 +68,19 @@ impl Config {
                 let _ = writeln!(out, "cluster    off");
             }
         }
+        match &self.log.access {
+            Some(access) => {
+                let _ = writeln!(
+                    out,
+                    "access log {} ({})",
+                    access.destination(),
+                    access.format.as_str()
+                );
+            }
+            None => {
+                let _ = writeln!(out, "access log off");
+            }
+        }
         let threads = match self.server.threads {
             Some(n) => n.to_string(),
             None => format!("{} (one per CPU)", self.server.threads_or_default()),

@@ -632,6 +632,7 @@ fn configs_built_in_code_validate_without_positions() {
         upstream: "api".into(),
         cache: RouteCacheConfig::default(),
         cors: CorsConfig::default(),
+        debug: false,
     });
     config.validate().unwrap();
     config.routes[0].upstream = "nope".into();

@@ -39,6 +39,9 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     check_routes(config, &mut errors);
     check_cluster(config, &mut errors);
     check_server(config, &mut errors);
+    for (key, message) in super::log::check(&config.log) {
+        errors.push(key, message);
+    }
     errors.0
 }
 
@@ -484,14 +487,17 @@ fn check_cluster(config: &Config, errors: &mut Errors) {
     };
     let key = KeyPath::top("cluster");
     let url = cluster.redis_url.trim();
+    // A unix socket (`redis+unix:///path`, `unix:///path`) for a Redis on the same machine.
     let rest = url
         .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"));
+        .or_else(|| url.strip_prefix("rediss://"))
+        .or_else(|| url.strip_prefix("redis+unix://"))
+        .or_else(|| url.strip_prefix("unix://"));
     match rest {
         None => errors.push(
             key.key("redis_url"),
             format!(
-                "{:?} is not a Redis URL (expected redis://host:port or rediss://host:port)",
+                "{:?} is not a Redis URL (expected redis://host:port, rediss://host:port or redis+unix:///path)",
                 cluster.redis_url
             ),
         ),

@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use crate::header_list::is_token;
 use super::origin::{AllowList, OriginError, OriginPattern, SerializedOrigin};
 use super::request_headers::request_header_names;
 use super::PolicySpec;
+use crate::header_list::is_token;
 
 pub const ACCESS_CONTROL_ALLOW_ORIGIN: &str = "access-control-allow-origin";
 pub const ACCESS_CONTROL_ALLOW_CREDENTIALS: &str = "access-control-allow-credentials";

@@ -156,6 +156,13 @@ where
     inspect_upstream_response(request_origin, acao, acac, varies)
 }
 
+impl AllowOrigin {
+    /// What every `Access-Control-Allow-Origin` field line of a response says, together.
+    pub fn of(acao: &[&[u8]]) -> AllowOrigin {
+        classify_allow_origin(acao)
+    }
+}
+
 fn classify_allow_origin(acao: &[&[u8]]) -> AllowOrigin {
     match acao {
         [] => AllowOrigin::Absent,

@@ -32,8 +32,8 @@
 
 use std::fmt;
 
-use crate::header_list::{is_ows, is_tchar, is_token, members, quoted_string};
 pub(crate) use crate::header_list::trim_ows;
+use crate::header_list::{is_ows, is_tchar, is_token, members, quoted_string};
 
 /// The greatest delta-seconds value kept: RFC 9111 §1.2.2 lets a cache use 2^31 for anything
 /// larger it cannot represent.

@@ -133,19 +133,17 @@ pub fn stored_must_revalidate(stored_cc: &CacheControl) -> bool {
         || matches!(stored_cc.no_cache, Some(FieldScope::All))
 }
 
-/// The request's verdict on a stored response, from raw field lines: the request's
-/// `Cache-Control` and `Pragma`, the stored response's `Cache-Control`, when its current age
-/// started (`created`) and until when it is fresh.
+/// The request's verdict on a stored response: the request's parsed `Cache-Control` and
+/// whether it has `Pragma: no-cache`, the stored response's `Cache-Control` field lines, when
+/// its current age started (`created`) and until when it is fresh.
 pub fn hit_verdict(
-    request_cc: &[&[u8]],
-    request_pragma: &[&[u8]],
+    request: &CacheControl,
+    pragma: bool,
     stored_cc: &[&[u8]],
     created: SystemTime,
     fresh_until: SystemTime,
     now: SystemTime,
 ) -> RequestFreshness {
-    let request = CacheControl::parse(request_cc.iter().copied());
-    let pragma = pragma_has_no_cache(request_pragma.iter().copied());
     let stored_cc = CacheControl::parse(stored_cc.iter().copied());
     let stored = Stored::at(
         created,
@@ -153,7 +151,7 @@ pub fn hit_verdict(
         now,
         stored_must_revalidate(&stored_cc),
     );
-    request_requires_revalidation(&request, pragma, &stored)
+    request_requires_revalidation(request, pragma, &stored)
 }
 
 #[cfg(test)]
@@ -178,19 +176,9 @@ mod hit_matrix {
     ];
 
     fn verdict(request_cc: &str, pragma: &str, stored_cc: &str, lifetime: u64) -> HitAction {
-        let request: Vec<&[u8]> = if request_cc.is_empty() {
-            vec![]
-        } else {
-            vec![request_cc.as_bytes()]
-        };
-        let pragma: Vec<&[u8]> = if pragma.is_empty() {
-            vec![]
-        } else {
-            vec![pragma.as_bytes()]
-        };
         hit_verdict(
-            &request,
-            &pragma,
+            &CacheControl::parse([request_cc.as_bytes()]),
+            pragma_has_no_cache([pragma.as_bytes()]),
             &[stored_cc.as_bytes()],
             at(T0),
             at(T0 + lifetime),
@@ -219,14 +207,14 @@ mod hit_matrix {
                 [Serve, ServeStale, Stale, Stale, Stale, Stale, ServeStale],
             ),
             // 40 s stale is more than max-stale=10 allows.
-            ("max-stale=10", "", [Serve, Stale, Stale, Stale, Stale, Stale, Stale]),
+            (
+                "max-stale=10",
+                "",
+                [Serve, Stale, Stale, Stale, Stale, Stale, Stale],
+            ),
             // Nothing here stays fresh 1000 s more.
             ("min-fresh=1000", "", [Revalidate; 7]),
-            (
-                "max-age=0",
-                "",
-                [Revalidate; 7],
-            ),
+            ("max-age=0", "", [Revalidate; 7]),
             ("no-cache", "", [Revalidate; 7]),
             ("", "no-cache", [Revalidate; 7]),
         ];
@@ -244,7 +232,10 @@ mod hit_matrix {
     #[test]
     fn min_fresh_wants_the_remaining_freshness() {
         // 500 s of freshness left.
-        assert_eq!(verdict("min-fresh=400", "", "max-age=600", 600), HitAction::Serve);
+        assert_eq!(
+            verdict("min-fresh=400", "", "max-age=600", 600),
+            HitAction::Serve
+        );
         assert_eq!(
             verdict("min-fresh=501", "", "max-age=600", 600),
             HitAction::Revalidate
@@ -254,8 +245,8 @@ mod hit_matrix {
     #[test]
     fn only_if_cached_is_reported_with_the_action() {
         let v = hit_verdict(
-            &[b"only-if-cached"],
-            &[],
+            &CacheControl::parse([&b"only-if-cached"[..]]),
+            false,
             &[b"max-age=600"],
             at(T0),
             at(T0 + 600),

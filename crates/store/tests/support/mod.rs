@@ -10,7 +10,8 @@ use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use cors_edge_store::{EntryScope, KeyInfo, MokaStore, StoreOptions};
+use cors_edge_core::purge::{self, EntryTags};
+use cors_edge_store::{MokaStore, PurgeTagSlot, StoreOptions};
 use pingora::cache::trace::Span;
 use pingora::cache::{CacheKey, CacheMeta, Storage};
 use pingora::http::ResponseHeader;
@@ -75,14 +76,19 @@ pub fn key(i: usize) -> CacheKey {
 
 fn key_with_info(i: usize) -> CacheKey {
     let mut key = key(i);
-    key.extensions.insert(KeyInfo {
+    // What the gateway fills in for a per-origin response with surrogate keys.
+    let slot = PurgeTagSlot::new(SystemTime::now());
+    slot.fill(EntryTags {
         host: host(i),
         path: path(i),
         path_and_query: path(i),
-        request_origin: Some(origin(i)),
-        scope: EntryScope::FromResponse,
-        fetch_started: SystemTime::now(),
+        origin: Some(purge::normalize_origin(&origin(i))),
+        tags: purge::surrogate_tags(
+            [format!("{} group-{}", tag(i), i % 10).as_bytes()],
+            std::iter::empty(),
+        ),
     });
+    key.extensions.insert(slot);
     key
 }
 

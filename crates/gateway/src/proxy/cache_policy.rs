@@ -1,0 +1,217 @@
+//! Pingora's cache hooks mapped onto core's rules: whether to use the cache, the request's
+//! verdict on a stored response, and whether (and how long) a response is stored.
+
+use std::time::{Duration, SystemTime};
+
+use cors_edge_core::cors::RequestKind;
+use cors_edge_core::freshness::{self, CacheControl, HitAction, StorageDecision};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use pingora::cache::{CacheMeta, ForcedFreshness, NoCacheReason, RespCacheable};
+use pingora::http::ResponseHeader;
+use pingora::proxy::Session;
+
+use super::keys;
+use super::record::{RequestRecord, StorageVerdict};
+use super::request_checks::header_lines;
+use crate::state::SharedState;
+
+/// Turns Pingora's cache on for a cacheable request.
+pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord) {
+    let (Some(runtime), Some(facts)) = (&record.runtime, &record.request) else {
+        return;
+    };
+    if !facts.cacheable {
+        return;
+    }
+    session
+        .cache
+        .enable(state.store, None, None, Some(state.cache_lock), None);
+    session
+        .cache
+        .set_max_file_size_bytes(runtime.cache.max_object_bytes);
+}
+
+/// The request's verdict on the stored response Pingora found, recorded, and what Pingora must
+/// do about it.
+pub fn on_hit(record: &mut RequestRecord, meta: &CacheMeta) -> Option<ForcedFreshness> {
+    let facts = record.request.as_ref()?;
+    if facts.cache_control.is_none() && !facts.pragma_no_cache {
+        // The request asks for nothing: the verdict would be Serve (fresh) or Stale (left to
+        // Pingora), so skip the parsing.
+        return None;
+    }
+    let default_cc = CacheControl::default();
+    // `updated`, not `created`: Pingora keeps the first `created` across revalidations,
+    // while `updated` is when this copy's current age started (see `store_decision`).
+    let verdict = freshness::hit_verdict(
+        facts.cache_control.as_ref().unwrap_or(&default_cc),
+        facts.pragma_no_cache,
+        &header_lines(meta.headers(), header::CACHE_CONTROL),
+        meta.updated(),
+        meta.fresh_until(),
+        SystemTime::now(),
+    );
+    record.hit = Some(verdict);
+    match verdict.action {
+        HitAction::Serve | HitAction::Stale => None,
+        HitAction::ServeStale => Some(ForcedFreshness::ForceFresh),
+        HitAction::Revalidate => Some(ForcedFreshness::ForceExpired),
+    }
+}
+
+/// The stored response with a 304's fields merged in (RFC 9111 §4.3.4): Pingora merges only a
+/// few of them, and freshness must count from the 304's `Date` and `Age`.
+fn merge_not_modified(
+    stored: &mut ResponseHeader,
+    not_modified: &HeaderMap,
+    old: Option<&CacheMeta>,
+) {
+    let mut names: Vec<&HeaderName> = not_modified
+        .keys()
+        .filter(|name| freshness::updated_by_304(name.as_str()))
+        .collect();
+    names.dedup();
+    // The stored `Age` described the first response.
+    stored.remove_header(&header::AGE);
+    for name in names {
+        stored.remove_header(name);
+        for value in not_modified.get_all(name) {
+            if let Err(e) = stored.append_header(name.clone(), value.clone()) {
+                tracing::warn!("cannot merge {name} from a 304: {e}");
+            }
+        }
+    }
+    if let Some(etag) = old.and_then(|meta| meta.headers().get(header::ETAG)) {
+        let etag = etag.clone();
+        if let Err(e) = stored.insert_header(header::ETAG, etag) {
+            tracing::warn!("cannot keep the stored ETag: {e}");
+        }
+    }
+}
+
+fn uncacheable(record: &mut RequestRecord, reason: &'static str) -> RespCacheable {
+    record.storage = Some(StorageVerdict::NotStored(reason));
+    RespCacheable::Uncacheable(NoCacheReason::Custom(reason))
+}
+
+/// Whether and how long the response is stored; the verdict and the entry's purge tags are
+/// recorded.
+pub fn store_decision(
+    state: &SharedState,
+    session: &Session,
+    resp: &ResponseHeader,
+    record: &mut RequestRecord,
+) -> RespCacheable {
+    let merged_304;
+    let resp = match record.not_modified.take() {
+        Some(not_modified) => {
+            let mut merged = resp.clone();
+            merge_not_modified(&mut merged, &not_modified, session.cache.maybe_cache_meta());
+            merged_304 = merged;
+            &merged_304
+        }
+        None => resp,
+    };
+    let (Some(route), Some(runtime)) = (record.route.clone(), record.runtime.clone()) else {
+        return uncacheable(record, "no_route");
+    };
+    let cache_key = session.cache.cache_key();
+    if cache_key.get_variance_key().is_some()
+        && state.store.variants_of(cache_key) >= runtime.cache.max_variants
+    {
+        return uncacheable(record, "max_variants");
+    }
+    let now = SystemTime::now();
+    let req = session.req_header();
+    let response_cc = header_lines(&resp.headers, header::CACHE_CONTROL);
+    let stored = if record.kind() == RequestKind::Preflight {
+        let cc = CacheControl::parse(response_cc.iter().copied());
+        if cc.no_store || cc.private.is_some() {
+            record.storage = Some(StorageVerdict::NotStored("no_store"));
+            return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
+        }
+        let granted = resp
+            .headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN);
+        let ttl = freshness::preflight_ttl(
+            resp.headers
+                .get(header::ACCESS_CONTROL_MAX_AGE)
+                .map(HeaderValue::as_bytes),
+            resp.status.as_u16(),
+            granted,
+            route.max_ttl,
+            runtime.cache.negative_preflight_ttl,
+        );
+        let Some(ttl) = ttl else {
+            record.storage = Some(StorageVerdict::NotStored("preflight_not_cacheable"));
+            return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
+        };
+        record.storage = Some(StorageVerdict::Stored { fresh_for: ttl });
+        CacheMeta::new(now + ttl, now, 0, 0, resp.clone())
+    } else {
+        let request_cc = header_lines(&req.headers, header::CACHE_CONTROL);
+        let request = freshness::RequestFacts {
+            method: req.method.as_str(),
+            cache_control: &request_cc,
+            authorization: req.headers.contains_key(header::AUTHORIZATION),
+            sent_at: record.started_at,
+        };
+        let expires = header_lines(&resp.headers, header::EXPIRES);
+        let date = header_lines(&resp.headers, header::DATE);
+        let age = header_lines(&resp.headers, header::AGE);
+        let vary_lines = header_lines(&resp.headers, header::VARY);
+        let response = freshness::ResponseFacts {
+            status: resp.status.as_u16(),
+            cache_control: &response_cc,
+            expires: &expires,
+            date: &date,
+            age: &age,
+            vary: &vary_lines,
+            set_cookie: resp.headers.contains_key(header::SET_COOKIE),
+            has_validator: resp.headers.contains_key(header::ETAG)
+                || resp.headers.contains_key(header::LAST_MODIFIED),
+            received_at: now,
+        };
+        let policy = freshness::Policy {
+            max_ttl: route.max_ttl,
+            default_stale_while_revalidate: runtime.cache.default_stale_while_revalidate,
+            default_stale_if_error: runtime.cache.default_stale_if_error,
+        };
+        match freshness::storage_decision(&request, &response, &policy) {
+            StorageDecision::DontStore(reason) => {
+                record.storage = Some(StorageVerdict::not_storable(reason));
+                return RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()));
+            }
+            StorageDecision::Store(fresh) => {
+                let mut stored = resp.clone();
+                let hop_by_hop = cors_edge_core::header_list::connection_listed(header_lines(
+                    &resp.headers,
+                    header::CONNECTION,
+                ));
+                for name in fresh.strip_headers.iter().chain(&hop_by_hop) {
+                    stored.remove_header(name.as_str());
+                }
+                let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
+                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+                record.storage = Some(StorageVerdict::Stored {
+                    fresh_for: fresh.fresh_for,
+                });
+                // Fresh until `created + lifetime`, which is in the past for a response that
+                // arrived stale: how stale it is (for `max-stale`, RFC 9111 §5.2.1.2, and the
+                // stale windows) counts from when it really expired, not from its arrival.
+                CacheMeta::new(
+                    created + fresh.lifetime,
+                    created,
+                    secs(fresh.stale_while_revalidate),
+                    secs(fresh.stale_if_error),
+                    stored,
+                )
+            }
+        }
+    };
+    if let (Some(slot), Some(facts), Some(key)) = (&record.purge_tags, &record.request, &record.key)
+    {
+        slot.fill(keys::purge_tags(&route, facts, key, stored.headers()));
+    }
+    RespCacheable::Cacheable(stored)
+}

@@ -1,0 +1,99 @@
+//! Fresh hits answered from `request_filter`, without Pingora's cache state machine (which
+//! costs about as much per hit as the rest of the request): the same key, the same variant
+//! choice as Pingora's lookup, the same `Age` and framing, the same `response_filter`.
+
+use std::time::SystemTime;
+
+use cors_edge_core::freshness::{HitAction, RequestFreshness};
+use cors_edge_core::outcome::CacheStatus;
+use cors_edge_store::{FreshHit, MokaStore};
+use http::header::{self, HeaderName};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::keys;
+use super::record::RequestRecord;
+
+/// Request fields that can make a stored response unusable as is or change how it is sent:
+/// those requests take Pingora's full cache path (freshness directives, conditionals, ranges,
+/// RFC 9111 §3.5 `Authorization`, protocol upgrades).
+const FULL_PATH_REQUEST_FIELDS: [HeaderName; 10] = [
+    header::CACHE_CONTROL,
+    header::PRAGMA,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+    header::AUTHORIZATION,
+    header::UPGRADE,
+];
+
+/// A fresh stored answer for a request that needs nothing else; most hits of a busy cache.
+pub fn lookup(
+    store: &MokaStore,
+    session: &Session,
+    record: &mut RequestRecord,
+) -> Option<FreshHit> {
+    let req = session.req_header();
+    let (Some(route), Some(facts), Some(key)) = (&record.route, &record.request, &record.key)
+    else {
+        return None;
+    };
+    if !facts.cacheable
+        || req
+            .headers
+            .keys()
+            .any(|name| FULL_PATH_REQUEST_FIELDS.contains(name))
+    {
+        return None;
+    }
+    let mut key = key.key.clone();
+    let memo = &mut record.variance;
+    store.fresh_hit(
+        &mut key,
+        |stored| keys::variance(memo, &stored.headers, route, facts, req),
+        SystemTime::now(),
+    )
+}
+
+/// Sends a hit as Pingora's cache path would (`Age`, HTTP/1.1 framing), through the same
+/// `response_filter`.
+pub async fn serve(
+    gateway: &super::Gateway,
+    session: &mut Session,
+    record: &mut RequestRecord,
+    hit: FreshHit,
+) -> Result<bool> {
+    use pingora::proxy::ProxyHttp;
+    record.looked_up = true;
+    record.cache_status = Some(CacheStatus::Hit);
+    record.hit = Some(RequestFreshness {
+        action: HitAction::Serve,
+        only_if_cached: false,
+    });
+    let mut header = hit.header;
+    header.insert_header(header::AGE, hit.age.as_secs())?;
+    header.set_version(http::Version::HTTP_11);
+    let status = header.status.as_u16();
+    if !matches!(status, 204 | 304)
+        && !header.status.is_informational()
+        && !header.headers.contains_key(header::CONTENT_LENGTH)
+    {
+        header.insert_header(header::TRANSFER_ENCODING, "chunked")?;
+    }
+    // The request has no `Range`: Pingora's filter only announces `Accept-Ranges`.
+    pingora::proxy::range_header_filter(session.req_header(), &mut header, None);
+    gateway
+        .response_filter(session, &mut header, record)
+        .await?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(header), head_only)
+        .await?;
+    if !head_only {
+        session.write_response_body(Some(hit.body), true).await?;
+    }
+    Ok(true)
+}

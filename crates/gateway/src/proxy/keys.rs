@@ -1,0 +1,226 @@
+//! The cache key and the variance, each built in one place: the primary key once per request
+//! (lookup, store, the direct-hit path, invalidation after an unsafe method), the variance once
+//! per stored response a request is matched against, the purge tags once per stored response.
+
+use cors_edge_core::cors::{self, RequestKind};
+use cors_edge_core::key::{self, KeyParts, PreflightParts};
+use cors_edge_core::purge::{self, EntryTags};
+use cors_edge_core::vary;
+use http::header::{self, HeaderMap, HeaderValue};
+use pingora::cache::key::{CacheHashKey, HashBinary};
+use pingora::cache::{CacheKey, VarianceBuilder};
+use pingora::http::RequestHeader;
+
+use super::record::{KeyFacts, RequestFacts, VarianceMemo};
+use super::request_checks::header_lines;
+use crate::runtime::{CorsMode, Route};
+
+const SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
+const CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
+
+/// The primary key of a request to `path_and_query` on the request's route, host and scheme.
+fn primary_of(
+    route: &Route,
+    facts: &RequestFacts,
+    path_and_query: &str,
+    preflight: Option<PreflightParts<'_>>,
+) -> CacheKey {
+    let primary = key::primary_key(&KeyParts {
+        route: &route.name,
+        tls: facts.tls,
+        host: &facts.host,
+        path_and_query,
+        preflight,
+    });
+    let mut key = CacheKey::new(primary, String::new());
+    // Hashed once here: every lookup, store and invalidation reuses it.
+    let hash = key.primary_bin();
+    key.set_primary_bin_override(hash);
+    key
+}
+
+/// The request's primary key and its parts.
+pub fn request_key(req: &RequestHeader, route: &Route, facts: &RequestFacts) -> KeyFacts {
+    let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let preflight = (facts.kind == RequestKind::Preflight).then(|| {
+        let method = req
+            .headers
+            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+            .map_or(&b""[..], HeaderValue::as_bytes);
+        let headers = cors::normalize_request_headers(header_lines(
+            &req.headers,
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+        ));
+        (
+            String::from_utf8_lossy(method).into_owned(),
+            headers,
+            method,
+        )
+    });
+    let key = primary_of(
+        route,
+        facts,
+        path_and_query,
+        preflight
+            .as_ref()
+            .map(|(_, headers, method)| PreflightParts {
+                origin: facts.origin.as_deref().unwrap_or_default(),
+                request_method: method,
+                request_headers: headers,
+            }),
+    );
+    KeyFacts {
+        key,
+        path: req.uri.path().to_string(),
+        path_and_query: path_and_query.to_string(),
+        preflight: preflight.map(|(method, headers, _)| (method, headers)),
+    }
+}
+
+/// The primary keys a successful unsafe request invalidates (RFC 9111 §4.4): its own URL's
+/// (the request's key, since the method is not part of it) and those of `Location` and
+/// `Content-Location` on the same host.
+pub fn invalidated_keys<'a>(
+    route: &Route,
+    facts: &RequestFacts,
+    own: &'a CacheKey,
+    response: &HeaderMap,
+) -> Vec<std::borrow::Cow<'a, CacheKey>> {
+    let mut keys = vec![std::borrow::Cow::Borrowed(own)];
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(value) = response.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let Ok(uri) = value.parse::<http::Uri>() else {
+            continue;
+        };
+        let same_host = uri
+            .authority()
+            .is_none_or(|a| a.as_str().eq_ignore_ascii_case(&facts.host));
+        if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
+            if pq.as_str().starts_with('/') {
+                keys.push(std::borrow::Cow::Owned(primary_of(
+                    route,
+                    facts,
+                    pq.as_str(),
+                    None,
+                )));
+            }
+        }
+    }
+    keys
+}
+
+/// Whether one stored copy serves every origin: edge mode (CORS is stamped after the cache),
+/// or in upstream mode `ACAO: *` without `Vary: Origin`.
+pub fn shared_across_origins(route: &Route, stored: &HeaderMap) -> bool {
+    match route.cors_mode {
+        CorsMode::Edge => true,
+        CorsMode::Upstream => {
+            // Only a single `ACAO: *` line can be shared; checking that first spares parsing
+            // `Vary` for the per-origin responses that most hits are.
+            let mut lines = stored.get_all(header::ACCESS_CONTROL_ALLOW_ORIGIN).iter();
+            match (lines.next(), lines.next()) {
+                (Some(only), None) if only.as_bytes().trim_ascii() == b"*" => {}
+                _ => return false,
+            }
+            cors::upstream_response_facts(
+                None,
+                &header_lines(stored, header::ACCESS_CONTROL_ALLOW_ORIGIN),
+                None,
+                header_lines(stored, header::VARY),
+            )
+            .shared_across_origins
+        }
+    }
+}
+
+fn same_lines(headers: &HeaderMap, name: header::HeaderName, memo: &[Vec<u8>]) -> bool {
+    let mut lines = headers.get_all(name).iter();
+    memo.iter()
+        .all(|m| lines.next().is_some_and(|l| l.as_bytes() == m.as_slice()))
+        && lines.next().is_none()
+}
+
+/// The variance the stored response with `stored` headers selects for this request: the
+/// values of the request fields its `Vary` names and, unless one copy serves every origin,
+/// the request's `Origin`. Remembered in `memo` for the same stored `Vary` and ACAO.
+pub fn variance(
+    memo: &mut Option<VarianceMemo>,
+    stored: &HeaderMap,
+    route: &Route,
+    facts: &RequestFacts,
+    req: &RequestHeader,
+) -> Option<HashBinary> {
+    if facts.kind == RequestKind::Preflight {
+        // Everything a preflight answer depends on is already in its primary key.
+        return None;
+    }
+    if let Some(known) = memo.as_ref() {
+        if same_lines(stored, header::VARY, &known.vary)
+            && same_lines(stored, header::ACCESS_CONTROL_ALLOW_ORIGIN, &known.acao)
+        {
+            return known.variance;
+        }
+    }
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    if let vary::VaryFields::Fields(names) = vary::parse_vary(header_lines(stored, header::VARY)) {
+        for name in names.into_iter().filter(|n| n != "origin") {
+            let value = key::vary_header_value(&name, header_lines(&req.headers, name.as_str()));
+            parts.push((name, value));
+        }
+    }
+    if !shared_across_origins(route, stored) {
+        parts.push((
+            key::ORIGIN_VARIANCE_NAME.to_string(),
+            key::origin_variance_value(facts.origin.as_deref()),
+        ));
+    }
+    let mut builder = VarianceBuilder::new();
+    for (name, value) in &parts {
+        builder.add_owned_name_value(name.clone(), value.clone());
+    }
+    let result = builder.finalize();
+    let owned = |name| {
+        stored
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes().to_vec())
+            .collect()
+    };
+    *memo = Some(VarianceMemo {
+        vary: owned(header::VARY),
+        acao: owned(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        variance: result,
+        parts,
+    });
+    result
+}
+
+/// What an entry about to be stored is cached under, for purges: the request's host and path,
+/// the origin it is a variant of (none when one copy serves every origin), its surrogate keys.
+pub fn purge_tags(
+    route: &Route,
+    facts: &RequestFacts,
+    key: &KeyFacts,
+    response: &HeaderMap,
+) -> EntryTags {
+    let origin = if shared_across_origins(route, response) {
+        None
+    } else {
+        facts
+            .origin
+            .as_deref()
+            .map(|o| purge::normalize_origin(&String::from_utf8_lossy(o)))
+    };
+    EntryTags {
+        host: key::normalize_host(&facts.host),
+        path: key.path.clone(),
+        path_and_query: key.path_and_query.clone(),
+        origin,
+        tags: purge::surrogate_tags(
+            header_lines(response, SURROGATE_KEY),
+            header_lines(response, CACHE_TAG),
+        ),
+    }
+}

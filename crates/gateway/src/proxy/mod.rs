@@ -1,0 +1,328 @@
+//! The Pingora `ProxyHttp` implementation. Every hook is short: it fills or reads the
+//! request's [`RequestRecord`] and calls core or one of the modules below, each of which holds
+//! one job.
+//!
+//! A fresh hit: `request_filter` (admit, facts, key, [`direct_hit`]) → `response_filter`
+//! ([`cors_stamp`], debug) → `logging` ([`observe`]).
+//!
+//! A miss: `request_filter` → `request_cache_filter` ([`cache_policy::enable`]) →
+//! `cache_key_callback` (the recorded key) → Pingora's lookup (`cache_vary_filter`:
+//! [`keys::variance`]) → `proxy_upstream_filter` → `upstream_peer` → `upstream_request_filter`
+//! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`])
+//! → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
+//! `logging`.
+
+mod answers;
+mod cache_policy;
+mod cors_stamp;
+mod debug;
+mod direct_hit;
+mod keys;
+mod observe;
+mod record;
+mod request_checks;
+mod upstream;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use cors_edge_core::cors::RequestKind;
+use cors_edge_core::freshness::HitAction;
+use cors_edge_core::outcome::CacheStatus;
+use cors_edge_store::PurgeTagSlot;
+use http::header::{HeaderName, HeaderValue};
+use pingora::cache::key::HashBinary;
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, RespCacheable};
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+pub use record::RequestRecord;
+
+use crate::runtime::CorsMode;
+use crate::state::SharedState;
+
+pub struct Gateway {
+    pub state: Arc<SharedState>,
+}
+
+const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
+const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
+const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+
+/// The cache status of a request that went through Pingora's cache path, from its phase and
+/// the request's verdict (a stale answer the client accepted with `max-stale` is served as
+/// fresh by Pingora, and reported as STALE).
+fn status_from_phase(session: &Session, record: &RequestRecord) -> CacheStatus {
+    let looked_up = record.looked_up;
+    match session.cache.phase() {
+        CachePhase::Hit
+            if record
+                .hit
+                .is_some_and(|v| v.action == HitAction::ServeStale) =>
+        {
+            CacheStatus::Stale
+        }
+        CachePhase::Hit => CacheStatus::Hit,
+        CachePhase::Stale | CachePhase::StaleUpdating => CacheStatus::Stale,
+        CachePhase::Expired => CacheStatus::Expired,
+        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheStatus::Revalidated,
+        CachePhase::Miss => CacheStatus::Miss,
+        _ if looked_up => CacheStatus::Miss,
+        _ => CacheStatus::Bypass,
+    }
+}
+
+/// The request's cache status: decided once, by the hook that answered or from the cache
+/// phase when the answer goes out.
+fn cache_status(session: &Session, record: &mut RequestRecord) -> CacheStatus {
+    match record.cache_status {
+        Some(status) => status,
+        None => {
+            let status = status_from_phase(session, record);
+            record.cache_status = Some(status);
+            status
+        }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestRecord;
+
+    fn new_ctx(&self) -> RequestRecord {
+        RequestRecord::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        record: &mut RequestRecord,
+    ) -> Result<bool> {
+        let runtime = self.state.runtime();
+        let admitted = request_checks::admit(&runtime, session.req_header());
+        record.runtime = Some(runtime);
+        let route = match admitted {
+            Ok(route) => route,
+            Err(refusal) => {
+                if refusal == request_checks::Refusal::HeaderTooLarge {
+                    // Whatever follows on this connection cannot be trusted to be framed right.
+                    session.set_keepalive(None);
+                }
+                return answers::answer(
+                    session,
+                    record,
+                    refusal.status(),
+                    &[],
+                    refusal.body(),
+                    CacheStatus::Bypass,
+                )
+                .await;
+            }
+        };
+        let facts = request_checks::facts(session, &route, self.state.admin_token.as_deref());
+        let key = keys::request_key(session.req_header(), &route, &facts);
+        let edge_preflight =
+            route.cors_mode == CorsMode::Edge && facts.kind == RequestKind::Preflight;
+        record.request = Some(facts);
+        record.key = Some(key);
+        record.route = Some(route.clone());
+        if edge_preflight {
+            return cors_stamp::answer_edge_preflight(session, record, &route).await;
+        }
+        if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
+            return direct_hit::serve(self, session, record, hit).await;
+        }
+        Ok(false)
+    }
+
+    fn request_cache_filter(
+        &self,
+        session: &mut Session,
+        record: &mut RequestRecord,
+    ) -> Result<()> {
+        cache_policy::enable(&self.state, session, record);
+        Ok(())
+    }
+
+    fn cache_key_callback(
+        &self,
+        _session: &Session,
+        record: &mut RequestRecord,
+    ) -> Result<CacheKey> {
+        let Some(key) = &record.key else {
+            return Error::e_explain(InternalError, "cache key requested without a route");
+        };
+        record.looked_up = true;
+        let mut cache_key = key.key.clone();
+        let slot = PurgeTagSlot::new(record.started_at);
+        cache_key.extensions.insert(slot.clone());
+        record.purge_tags = Some(slot);
+        Ok(cache_key)
+    }
+
+    async fn cache_hit_filter(
+        &self,
+        _session: &mut Session,
+        meta: &CacheMeta,
+        _hit_handler: &mut HitHandler,
+        _is_fresh: bool,
+        record: &mut RequestRecord,
+    ) -> Result<Option<ForcedFreshness>> {
+        Ok(cache_policy::on_hit(record, meta))
+    }
+
+    async fn proxy_upstream_filter(
+        &self,
+        session: &mut Session,
+        record: &mut RequestRecord,
+    ) -> Result<bool> {
+        if record.only_if_cached() {
+            // RFC 9111 §5.2.1.7: nothing usable is stored, so answer 504 instead of fetching.
+            answers::answer(
+                session,
+                record,
+                504,
+                &[],
+                "{\"error\":\"only-if-cached and not in cache\"}\n",
+                CacheStatus::Miss,
+            )
+            .await?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn cache_vary_filter(
+        &self,
+        meta: &CacheMeta,
+        record: &mut RequestRecord,
+        req: &RequestHeader,
+    ) -> Option<HashBinary> {
+        let (Some(route), Some(facts)) = (&record.route, &record.request) else {
+            return None;
+        };
+        keys::variance(&mut record.variance, meta.headers(), route, facts, req)
+    }
+
+    fn response_cache_filter(
+        &self,
+        session: &Session,
+        resp: &ResponseHeader,
+        record: &mut RequestRecord,
+    ) -> Result<RespCacheable> {
+        Ok(cache_policy::store_decision(
+            &self.state,
+            session,
+            resp,
+            record,
+        ))
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        record: &mut RequestRecord,
+    ) -> Result<Box<HttpPeer>> {
+        let Some(route) = &record.route else {
+            return Error::e_explain(InternalError, "upstream requested without a route");
+        };
+        upstream::peer(route)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        record: &mut RequestRecord,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        upstream::retry_after_connect_failure(record, e)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        record: &mut RequestRecord,
+    ) -> Result<()> {
+        upstream::prepare_request(session, upstream_request, record)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        record: &mut RequestRecord,
+    ) -> Result<()> {
+        let Some(route) = record.route.clone() else {
+            return Ok(());
+        };
+        // CORS first: a 304 kept for merging must not bring the upstream's CORS headers into
+        // an entry shared by every origin.
+        cors_stamp::on_upstream_response(record, &route, upstream_response)?;
+        upstream::on_response_header(&self.state, session, record, &route, upstream_response);
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        session: &mut Session,
+        resp: &mut ResponseHeader,
+        record: &mut RequestRecord,
+    ) -> Result<()> {
+        let status = cache_status(session, record);
+        if let Err(e) = resp.insert_header(X_CACHE, HeaderValue::from_static(status.as_str())) {
+            tracing::warn!("cannot set x-cache: {e}");
+        }
+        // Surrogate keys are for the cache, not for browsers.
+        resp.remove_header(&SURROGATE_KEY);
+        resp.remove_header(&CACHE_TAG);
+        let Some(route) = record.route.clone() else {
+            return Ok(());
+        };
+        cors_stamp::stamp(resp, record, &route);
+        if record.request.as_ref().is_some_and(|r| r.debug) {
+            let value = debug::describe(record);
+            if let Err(e) = resp.insert_header(request_checks::DEBUG_HEADER, value) {
+                tracing::warn!("cannot set the debug header: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    fn should_serve_stale(
+        &self,
+        _session: &mut Session,
+        record: &mut RequestRecord,
+        error: Option<&Error>,
+    ) -> bool {
+        if record.no_stale() {
+            return false;
+        }
+        match error {
+            // Called only inside the response's stale-while-revalidate window.
+            None => true,
+            // stale-if-error: upstream unreachable or answering 5xx.
+            Some(e) => {
+                matches!(e.etype(), HTTPStatus(code) if *code >= 500)
+                    || e.esource() == &ErrorSource::Upstream
+            }
+        }
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        record: &mut RequestRecord,
+    ) -> FailToProxy {
+        answers::fail_to_proxy(session, e, record).await
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, record: &mut RequestRecord) {
+        let status = cache_status(session, record);
+        observe::request_done(&self.state, record, status);
+        observe::log_access(&self.state, session, record, status);
+    }
+}

@@ -1,0 +1,182 @@
+//! The request's record: every decision the gateway makes about a request, made once by the
+//! hook that can make it and read by every hook after (and by the access log, the debug
+//! header and the metrics). Pingora's per-request context.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use cors_edge_core::cors::{RequestKind, UnsafeReason, UpstreamCors};
+use cors_edge_core::freshness::{CacheControl, HitAction, NotStorable, RequestFreshness};
+use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
+use cors_edge_store::PurgeTagSlot;
+use http::HeaderMap;
+use pingora::cache::key::HashBinary;
+use pingora::cache::CacheKey;
+
+use crate::runtime::{CorsMode, Route, Runtime};
+
+/// What the gateway knows about a routed request, computed once in `request_filter`.
+pub struct RequestFacts {
+    /// The CORS class (no origin, CORS, preflight, plain OPTIONS).
+    pub kind: RequestKind,
+    pub traffic: TrafficKind,
+    /// `Origin`; several field lines are joined, which makes an invalid origin: such a request
+    /// gets no CORS grant and a variant of its own.
+    pub origin: Option<Vec<u8>>,
+    /// `Origin` came in several field lines (or as a list): not an origin at all, so the
+    /// answer carries no CORS grant whatever the upstream said.
+    pub several_origins: bool,
+    /// The host as sent (`Host`, or the URI's authority).
+    pub host: String,
+    /// Arrived over TLS: http and https answers are cached apart.
+    pub tls: bool,
+    /// The request's `Cache-Control`, parsed, when it sent one.
+    pub cache_control: Option<CacheControl>,
+    pub pragma_no_cache: bool,
+    /// The cache stores and serves answers to it (route cache on, GET/HEAD, or a preflight
+    /// in upstream mode).
+    pub cacheable: bool,
+    /// The answer carries the debug header (admin token sent, or the route's `debug`).
+    pub debug: bool,
+}
+
+impl RequestFacts {
+    /// `only-if-cached` (RFC 9111 §5.2.1.7).
+    pub fn only_if_cached(&self) -> bool {
+        self.cache_control
+            .as_ref()
+            .is_some_and(|cc| cc.only_if_cached)
+    }
+}
+
+/// The primary cache key and the parts it was made of, built once per request: lookups,
+/// stores, the direct-hit path and invalidation after an unsafe method all use it.
+pub struct KeyFacts {
+    pub key: CacheKey,
+    pub path: String,
+    pub path_and_query: String,
+    /// Preflights: the requested method and the normalized requested headers.
+    pub preflight: Option<(String, String)>,
+}
+
+/// The variance last computed, with the stored fields it came from: Pingora asks for the
+/// variance of the same stored response more than once per request.
+pub struct VarianceMemo {
+    pub vary: Vec<Vec<u8>>,
+    pub acao: Vec<Vec<u8>>,
+    pub variance: Option<HashBinary>,
+    /// The request fields and values it was made of, for the debug header.
+    pub parts: Vec<(String, Vec<u8>)>,
+}
+
+/// What the storage rules said about the response, for the debug header and the log.
+#[derive(Debug, Clone)]
+pub enum StorageVerdict {
+    Stored { fresh_for: Duration },
+    NotStored(&'static str),
+}
+
+impl StorageVerdict {
+    pub fn not_storable(reason: NotStorable) -> Self {
+        StorageVerdict::NotStored(reason.as_str())
+    }
+}
+
+pub struct RequestRecord {
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub runtime: Option<Arc<Runtime>>,
+    pub route: Option<Arc<Route>>,
+    pub request: Option<RequestFacts>,
+    pub key: Option<KeyFacts>,
+    /// Upstream mode: the CORS facts of the upstream's response (set on the way back).
+    pub response_cors: Option<UpstreamCors>,
+    /// The request's verdict on the stored response it found.
+    pub hit: Option<RequestFreshness>,
+    pub storage: Option<StorageVerdict>,
+    pub variance: Option<VarianceMemo>,
+    /// Decided once: by the hook that answered, or from Pingora's cache phase when the
+    /// response header is sent.
+    pub cache_status: Option<CacheStatus>,
+    pub cors_outcome: Option<CorsOutcome>,
+    /// The cache was consulted (so an unstored response is a MISS, not a BYPASS).
+    pub looked_up: bool,
+    pub upstream_sent: Option<Instant>,
+    pub upstream_duration: Option<Duration>,
+    pub connect_failures: usize,
+    /// Headers of an upstream 304, merged into the stored response (RFC 9111 §4.3.4).
+    pub not_modified: Option<HeaderMap>,
+    pub purge_tags: Option<PurgeTagSlot>,
+}
+
+impl RequestRecord {
+    pub fn new() -> Self {
+        RequestRecord {
+            started: Instant::now(),
+            started_at: SystemTime::now(),
+            runtime: None,
+            route: None,
+            request: None,
+            key: None,
+            response_cors: None,
+            hit: None,
+            storage: None,
+            variance: None,
+            cache_status: None,
+            cors_outcome: None,
+            looked_up: false,
+            upstream_sent: None,
+            upstream_duration: None,
+            connect_failures: 0,
+            not_modified: None,
+            purge_tags: None,
+        }
+    }
+
+    pub fn origin(&self) -> Option<&[u8]> {
+        self.request.as_ref().and_then(|r| r.origin.as_deref())
+    }
+
+    pub fn kind(&self) -> RequestKind {
+        self.request
+            .as_ref()
+            .map_or(RequestKind::NoOrigin, |r| r.kind)
+    }
+
+    pub fn traffic(&self) -> TrafficKind {
+        self.request
+            .as_ref()
+            .map_or(TrafficKind::Other, |r| r.traffic)
+    }
+
+    pub fn cors_mode(&self) -> Option<CorsMode> {
+        self.route.as_ref().map(|r| r.cors_mode)
+    }
+
+    /// The request forbids serving a stale copy: it asked for validation or for a fresher
+    /// answer than the stored one (request `no-cache`, `max-age`, `min-fresh`).
+    pub fn no_stale(&self) -> bool {
+        self.hit.is_some_and(|v| v.action == HitAction::Revalidate)
+    }
+
+    /// `only-if-cached`, from the request or from the hit verdict.
+    pub fn only_if_cached(&self) -> bool {
+        self.hit.is_some_and(|v| v.only_if_cached)
+            || self
+                .request
+                .as_ref()
+                .is_some_and(RequestFacts::only_if_cached)
+    }
+
+    pub fn unsafe_reasons(&self) -> &[UnsafeReason] {
+        self.response_cors
+            .as_ref()
+            .map_or(&[], |facts| facts.unsafe_reasons.as_slice())
+    }
+}
+
+impl Default for RequestRecord {
+    fn default() -> Self {
+        Self::new()
+    }
+}

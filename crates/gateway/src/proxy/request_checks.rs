@@ -1,0 +1,149 @@
+//! What is decided about a request before anything else: whether it is admitted (header size,
+//! route) and, once routed, its facts (CORS class, origin, cacheability, debug).
+
+use std::sync::Arc;
+
+use cors_edge_core::cors::{self, RequestKind};
+use cors_edge_core::freshness::{self, CacheControl};
+use cors_edge_core::outcome::TrafficKind;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use pingora::http::RequestHeader;
+use pingora::proxy::Session;
+
+use super::record::RequestFacts;
+use crate::runtime::{CorsMode, Route, Runtime};
+
+/// Request line and header fields together, like the 32 KiB of nginx's default
+/// `large_client_header_buffers` and of the big CDNs; Pingora's own limit is far higher, so a
+/// 100 KB header would otherwise be forwarded to (and stored in cache keys for) the upstream.
+const MAX_REQUEST_HEADER_BYTES: usize = 32 * 1024;
+
+/// The request header that asks for the debug answer header; its value must be the admin token.
+pub const DEBUG_HEADER: HeaderName = HeaderName::from_static("x-cors-edge-debug");
+
+/// Why a request is answered by the gateway before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    HeaderTooLarge,
+    NoRoute,
+}
+
+impl Refusal {
+    pub fn status(self) -> u16 {
+        match self {
+            Refusal::HeaderTooLarge => 431,
+            Refusal::NoRoute => 404,
+        }
+    }
+
+    pub fn body(self) -> &'static str {
+        match self {
+            Refusal::HeaderTooLarge => "{\"error\":\"request header fields too large\"}\n",
+            Refusal::NoRoute => "{\"error\":\"no route matches this host and path\"}\n",
+        }
+    }
+}
+
+fn request_header_bytes(req: &RequestHeader) -> usize {
+    let line =
+        req.method.as_str().len() + req.uri.path_and_query().map_or(1, |pq| pq.as_str().len()) + 12;
+    req.headers.iter().fold(line, |total, (name, value)| {
+        total + name.as_str().len() + value.len() + 4
+    })
+}
+
+pub fn request_host(req: &RequestHeader) -> &str {
+    req.headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| req.uri.host())
+        .unwrap_or("")
+}
+
+/// Every field line of `name`, as bytes. Takes a `HeaderName` constant on hot paths: a `&str`
+/// name is parsed on every call.
+pub fn header_lines(headers: &HeaderMap, name: impl header::AsHeaderName) -> Vec<&[u8]> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect()
+}
+
+/// The route for the request, or why it gets none.
+pub fn admit(runtime: &Runtime, req: &RequestHeader) -> Result<Arc<Route>, Refusal> {
+    if request_header_bytes(req) > MAX_REQUEST_HEADER_BYTES {
+        return Err(Refusal::HeaderTooLarge);
+    }
+    runtime
+        .route_for(request_host(req), req.uri.path())
+        .cloned()
+        .ok_or(Refusal::NoRoute)
+}
+
+/// Whether the request arrived over TLS.
+pub fn is_tls(session: &Session) -> bool {
+    session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// The request's `Origin`; several field lines are joined.
+fn request_origin(headers: &HeaderMap) -> Option<Vec<u8>> {
+    let lines = header_lines(headers, header::ORIGIN);
+    match lines.as_slice() {
+        [] => None,
+        [one] => Some(one.to_vec()),
+        several => Some(several.join(&b", "[..])),
+    }
+}
+
+/// Requests whose answers the cache stores and serves.
+fn cacheable(req: &RequestHeader, kind: RequestKind, route: &Route) -> bool {
+    route.cache_enabled
+        && (req.method == http::Method::GET
+            || req.method == http::Method::HEAD
+            || (kind == RequestKind::Preflight && route.cors_mode == CorsMode::Upstream))
+}
+
+/// Whether the request may see the debug header: the route says so, or it sent the admin
+/// token (compared in constant time; without a configured token only the route flag counts).
+fn wants_debug(req: &RequestHeader, route: &Route, admin_token: Option<&str>) -> bool {
+    if route.debug {
+        return true;
+    }
+    let (Some(sent), Some(token)) = (req.headers.get(DEBUG_HEADER), admin_token) else {
+        return false;
+    };
+    crate::admin::constant_time_eq(sent.as_bytes().trim_ascii(), token.as_bytes())
+}
+
+/// The facts of a routed request.
+pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> RequestFacts {
+    let req = session.req_header();
+    let origin = request_origin(&req.headers);
+    // Joined lines read like one line holding a list: both are several origins.
+    let several_origins = origin.as_deref().is_some_and(|o| o.contains(&b','));
+    let acrm = req
+        .headers
+        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
+        .map(HeaderValue::as_bytes);
+    let kind = cors::classify(req.method.as_str(), origin.as_deref(), acrm);
+    // Most requests send neither: skip the parsing.
+    let cache_control = req
+        .headers
+        .contains_key(header::CACHE_CONTROL)
+        .then(|| CacheControl::parse(header_lines(&req.headers, header::CACHE_CONTROL)));
+    let pragma_no_cache = req.headers.contains_key(header::PRAGMA)
+        && freshness::pragma_has_no_cache(header_lines(&req.headers, header::PRAGMA));
+    RequestFacts {
+        kind,
+        traffic: TrafficKind::of(kind, req.method.as_str()),
+        host: request_host(req).to_string(),
+        tls: is_tls(session),
+        cache_control,
+        pragma_no_cache,
+        cacheable: cacheable(req, kind, route),
+        debug: wants_debug(req, route, admin_token),
+        origin,
+        several_origins,
+    }
+}

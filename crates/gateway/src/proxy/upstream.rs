@@ -1,0 +1,123 @@
+//! The way to the upstream and back: the peer, retries over a pool, the forwarded request's
+//! headers, and what the upstream's response header changes (invalidation after an unsafe
+//! method, the 304 to merge).
+
+use std::time::Instant;
+
+use pingora::cache::key::CacheHashKey;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+use super::keys;
+use super::record::RequestRecord;
+use super::request_checks::DEBUG_HEADER;
+use crate::runtime::{CorsMode, Route};
+use crate::state::SharedState;
+
+/// Request fields that only describe CORS to the gateway: in edge mode the upstream must
+/// produce one body for every origin.
+const CORS_REQUEST_FIELDS: [http::HeaderName; 3] = [
+    http::header::ORIGIN,
+    http::header::ACCESS_CONTROL_REQUEST_METHOD,
+    http::header::ACCESS_CONTROL_REQUEST_HEADERS,
+];
+
+pub fn peer(route: &Route) -> Result<Box<HttpPeer>> {
+    let upstream = &route.upstream;
+    let Some(backend) = upstream.pool.select(b"", 256) else {
+        return Error::e_explain(
+            HTTPStatus(502),
+            format!("upstream {}: no healthy server", upstream.name),
+        );
+    };
+    let mut peer = HttpPeer::new(backend.addr.to_string(), false, String::new());
+    peer.options.connection_timeout = Some(upstream.connect_timeout);
+    peer.options.read_timeout = Some(upstream.read_timeout);
+    Ok(Box::new(peer))
+}
+
+/// Round robin gives the next attempt another server; stop after trying each once.
+pub fn retry_after_connect_failure(record: &mut RequestRecord, mut e: Box<Error>) -> Box<Error> {
+    record.connect_failures += 1;
+    let servers = record
+        .route
+        .as_ref()
+        .map_or(1, |r| r.upstream.pool.backends().get_backend().len());
+    if record.connect_failures < servers {
+        e.set_retry(true);
+    }
+    e
+}
+
+/// The request as the upstream gets it.
+pub fn prepare_request(
+    session: &Session,
+    upstream_request: &mut RequestHeader,
+    record: &mut RequestRecord,
+) -> Result<()> {
+    if let Some(addr) = session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string())
+    {
+        let forwarded = match upstream_request
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+        {
+            Some(previous) => format!("{previous}, {addr}"),
+            None => addr,
+        };
+        upstream_request.insert_header("x-forwarded-for", forwarded)?;
+    }
+    let tls = record.request.as_ref().is_some_and(|r| r.tls);
+    upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
+    // The debug token is for the gateway only.
+    upstream_request.remove_header(&DEBUG_HEADER);
+    if record.cors_mode() == Some(CorsMode::Edge) {
+        for name in &CORS_REQUEST_FIELDS {
+            upstream_request.remove_header(name);
+        }
+    }
+    record.upstream_sent = Some(Instant::now());
+    Ok(())
+}
+
+fn is_unsafe_method(method: &http::Method) -> bool {
+    !matches!(
+        *method,
+        http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE
+    )
+}
+
+/// What the upstream's response header changes for the cache: a successful unsafe request
+/// invalidates the stored responses for its URL and those of `Location`/`Content-Location`
+/// (RFC 9111 §4.4); a 304 is kept to be merged into the stored response.
+pub fn on_response_header(
+    state: &SharedState,
+    session: &Session,
+    record: &mut RequestRecord,
+    route: &Route,
+    upstream_response: &ResponseHeader,
+) {
+    if let Some(sent) = record.upstream_sent {
+        let elapsed = sent.elapsed();
+        record.upstream_duration = Some(elapsed);
+        route
+            .metrics
+            .upstream_duration
+            .observe(elapsed.as_secs_f64());
+    }
+    let req = session.req_header();
+    if is_unsafe_method(&req.method) && upstream_response.status.as_u16() < 400 {
+        if let (Some(facts), Some(key)) = (&record.request, &record.key) {
+            for key in keys::invalidated_keys(route, facts, &key.key, &upstream_response.headers) {
+                state.store.invalidate_primary(key.primary_bin());
+            }
+        }
+    }
+    if upstream_response.status == http::StatusCode::NOT_MODIFIED {
+        record.not_modified = Some(upstream_response.headers.clone());
+    }
+}
