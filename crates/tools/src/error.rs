@@ -32,6 +32,17 @@ pub enum ToolError {
         source: std::io::Error,
     },
 
+    #[error("cannot write {path}: {source}")]
+    WriteFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// `--cacert` names a file that holds no usable certificate.
+    #[error("--cacert {path}: {reason}")]
+    Certificates { path: PathBuf, reason: String },
+
     #[error("cannot resolve {host}: {reason}")]
     Resolve { host: String, reason: String },
 
@@ -49,4 +60,11 @@ impl ToolError {
             _ => exit_code::FAILED,
         }
     }
+}
+
+/// Writes a finished report (stdout, or a test's buffer).
+pub(crate) fn write_report(out: &mut impl std::io::Write, text: &str) -> Result<(), ToolError> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| ToolError::Internal(format!("writing the report: {err}")))
 }

@@ -1,8 +1,8 @@
 //! The client-side tools of cors-edge: `probe` and `loadtest`.
 //!
-//! Both work against any plain-`http://` URL — a cors-edge gateway, another CDN's
-//! loopback test instance, or the API itself — because their job is to show what a
-//! browser-facing cache actually does with CORS, not what its config claims.
+//! Both work against any `http://` or `https://` URL, over HTTP/1.1 or HTTP/2 — a
+//! cors-edge gateway, a production CDN, or the API itself — because their job is to show
+//! what a browser-facing cache actually does with CORS, not what its config claims.
 //!
 //! The `cors-edge` binary embeds them as subcommands:
 //!
@@ -28,13 +28,15 @@
 //! process exit code; `execute` returns the structured report without printing it.
 
 pub mod exit_code;
+pub mod leak;
 pub mod loadtest;
+pub mod net;
 pub mod probe;
 
-mod client;
 mod cors;
 mod error;
 mod parse;
+mod request;
 mod target;
 
 pub use error::ToolError;

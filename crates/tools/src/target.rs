@@ -1,16 +1,33 @@
-//! The URL both tools aim at: where to connect, what `Host` to send, which path.
-
-use std::net::SocketAddr;
+//! The URL both tools aim at: scheme, where to connect, what `Host` to send, which path.
 
 use http::{HeaderValue, Uri};
 
 use crate::ToolError;
 
-/// A parsed plain-`http://` URL.
+/// `http://` or `https://`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// A parsed `http://` or `https://` URL.
 #[derive(Debug, Clone)]
 pub(crate) struct TargetUrl {
-    /// `host:port` to resolve and connect to.
-    pub host_port: String,
+    pub scheme: Scheme,
+    /// The host as written in the URL (IPv6 in brackets), lower-cased.
+    pub host: String,
+    /// The port, explicit or the scheme's default.
+    pub port: u16,
     /// The `Host` header: the authority as written, which is what a browser sends.
     pub host_header: HeaderValue,
     /// The path without query, never empty (`/` at least).
@@ -25,19 +42,15 @@ impl TargetUrl {
         let uri: Uri = url
             .parse()
             .map_err(|err| ToolError::Usage(format!("`{url}` is not a URL: {err}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ToolError::Usage(format!(
-                    "`{url}`: https is not supported; point the tool at the plain http listener"
-                )))
-            }
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
             _ => {
                 return Err(ToolError::Usage(format!(
-                    "`{url}` must be an absolute http:// URL"
+                    "`{url}` must be an absolute http:// or https:// URL"
                 )))
             }
-        }
+        };
         let authority = uri
             .authority()
             .ok_or_else(|| ToolError::Usage(format!("`{url}` has no host")))?;
@@ -46,7 +59,10 @@ impl TargetUrl {
                 "`{url}`: credentials in the URL are not supported"
             )));
         }
-        let port = authority.port_u16().unwrap_or(80);
+        let port = authority.port_u16().unwrap_or(match scheme {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        });
         let host_header = HeaderValue::from_str(authority.as_str())
             .map_err(|_| ToolError::Usage(format!("`{url}` has an invalid host")))?;
         let path = match uri.path() {
@@ -54,11 +70,18 @@ impl TargetUrl {
             path => path.to_string(),
         };
         Ok(TargetUrl {
-            host_port: format!("{}:{port}", authority.host()),
+            scheme,
+            host: authority.host().to_ascii_lowercase(),
+            port,
             host_header,
             path,
             query: uri.query().map(str::to_string),
         })
+    }
+
+    /// The host without IPv6 brackets: what DNS, `--resolve` and SNI use.
+    pub fn bare_host(&self) -> &str {
+        self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
     /// Joins `suffix` onto the URL's path (one `/` between them) and keeps the URL's
@@ -83,20 +106,6 @@ impl TargetUrl {
             None => self.path.clone(),
         }
     }
-
-    /// Resolves the host once, up front, so connections never wait on DNS.
-    pub async fn resolve(&self) -> Result<SocketAddr, ToolError> {
-        let mut addrs = tokio::net::lookup_host(&self.host_port)
-            .await
-            .map_err(|err| ToolError::Resolve {
-                host: self.host_port.clone(),
-                reason: err.to_string(),
-            })?;
-        addrs.next().ok_or_else(|| ToolError::Resolve {
-            host: self.host_port.clone(),
-            reason: "no addresses".to_string(),
-        })
-    }
 }
 
 #[cfg(test)]
@@ -104,26 +113,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_plain_http_urls() {
+    fn parses_http_and_https_urls() {
         let target = TargetUrl::parse("http://127.0.0.1:8080/api?x=1").expect("valid");
-        assert_eq!(target.host_port, "127.0.0.1:8080");
+        assert_eq!(target.scheme, Scheme::Http);
+        assert_eq!((target.host.as_str(), target.port), ("127.0.0.1", 8080));
         assert_eq!(target.host_header, "127.0.0.1:8080");
         assert_eq!(target.path, "/api");
         assert_eq!(target.query.as_deref(), Some("x=1"));
         assert_eq!(target.path_and_query(), "/api?x=1");
 
         let bare = TargetUrl::parse("http://localhost").expect("valid");
-        assert_eq!(bare.host_port, "localhost:80");
+        assert_eq!(bare.port, 80);
         assert_eq!(bare.path, "/");
 
-        let v6 = TargetUrl::parse("http://[::1]:9000/").expect("valid");
-        assert_eq!(v6.host_port, "[::1]:9000");
+        let secure = TargetUrl::parse("https://API.example.com/data").expect("valid");
+        assert_eq!(secure.scheme, Scheme::Https);
+        assert_eq!(
+            (secure.host.as_str(), secure.port),
+            ("api.example.com", 443)
+        );
+        assert_eq!(secure.host_header, "API.example.com");
+
+        let v6 = TargetUrl::parse("https://[::1]:9000/").expect("valid");
+        assert_eq!(v6.host, "[::1]");
+        assert_eq!(v6.bare_host(), "::1");
     }
 
     #[test]
     fn rejects_what_it_cannot_reach() {
         for url in [
-            "https://example.com/",
+            "ftp://example.com/",
             "example.com/x",
             "/just/a/path",
             "http://u:p@h/",

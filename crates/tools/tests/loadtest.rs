@@ -70,8 +70,41 @@ async fn a_good_setup_has_no_leaks_and_sends_exactly_the_requested_count() {
         seen_paths.iter().all(|path| path.starts_with("/api/p/")),
         "{seen_paths:?}"
     );
-    assert_eq!(report.settings.paths, 5);
-    assert_eq!(report.settings.origins, 4);
+    // Requests went to all 5 generated paths, from all 4 generated origins, as seen by
+    // the API itself (not as echoed back from the arguments).
+    assert_eq!(seen_paths.len(), 5, "{seen_paths:?}");
+    let origins: Vec<String> = (1..=4)
+        .map(|i| format!("https://o{i}.loadtest.example"))
+        .collect();
+    assert_eq!(
+        cache.counts.origins().into_iter().collect::<Vec<_>>(),
+        origins
+    );
+    // The time series accounts for every request, and so does the histogram.
+    assert_eq!(
+        report
+            .timeline
+            .iter()
+            .map(|point| point.requests)
+            .sum::<u64>(),
+        3000
+    );
+    assert_eq!(
+        report
+            .latency_histogram
+            .iter()
+            .map(|bucket| bucket.count)
+            .sum::<u64>(),
+        3000
+    );
+    assert_eq!(
+        report.timeline.iter().map(|point| point.hits).sum::<u64>(),
+        report.cache.hits
+    );
+    // Plain http: HTTP/1.1 without TLS, one connection per worker.
+    assert_eq!(report.connections.len(), 1, "{:?}", report.connections);
+    assert_eq!(report.connections[0].tls_version, None);
+    assert_eq!(report.connects, 8);
 
     let latency = report.latency_us.as_ref().expect("latency");
     assert!(latency.p50 <= latency.p90 && latency.p90 <= latency.p99);
@@ -203,7 +236,21 @@ async fn preflight_share_one_sends_only_preflights() {
 async fn json_output_parses_and_round_trips() {
     let api = start_api(ApiBehaviour::default()).await;
     let args = loadtest_args(&[&api.url("/"), "--requests", "50", "--json"]);
-    assert!(args.json);
+    // What --json prints is the report as JSON and nothing else.
+    let mut printed = Vec::new();
+    let code = loadtest::run_to(args.clone(), &mut printed)
+        .await
+        .expect("runs");
+    assert_eq!(code, exit_code::OK);
+    let printed: serde_json::Value = serde_json::from_slice(&printed).expect("stdout is JSON");
+    assert_eq!(printed["requests"], 50);
+    let mut text = Vec::new();
+    let mut plain = args.clone();
+    plain.json = false;
+    loadtest::run_to(plain, &mut text).await.expect("runs");
+    assert!(serde_json::from_slice::<serde_json::Value>(&text).is_err());
+    assert!(String::from_utf8_lossy(&text).starts_with("cors-edge loadtest"));
+
     let report = loadtest::execute(&args).await.expect("runs");
     let json = report.to_json();
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
@@ -217,8 +264,6 @@ async fn json_output_parses_and_round_trips() {
     assert_eq!(serde_json::to_value(&parsed).expect("serializes"), value);
     assert_eq!(parsed.requests, report.requests);
     assert_eq!(parsed.leaks, report.leaks);
-
-    assert_eq!(loadtest::run(args).await.expect("runs"), exit_code::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,10 +291,23 @@ async fn a_duration_bound_stops_the_run() {
     let api = start_api(ApiBehaviour::default()).await;
     let args = loadtest_args(&[&api.url("/"), "--duration", "300ms", "--concurrency", "2"]);
     let report = loadtest::execute(&args).await.expect("runs");
-    assert_eq!(report.settings.duration_limit_seconds, Some(0.3));
-    assert_eq!(report.settings.request_limit, None);
+    // The run ended by itself, not before its deadline, and every request it counted
+    // reached the server.
+    assert!(report.elapsed_seconds >= 0.3, "{}", report.elapsed_seconds);
     assert!(report.requests > 0);
     assert_eq!(report.requests, api.counts.total());
+    // 300ms in 50ms points: the series covers the whole run and every request in it.
+    let last = report.timeline.last().expect("points");
+    assert!((last.end_seconds - report.elapsed_seconds).abs() < 1e-9);
+    assert!(report.timeline.len() >= (report.elapsed_seconds / 0.05).floor() as usize);
+    assert_eq!(
+        report
+            .timeline
+            .iter()
+            .map(|point| point.requests)
+            .sum::<u64>(),
+        report.requests
+    );
 
     // Open loop with a duration: the schedule ends at the deadline.
     let args = loadtest_args(&[&api.url("/"), "--duration", "200ms", "--rate", "500"]);
@@ -276,7 +334,8 @@ async fn servers_that_close_connections_cost_reconnects_not_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_counts_errors_and_fails() {
-    let addr = closed_port().await;
+    let closed = closed_port();
+    let addr = closed.addr;
     let args = loadtest_args(&[
         &format!("http://{addr}/"),
         "--requests",
@@ -391,6 +450,11 @@ async fn bad_arguments_are_usage_errors() {
             "--duration",
             "10 parsecs",
         ],
+        // Durations take the config's units; a bare number is refused there too.
+        vec!["loadtest", "http://127.0.0.1:1/", "--duration", "10"],
+        vec!["loadtest", "http://127.0.0.1:1/", "--resolve", "h:80"],
+        vec!["loadtest", "http://127.0.0.1:1/", "--http1.1", "--http2"],
+        vec!["loadtest", "http://127.0.0.1:1/", "--connect-to", "a:b:c"],
         vec!["loadtest", "http://127.0.0.1:1/", "--rate", "0"],
         vec!["loadtest", "http://127.0.0.1:1/", "--header", "no colon"],
         vec![
@@ -417,7 +481,7 @@ async fn bad_arguments_are_usage_errors() {
 
     // Caught before anything is sent: a usage error (exit 2) with a clear sentence.
     for (argv, expected) in [
-        (vec!["http://127.0.0.1:1/", "--duration", "0"], "unbounded"),
+        (vec!["http://127.0.0.1:1/", "--duration", "0s"], "unbounded"),
         (vec!["http://127.0.0.1:1/", "--requests", "0"], "--requests"),
         (
             vec!["http://127.0.0.1:1/", "--concurrency", "0"],
@@ -435,7 +499,7 @@ async fn bad_arguments_are_usage_errors() {
             ],
             "more than 1.0",
         ),
-        (vec!["https://127.0.0.1:1/"], "https"),
+        (vec!["ftp://127.0.0.1:1/"], "http:// or https://"),
         (
             vec![
                 "http://127.0.0.1:1/",

@@ -265,7 +265,14 @@ async fn json_output_parses_and_round_trips() {
     let api = start_api(ApiBehaviour::default()).await;
     let cache = start_cache(api.addr, CacheBehaviour::IgnoresVary).await;
     let args = probe_args(&[&cache.url("/x"), "--origin", A, "--origin", B, "--json"]);
-    assert!(args.json);
+    // --json prints the report as JSON, and nothing else.
+    let mut printed = Vec::new();
+    let code = probe::run_to(args.clone(), &mut printed)
+        .await
+        .expect("runs");
+    assert_eq!(code, exit_code::FAILED);
+    let printed: serde_json::Value = serde_json::from_slice(&printed).expect("stdout is JSON");
+    assert_eq!(printed["overall"], "FAIL");
     let report = probe::execute(&args).await.expect("probe runs");
     let json = report.to_json();
     let value: serde_json::Value = serde_json::from_str(&json).expect("valid JSON");
@@ -292,7 +299,8 @@ async fn run_returns_the_exit_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_target_fails_the_request_check() {
-    let addr = closed_port().await;
+    let closed = closed_port();
+    let addr = closed.addr;
     let args = probe_args(&[&format!("http://{addr}/"), "--origin", A]);
     let report = probe::execute(&args).await.expect("a report, not an error");
     assert_eq!(
@@ -312,7 +320,7 @@ async fn bad_arguments_are_usage_errors() {
     assert_eq!(err.exit_code(), exit_code::USAGE);
 
     for argv in [
-        ["https://127.0.0.1:1/", "--origin", A],
+        ["ftp://127.0.0.1:1/", "--origin", A],
         ["http://127.0.0.1:1/", "--origin", "a.example"],
         ["not a url", "--origin", A],
     ] {

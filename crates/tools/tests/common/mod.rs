@@ -4,19 +4,18 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{
     ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
-    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, AGE, CACHE_CONTROL, CONNECTION,
+    ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, CACHE_CONTROL, CONNECTION,
     CONTENT_TYPE, ETAG, HOST, ORIGIN, VARY,
 };
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -26,6 +25,13 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
+
+mod edge;
+pub mod tls;
+
+// Each test binary uses a different part.
+#[allow(unused_imports)]
+pub use edge::{start_broken_proxy, start_cache, CacheBehaviour, Edit};
 
 pub type Reply = Response<Full<Bytes>>;
 
@@ -37,6 +43,10 @@ pub struct Counts {
     pub other: AtomicU64,
     pub hosts: Mutex<BTreeSet<String>>,
     pub paths: Mutex<BTreeSet<String>>,
+    /// The `Origin` values received (none recorded for requests without one).
+    pub origins: Mutex<BTreeSet<String>>,
+    /// HTTP versions received, as `HTTP/1.1` or `HTTP/2.0`.
+    pub versions: Mutex<BTreeSet<String>>,
 }
 
 impl Counts {
@@ -47,13 +57,34 @@ impl Counts {
             _ => &self.other,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        if let Some(host) = request.headers().get(HOST).and_then(|h| h.to_str().ok()) {
-            self.hosts.lock().expect("lock").insert(host.to_string());
+        // HTTP/2 carries the host as the :authority, not a Host header.
+        let host = request
+            .headers()
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| request.uri().authority().map(|a| a.to_string()));
+        if let Some(host) = host {
+            self.hosts.lock().expect("lock").insert(host);
         }
         self.paths
             .lock()
             .expect("lock")
             .insert(request.uri().path().to_string());
+        if let Some(origin) = request.headers().get(ORIGIN).and_then(|h| h.to_str().ok()) {
+            self.origins
+                .lock()
+                .expect("lock")
+                .insert(origin.to_string());
+        }
+        self.versions
+            .lock()
+            .expect("lock")
+            .insert(format!("{:?}", request.version()));
+    }
+
+    pub fn origins(&self) -> BTreeSet<String> {
+        self.origins.lock().expect("lock").clone()
     }
 
     pub fn total(&self) -> u64 {
@@ -95,6 +126,24 @@ where
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Reply> + Send + 'static,
 {
+    serve_on(handler, None).await
+}
+
+/// How a test server speaks when not plain HTTP/1.1.
+#[derive(Clone)]
+pub enum Transport {
+    /// TLS, then HTTP/2 or HTTP/1.1 by ALPN.
+    Tls(tokio_rustls::TlsAcceptor),
+    /// HTTP/2 in the clear from the first byte (prior knowledge).
+    H2c,
+}
+
+/// Serves `handler` on a port of its own: HTTP/1.1, or as `tls` says.
+pub(crate) async fn serve_on<H, F>(handler: H, tls: Option<Transport>) -> TestServer
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Reply> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let counts = Arc::new(Counts::default());
@@ -106,15 +155,44 @@ where
             };
             let handler = handler.clone();
             let counts = Arc::clone(&counted);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |request: Request<Incoming>| {
                     counts.record(&request);
                     let reply = handler(request);
                     async move { Ok::<_, Infallible>(reply.await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
+                let acceptor = match tls {
+                    Some(Transport::Tls(acceptor)) => acceptor,
+                    Some(Transport::H2c) => {
+                        let _ = hyper::server::conn::http2::Builder::new(
+                            hyper_util::rt::TokioExecutor::new(),
+                        )
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                        return;
+                    }
+                    None => {
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                        return;
+                    }
+                };
+                let Ok(stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
+                } else {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                }
             });
         }
     });
@@ -157,6 +235,24 @@ pub fn is_allowed(origin: &str) -> bool {
 /// Starts the CORS API.
 pub async fn start_api(behaviour: ApiBehaviour) -> TestServer {
     serve(move |request| async move { api_response(&request, behaviour) }).await
+}
+
+/// Starts the CORS API over TLS with `cert` (HTTP/2 and HTTP/1.1 by ALPN).
+pub async fn start_tls_api(behaviour: ApiBehaviour, cert: &tls::TestCert) -> TestServer {
+    serve_on(
+        move |request| async move { api_response(&request, behaviour) },
+        Some(Transport::Tls(cert.acceptor())),
+    )
+    .await
+}
+
+/// Starts the CORS API speaking HTTP/2 in the clear (h2c, prior knowledge).
+pub async fn start_h2c_api(behaviour: ApiBehaviour) -> TestServer {
+    serve_on(
+        move |request| async move { api_response(&request, behaviour) },
+        Some(Transport::H2c),
+    )
+    .await
 }
 
 fn api_response(request: &Request<Incoming>, behaviour: ApiBehaviour) -> Reply {
@@ -253,145 +349,6 @@ fn set_acao(out: &mut HeaderMap, origin: &str, behaviour: ApiBehaviour) {
     );
 }
 
-/// How the test cache keys its entries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CacheBehaviour {
-    /// Keys on method, path and query, and keeps one variant per value of the request
-    /// headers the response's `Vary` names: what a shared cache must do.
-    HonoursVary,
-    /// Keys on method and path only and replays the first response to everyone,
-    /// ACAO included: the broken setup the tools must catch.
-    IgnoresVary,
-}
-
-struct Stored {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-    /// The request's values of the headers named in `Vary`, lower-cased names.
-    vary_key: Vec<(String, Option<String>)>,
-    stored_at: Instant,
-}
-
-/// Starts a caching proxy in front of `upstream`.
-pub async fn start_cache(upstream: SocketAddr, behaviour: CacheBehaviour) -> TestServer {
-    let store: Arc<Mutex<HashMap<String, Vec<Stored>>>> = Arc::default();
-    serve(move |request| {
-        let store = Arc::clone(&store);
-        async move { cache_response(request, upstream, behaviour, &store).await }
-    })
-    .await
-}
-
-fn vary_names(headers: &HeaderMap) -> Vec<String> {
-    headers
-        .get_all(VARY)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| !name.is_empty())
-        .collect()
-}
-
-fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-}
-
-async fn cache_response(
-    request: Request<Incoming>,
-    upstream: SocketAddr,
-    behaviour: CacheBehaviour,
-    store: &Mutex<HashMap<String, Vec<Stored>>>,
-) -> Reply {
-    let key = match behaviour {
-        CacheBehaviour::HonoursVary => format!("{} {}", request.method(), request.uri()),
-        CacheBehaviour::IgnoresVary => format!("{} {}", request.method(), request.uri().path()),
-    };
-    let request_headers = request.headers().clone();
-
-    {
-        let store = store.lock().expect("lock");
-        let hit = store.get(&key).and_then(|variants| {
-            variants.iter().find(|stored| match behaviour {
-                CacheBehaviour::IgnoresVary => true,
-                CacheBehaviour::HonoursVary => stored
-                    .vary_key
-                    .iter()
-                    .all(|(name, value)| header_text(&request_headers, name) == *value),
-            })
-        });
-        if let Some(stored) = hit {
-            let mut response = Response::new(Full::new(stored.body.clone()));
-            *response.status_mut() = stored.status;
-            *response.headers_mut() = stored.headers.clone();
-            let out = response.headers_mut();
-            out.insert("x-cache", HeaderValue::from_static("HIT"));
-            out.insert(AGE, HeaderValue::from(stored.stored_at.elapsed().as_secs()));
-            return response;
-        }
-    }
-
-    let (status, mut headers, body) = forward(&request, upstream).await;
-    headers.remove(CONNECTION);
-    let names = vary_names(&headers);
-    let cacheable = matches!(status, StatusCode::OK | StatusCode::NO_CONTENT)
-        && (behaviour == CacheBehaviour::IgnoresVary || !names.iter().any(|name| name == "*"));
-    if cacheable {
-        let stored = Stored {
-            status,
-            headers: headers.clone(),
-            body: body.clone(),
-            vary_key: names
-                .iter()
-                .map(|name| (name.clone(), header_text(&request_headers, name)))
-                .collect(),
-            stored_at: Instant::now(),
-        };
-        store
-            .lock()
-            .expect("lock")
-            .entry(key)
-            .or_default()
-            .push(stored);
-    }
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = status;
-    *response.headers_mut() = headers;
-    response
-        .headers_mut()
-        .insert("x-cache", HeaderValue::from_static("MISS"));
-    response
-}
-
-/// Sends the request upstream on a fresh connection and reads the whole answer.
-async fn forward(
-    request: &Request<Incoming>,
-    upstream: SocketAddr,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = TcpStream::connect(upstream)
-        .await
-        .expect("upstream connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("upstream handshake");
-    tokio::spawn(connection);
-    let mut upstream_request = Request::new(Empty::<Bytes>::new());
-    *upstream_request.method_mut() = request.method().clone();
-    *upstream_request.uri_mut() = request.uri().clone();
-    *upstream_request.headers_mut() = request.headers().clone();
-    let response = sender
-        .send_request(upstream_request)
-        .await
-        .expect("upstream response");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("upstream body").to_bytes();
-    (parts.status, parts.headers, body)
-}
-
 /// Sends one GET with `origin` straight to `addr`, to warm a cache deterministically.
 pub async fn warm(addr: SocketAddr, path: &str, origin: &str) {
     let stream = TcpStream::connect(addr).await.expect("connect");
@@ -433,12 +390,24 @@ pub async fn start_silent_server() -> SilentServer {
     SilentServer { addr, accept_loop }
 }
 
-/// A loopback port with nothing listening on it.
-pub async fn closed_port() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    drop(listener);
-    addr
+/// A loopback address nothing answers on: a socket bound to it for the test's lifetime
+/// that never listens, so connecting is refused and no other process can take the port
+/// meanwhile (a bind-then-release helper would race with every other test).
+pub struct ClosedPort {
+    pub addr: SocketAddr,
+    _socket: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind without listening");
+    let addr = socket.local_addr().expect("addr");
+    ClosedPort {
+        addr,
+        _socket: socket,
+    }
 }
 
 /// The `cors-edge` command line shape: the tools' Args as subcommands, so the tests

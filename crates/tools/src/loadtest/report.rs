@@ -1,0 +1,216 @@
+//! The load test's report model, serialized as it is for `--json` and embedded in the
+//! HTML report.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::observe::LeakExample;
+use super::plan::LoadPlan;
+use super::series::{HistogramBucket, SeriesPoint};
+use super::stats::WorkerStats;
+use crate::exit_code;
+use crate::leak::LeakKind;
+use crate::net::Negotiated;
+
+/// How many requests of each kind were sent (including those that then failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestMix {
+    pub simple_with_origin: u64,
+    pub simple_without_origin: u64,
+    pub preflight: u64,
+}
+
+/// Latency percentiles in microseconds, over successful responses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatencySummary {
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+}
+
+/// Cache statuses as the responses reported them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheSummary {
+    /// Count per status, by the first token of `X-Cache` (or `CF-Cache-Status`,
+    /// `X-Cache-Status`), upper-cased.
+    pub statuses: BTreeMap<String, u64>,
+    /// Responses that carried no cache-status header at all.
+    pub without_status: u64,
+    /// HIT and STALE responses: served from cache.
+    pub hits: u64,
+    /// `hits` over the responses that carried a cache status; `None` when none did.
+    pub hit_ratio: Option<f64>,
+}
+
+/// Cross-origin leaks seen, counted by kind, with a few examples of each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeakSummary {
+    pub total: u64,
+    pub wrong_origin: u64,
+    pub missing_vary_origin: u64,
+    pub acao_without_origin: u64,
+    pub examples: Vec<LeakExample>,
+}
+
+/// The settings the run used, echoed so a saved report explains itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSettings {
+    pub concurrency: usize,
+    pub origins: usize,
+    pub paths: usize,
+    pub preflight_share: f64,
+    pub no_origin_share: f64,
+    pub duration_limit_seconds: Option<f64>,
+    pub request_limit: Option<u64>,
+    /// Requests per second scheduled in open loop; `None` for closed loop.
+    pub rate: Option<f64>,
+    /// The width of one point of `timeline`.
+    pub interval_seconds: f64,
+}
+
+/// The result of a load test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadtestReport {
+    pub url: String,
+    pub settings: RunSettings,
+    pub elapsed_seconds: f64,
+    /// Requests that completed, with a response or an error.
+    pub requests: u64,
+    pub responses: u64,
+    pub errors: u64,
+    pub requests_per_second: f64,
+    pub sent: RequestMix,
+    /// `None` when no response arrived.
+    pub latency_us: Option<LatencySummary>,
+    /// Count per HTTP status code.
+    pub status: BTreeMap<String, u64>,
+    pub cache: CacheSummary,
+    pub leaks: LeakSummary,
+    /// Count per error kind: connect, tls, handshake, request, response, timeout.
+    pub error_kinds: BTreeMap<String, u64>,
+    pub error_examples: Vec<String>,
+    /// What the connections negotiated (protocol, TLS version, address); one entry
+    /// unless the server answered differently over the run.
+    pub connections: Vec<Negotiated>,
+    /// Connections opened (one per worker, more when the server closes keep-alive).
+    pub connects: u64,
+    /// The run over time, one point per interval (`settings.interval_seconds`).
+    pub timeline: Vec<SeriesPoint>,
+    /// Latency of every response, in log-linear buckets (about 12% wide).
+    pub latency_histogram: Vec<HistogramBucket>,
+    /// No errors and no leaks.
+    pub passed: bool,
+}
+
+impl LoadtestReport {
+    pub(crate) fn from_totals(
+        plan: &LoadPlan,
+        totals: WorkerStats,
+        elapsed: Duration,
+        (timeline, latency_histogram): (Vec<SeriesPoint>, Vec<HistogramBucket>),
+    ) -> Self {
+        let errors: u64 = totals.error_kinds.values().sum();
+        let requests = totals.responses + errors;
+        let elapsed_seconds = elapsed.as_secs_f64();
+        let latency = &totals.latency;
+        let latency_us = (totals.responses > 0).then(|| LatencySummary {
+            min: latency.min(),
+            mean: latency.mean(),
+            p50: latency.value_at_quantile(0.50),
+            p90: latency.value_at_quantile(0.90),
+            p99: latency.value_at_quantile(0.99),
+            p999: latency.value_at_quantile(0.999),
+            max: latency.max(),
+        });
+        let status = totals
+            .statuses
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(code, count)| (code.to_string(), *count))
+            .collect();
+        let statuses: BTreeMap<String, u64> = totals.cache_statuses.into_iter().collect();
+        let hits = ["HIT", "STALE"]
+            .iter()
+            .filter_map(|name| statuses.get(*name))
+            .sum();
+        let with_status: u64 = statuses.values().sum();
+        let count = |kind| totals.leak_counts.get(&kind).copied().unwrap_or(0);
+        let mut examples = totals.leak_examples;
+        examples.sort_by_key(|example| example.kind);
+        let leaks = LeakSummary {
+            total: totals.leak_counts.values().sum(),
+            wrong_origin: count(LeakKind::WrongOrigin),
+            missing_vary_origin: count(LeakKind::MissingVaryOrigin),
+            acao_without_origin: count(LeakKind::AcaoWithoutOrigin),
+            examples,
+        };
+        LoadtestReport {
+            url: plan.url.clone(),
+            settings: RunSettings {
+                concurrency: plan.concurrency,
+                origins: plan.origins.len(),
+                paths: plan.paths.len(),
+                preflight_share: plan.preflight_share,
+                no_origin_share: plan.no_origin_share,
+                duration_limit_seconds: plan.bounds.duration.map(|limit| limit.as_secs_f64()),
+                request_limit: plan.bounds.requests,
+                rate: plan.rate,
+                interval_seconds: plan.interval.as_secs_f64(),
+            },
+            elapsed_seconds,
+            requests,
+            responses: totals.responses,
+            errors,
+            requests_per_second: if elapsed_seconds > 0.0 {
+                requests as f64 / elapsed_seconds
+            } else {
+                0.0
+            },
+            sent: totals.sent,
+            latency_us,
+            status,
+            cache: CacheSummary {
+                hit_ratio: (with_status > 0).then(|| hits as f64 / with_status as f64),
+                statuses,
+                without_status: totals.without_cache_status,
+                hits,
+            },
+            passed: errors == 0 && leaks.total == 0,
+            leaks,
+            error_kinds: totals
+                .error_kinds
+                .into_iter()
+                .map(|(kind, count)| (kind.to_string(), count))
+                .collect(),
+            error_examples: totals.error_examples,
+            connections: totals.connections,
+            connects: totals.connects,
+            timeline,
+            latency_histogram,
+        }
+    }
+
+    /// [`exit_code::OK`] without errors and leaks, [`exit_code::FAILED`] otherwise.
+    pub fn exit_code(&self) -> i32 {
+        if self.passed {
+            exit_code::OK
+        } else {
+            exit_code::FAILED
+        }
+    }
+
+    /// The report as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        // Serializing plain structs of strings and numbers cannot fail; should it ever,
+        // an error object is still valid JSON for the reader.
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|err| format!("{{\"error\": {:?}}}", err.to_string()))
+    }
+}
