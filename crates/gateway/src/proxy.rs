@@ -146,6 +146,49 @@ fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
+/// Applies [`cors_edge_core::forwarding`]'s decision to the upstream request: the gateway's
+/// own `X-Forwarded-*`/`Forwarded`/`X-Real-IP` unless the peer is a trusted proxy, override
+/// headers and the route's `strip_request_headers` removed.
+fn forwarding_edits(
+    session: &Session,
+    route: &Route,
+    upstream_request: &mut RequestHeader,
+) -> Result<()> {
+    use cors_edge_core::forwarding::{HeaderEdit, RequestFacts};
+    let facts = RequestFacts {
+        peer: session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip()),
+        tls: is_tls(session),
+        host: request_host(session.req_header()),
+        local_port: session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port()),
+        method: upstream_request.method.as_str(),
+    };
+    let edits = route.forwarding.upstream_edits(
+        &facts,
+        upstream_request
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+    for edit in edits {
+        match edit {
+            HeaderEdit::Remove(name) => {
+                upstream_request.remove_header(name);
+            }
+            HeaderEdit::RemoveNamed(name) => {
+                upstream_request.remove_header(name.as_str());
+            }
+            HeaderEdit::Set(name, value) => upstream_request.insert_header(name, value)?,
+        }
+    }
+    Ok(())
+}
+
 fn is_unsafe_method(method: &http::Method) -> bool {
     !matches!(
         *method,
@@ -298,6 +341,11 @@ fn variance(stored: &HeaderMap, ctx: &Ctx, req: &RequestHeader) -> Option<HashBi
             let value = key::vary_header_value(name, header_lines(&req.headers, name));
             builder.add_owned_name_value(name.clone(), value);
         }
+    }
+    // `cache.key_headers`: as if the response named them in `Vary` (issue 14).
+    for name in &route.key_headers {
+        let value = key::vary_header_value(name, header_lines(&req.headers, name.as_str()));
+        builder.add_owned_name_value(format!(":key:{name}"), value);
     }
     if route.cors_mode == CorsMode::Upstream && !shared_across_origins(stored) {
         builder.add_owned_name_value(
@@ -584,7 +632,8 @@ impl ProxyHttp for Gateway {
         let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let mut cache_key = cache_key(session, ctx, route);
         cache_key.extensions.insert(KeyInfo {
-            host: host.to_string(),
+            // As in the key: case, trailing dot and the scheme's default port (issue 14).
+            host: key::key_host(host, is_tls(session)),
             path: req.uri.path().to_string(),
             path_and_query: path_and_query.to_string(),
             request_origin: ctx
@@ -833,23 +882,11 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
-        if let Some(addr) = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string())
-        {
-            let forwarded = match upstream_request
-                .headers
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-            {
-                Some(previous) => format!("{previous}, {addr}"),
-                None => addr,
-            };
-            upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        // Forwarding headers and override headers (issue 14, no poisoning through unkeyed
+        // headers): the rule is `cors_edge_core::forwarding`; this only applies its edits.
+        if let Some(route) = &ctx.route {
+            forwarding_edits(session, route, upstream_request)?;
         }
-        let tls = is_tls(session);
-        upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
         if ctx
             .route
             .as_ref()
