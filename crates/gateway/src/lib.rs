@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod background;
 pub mod cluster;
+pub mod connections;
 pub mod demo;
 pub mod metrics;
 pub mod proxy;

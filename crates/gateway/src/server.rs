@@ -9,7 +9,8 @@ use cors_edge_store::{MokaStore, StoreOptions};
 use pingora::apps::http_app::HttpServer;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::listeners::tls::TlsSettings;
-use pingora::proxy::http_proxy_service;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -19,6 +20,7 @@ use thiserror::Error;
 use crate::admin::AdminApp;
 use crate::background::{Housekeeping, ReloadOnHangup};
 use crate::cluster::ClusterBus;
+use crate::connections::{LimitedApp, Limits};
 use crate::demo::DemoApi;
 use crate::proxy::Gateway;
 use crate::state::SharedState;
@@ -150,6 +152,11 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         ..ServerConf::default()
     };
     let listen = config.listen.clone();
+    let limits = Limits {
+        header_timeout: config.server.header_timeout.0,
+        idle_timeout: config.server.idle_timeout.0,
+        max_connections: config.server.max_connections,
+    };
     let admin_listen = config.admin.listen.clone();
     let state = Arc::new(
         SharedState::new(
@@ -167,18 +174,31 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     };
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
+    crate::connections::register_metrics();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let mut proxy = http_proxy_service(
-        &server.configuration,
-        Gateway {
-            state: state.clone(),
-        },
+    // Connection limits (server.header_timeout, idle_timeout, max_connections) around
+    // Pingora's proxy app; see connections.rs.
+    let mut proxy = Service::new(
+        "Pingora HTTP Proxy Service".to_string(),
+        LimitedApp::new(
+            http_proxy(
+                &server.configuration,
+                Gateway {
+                    state: state.clone(),
+                },
+            ),
+            limits,
+        ),
     );
     for address in &listen {
-        proxy.add_tcp(address);
+        // No L4 read buffer on plain listeners: Pingora reads heads and bodies into buffers of
+        // its own, and the default 64 KiB one would be held by every idle connection.
+        proxy.add_listener(
+            ListenerConfig::tcp(address.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
+        );
     }
     if let Some((tls_listen, (cert, key))) = &tls {
         for address in tls_listen {
