@@ -1,7 +1,7 @@
 //! Starting and stopping the gateway process.
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,8 @@ pub struct GatewayProcess {
     child: Child,
     pub addr: SocketAddr,
     pub admin: SocketAddr,
+    /// The TLS listeners, when the config has `{tls}` placeholders.
+    pub tls: Vec<SocketAddr>,
     pub config_path: PathBuf,
     _dir: TempDir,
 }
@@ -64,25 +66,82 @@ impl Drop for TempDir {
     }
 }
 
-fn wait_for_port(addr: SocketAddr, child: &mut Child) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "gateway exited with {status} before listening on {addr}"
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    Err(format!("gateway did not listen on {addr} within 15s"))
+/// What the gateway writes to its ready file once every listener accepts.
+#[derive(Debug)]
+struct ReadyFile {
+    pid: u32,
+    listen: Vec<SocketAddr>,
+    tls: Vec<SocketAddr>,
+    admin: SocketAddr,
 }
 
+fn parse_ready_file(text: &str) -> Result<ReadyFile, String> {
+    let json: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("ready file is not JSON: {e}: {text}"))?;
+    let addr = |value: &serde_json::Value| -> Result<SocketAddr, String> {
+        value
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("ready file: {value} is not an address"))
+    };
+    let addrs = |key: &str| -> Result<Vec<SocketAddr>, String> {
+        json[key]
+            .as_array()
+            .ok_or_else(|| format!("ready file has no {key} list: {text}"))?
+            .iter()
+            .map(addr)
+            .collect()
+    };
+    Ok(ReadyFile {
+        pid: json["pid"]
+            .as_u64()
+            .and_then(|p| u32::try_from(p).ok())
+            .ok_or_else(|| format!("ready file has no pid: {text}"))?,
+        listen: addrs("listen")?,
+        tls: addrs("tls")?,
+        admin: addr(&json["admin"])?,
+    })
+}
+
+/// Waits for the ready file of `child`: the addresses it reports were bound by that process
+/// (the file names its pid), so a test can never reach another test's gateway.
+fn wait_until_ready(path: &Path, child: &mut Child) -> Result<ReadyFile, String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("gateway exited with {status} before it was ready"));
+        }
+        if let Ok(text) = std::fs::read_to_string(path) {
+            let ready = parse_ready_file(&text)?;
+            if ready.pid != child.id() {
+                return Err(format!(
+                    "ready file names pid {}, the gateway started is {}",
+                    ready.pid,
+                    child.id()
+                ));
+            }
+            return Ok(ready);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err("gateway did not write its ready file within 20s".to_string())
+}
+
+/// Every listener placeholder becomes a port-0 address: the gateway's OS-chosen ports are read
+/// back from its ready file.
+fn fill_placeholders(config_yaml: &str) -> String {
+    config_yaml
+        .replace("{listen}", ANY_PORT)
+        .replace("{admin}", ANY_PORT)
+        .replace("{tls}", ANY_PORT)
+}
+
+const ANY_PORT: &str = "127.0.0.1:0";
+
 impl GatewayProcess {
-    /// Starts `cors-edge run` with `config_yaml`, in which `{listen}` and `{admin}` are
-    /// replaced by free loopback addresses.
+    /// Starts `cors-edge run` with `config_yaml`, in which `{listen}`, `{admin}` and `{tls}`
+    /// are replaced by loopback addresses on port 0; the ports the gateway got are in
+    /// `addr`, `admin` and `tls`.
     pub fn start(config_yaml: &str) -> GatewayProcess {
         Self::start_with_env(config_yaml, &[])
     }
@@ -96,14 +155,10 @@ impl GatewayProcess {
 
     /// Like `start`, but returns the failure (exit status and stderr) instead of panicking.
     pub fn try_start(config_yaml: &str, env: &[(&str, &str)]) -> Result<GatewayProcess, String> {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let dir = TempDir::new("gw");
         let config_path = dir.0.join("gateway.yaml");
-        let yaml = config_yaml
-            .replace("{listen}", &addr.to_string())
-            .replace("{admin}", &admin.to_string());
-        std::fs::write(&config_path, yaml).expect("write config");
+        std::fs::write(&config_path, fill_placeholders(config_yaml)).expect("write config");
+        let ready_path = dir.0.join("ready.json");
         let stderr_path = dir.0.join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
         let mut command = Command::new(binary_path());
@@ -111,6 +166,8 @@ impl GatewayProcess {
             .arg("run")
             .arg("-c")
             .arg(&config_path)
+            .arg("--ready-file")
+            .arg(&ready_path)
             .stdout(Stdio::null())
             .stderr(stderr);
         for (key, value) in env {
@@ -119,18 +176,24 @@ impl GatewayProcess {
         let mut child = command
             .spawn()
             .map_err(|e| format!("cannot start the gateway: {e}"))?;
-        if let Err(e) =
-            wait_for_port(addr, &mut child).and_then(|()| wait_for_port(admin, &mut child))
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-            return Err(format!("{e}\nstderr:\n{log}"));
-        }
+        let ready = match wait_until_ready(&ready_path, &mut child) {
+            Ok(ready) => ready,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                return Err(format!("{e}\nstderr:\n{log}"));
+            }
+        };
+        let addr = *ready
+            .listen
+            .first()
+            .ok_or("the gateway reported no listener")?;
         Ok(GatewayProcess {
             child,
             addr,
-            admin,
+            admin: ready.admin,
+            tls: ready.tls,
             config_path,
             _dir: dir,
         })
@@ -166,12 +229,10 @@ impl GatewayProcess {
         false
     }
 
-    /// Rewrites the config file in place (for reload tests); placeholders as in `start`.
+    /// Rewrites the config file in place (for reload tests); placeholders as in `start`, so
+    /// an unchanged listener reads as unchanged.
     pub fn rewrite_config(&self, config_yaml: &str) {
-        let yaml = config_yaml
-            .replace("{listen}", &self.addr.to_string())
-            .replace("{admin}", &self.admin.to_string());
-        std::fs::write(&self.config_path, yaml).expect("rewrite config");
+        std::fs::write(&self.config_path, fill_placeholders(config_yaml)).expect("rewrite config");
     }
 }
 

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cors_edge_gateway::demo::DEMO_ALLOWED_ORIGINS;
-use cors_edge_gateway::RunOptions;
+use cors_edge_gateway::{Reservations, RunOptions};
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -17,9 +17,20 @@ pub struct DemoArgs {
     /// Admin API port.
     #[arg(long, default_value_t = 9901)]
     pub admin_port: u16,
+    /// Once every listener accepts, write the bound addresses (JSON with the pid) here;
+    /// with port 0 for any of the ports, the OS picks them.
+    #[arg(long = "ready-file")]
+    pub ready_file: Option<PathBuf>,
 }
 
-fn demo_config(args: &DemoArgs) -> String {
+/// The demo's ports, with any 0 replaced by a port reserved for this process.
+struct DemoPorts {
+    port: u16,
+    upstream_port: u16,
+    admin_port: u16,
+}
+
+fn demo_config(args: &DemoPorts) -> String {
     let origins = DEMO_ALLOWED_ORIGINS.map(|o| format!("\"{o}\"")).join(", ");
     format!(
         r#"# Written by `cors-edge demo`.
@@ -55,6 +66,18 @@ routes:
 }
 
 pub fn prepare(args: &DemoArgs) -> Result<RunOptions, String> {
+    let ready_file = args.ready_file.clone();
+    let mut reservations = Reservations::default();
+    let mut reserve = |port: u16| -> Result<u16, String> {
+        reservations
+            .resolve(&format!("127.0.0.1:{port}"))
+            .map(|address| address.addr.port())
+    };
+    let args = &DemoPorts {
+        port: reserve(args.port)?,
+        upstream_port: reserve(args.upstream_port)?,
+        admin_port: reserve(args.admin_port)?,
+    };
     let path: PathBuf =
         std::env::temp_dir().join(format!("cors-edge-demo-{}.yaml", std::process::id()));
     std::fs::write(&path, demo_config(args))
@@ -79,5 +102,7 @@ pub fn prepare(args: &DemoArgs) -> Result<RunOptions, String> {
     Ok(RunOptions {
         config_path: path,
         demo_upstream: Some(format!("127.0.0.1:{}", args.upstream_port)),
+        reservations,
+        ready_file,
     })
 }

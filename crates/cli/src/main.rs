@@ -26,6 +26,10 @@ enum Command {
     Run {
         #[arg(short = 'c', long = "config", default_value = "config/gateway.yaml")]
         config: PathBuf,
+        /// Once every listener accepts, write the bound addresses (JSON with the pid) to this
+        /// file: how a supervisor or a test learns the ports of listeners configured on port 0.
+        #[arg(long = "ready-file")]
+        ready_file: Option<PathBuf>,
     },
     /// Validate a config and print a summary; exit 1 on errors (like `nginx -t`).
     Check {
@@ -72,9 +76,11 @@ fn block_on<F: std::future::Future<Output = i32>>(future: F) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => run_gateway(cors_edge_gateway::RunOptions {
+        Command::Run { config, ready_file } => run_gateway(cors_edge_gateway::RunOptions {
             config_path: config,
             demo_upstream: None,
+            reservations: Default::default(),
+            ready_file,
         }),
         Command::Check { config } => check(&config),
         Command::Demo(args) => match demo::prepare(&args) {

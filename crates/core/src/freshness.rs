@@ -11,13 +11,18 @@
 //! these with whatever its HTTP library holds and tests can pin the clock.
 
 mod cache_control;
+mod not_modified;
 mod preflight;
 mod request;
 mod storage;
 
 pub use cache_control::{CacheControl, FieldScope, MaxStale, DELTA_SECONDS_MAX};
+pub use not_modified::updated_by_304;
 pub use preflight::{preflight_ttl, PREFLIGHT_DEFAULT_MAX_AGE};
-pub use request::{pragma_has_no_cache, request_requires_revalidation, HitAction};
+pub use request::{
+    hit_verdict, pragma_has_no_cache, request_requires_revalidation, stored_must_revalidate,
+    HitAction,
+};
 pub use request::{RequestFreshness, Stored};
 pub use storage::{storage_decision, Freshness, NotStorable, Policy, StorageDecision};
 pub use storage::{RequestFacts, ResponseFacts};

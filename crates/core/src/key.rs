@@ -165,7 +165,7 @@ pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
     }
     let mut value = Vec::new();
     for line in lines {
-        for member in list_members(line) {
+        for member in crate::header_list::members([line]) {
             if !value.is_empty() {
                 value.extend_from_slice(b", ");
             }
@@ -178,33 +178,6 @@ pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
     value
 }
 
-/// The non-empty members of one comma-separated field line, without surrounding whitespace;
-/// commas inside quoted strings (with backslash escapes) do not split. An unterminated quote
-/// runs to the end of the line.
-fn list_members(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut members = Vec::new();
-    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
-    for (i, &b) in line.iter().enumerate() {
-        if in_quotes {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_quotes = false,
-                _ => {}
-            }
-        } else if b == b'"' {
-            in_quotes = true;
-        } else if b == b',' {
-            members.push(&line[start..i]);
-            start = i + 1;
-        }
-    }
-    members.push(&line[start..]);
-    members
-        .into_iter()
-        .map(|m| m.trim_ascii())
-        .filter(|m| !m.is_empty())
-}
 
 #[cfg(test)]
 mod tests {

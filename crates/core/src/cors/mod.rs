@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 mod classify;
-pub(crate) mod field;
 mod origin;
 mod policy;
 mod request_headers;
@@ -22,7 +21,9 @@ pub use policy::{
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE,
 };
 pub use request_headers::normalize_request_headers;
-pub use upstream::{inspect_upstream_response, AllowOrigin, UnsafeReason, UpstreamCors};
+pub use upstream::{
+    inspect_upstream_response, upstream_response_facts, AllowOrigin, UnsafeReason, UpstreamCors,
+};
 
 /// What a route's `cors:` block says, already parsed from YAML. `CorsPolicy::compile` turns it
 /// into a matcher; the config validator calls `compile` so a bad policy is a config error.

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::field::is_token;
+use crate::header_list::is_token;
 use super::origin::{AllowList, OriginError, OriginPattern, SerializedOrigin};
 use super::request_headers::request_header_names;
 use super::PolicySpec;

@@ -1,7 +1,7 @@
 //! `Access-Control-Request-Headers` normalization, used both as part of the preflight cache key
 //! and as the list the policy checks.
 
-use super::field::list_members;
+use crate::header_list::members as list_members;
 
 /// Normalizes the `Access-Control-Request-Headers` field lines of one request into a canonical
 /// string: members split on commas across all lines, SP/HTAB trimmed, empty members dropped,

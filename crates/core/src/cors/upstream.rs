@@ -10,7 +10,7 @@
 //! without ACAO and forgets `Vary: Origin` would otherwise have that answer served to an allowed
 //! origin (and the other way round).
 
-use super::field::trim_ows;
+use crate::header_list::trim_ows;
 
 /// What the upstream said in `Access-Control-Allow-Origin`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -46,6 +46,15 @@ pub enum UnsafeReason {
 }
 
 impl UnsafeReason {
+    /// Every reason, for registering `unsafe_upstream_responses_total{reason}` at 0.
+    pub const ALL: [UnsafeReason; 5] = [
+        UnsafeReason::AcaoWithoutVary,
+        UnsafeReason::WildcardWithCredentials,
+        UnsafeReason::AcaoOtherOrigin,
+        UnsafeReason::MultipleAcao,
+        UnsafeReason::AcaoWithoutRequestOrigin,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             UnsafeReason::AcaoWithoutVary => "acao_without_vary",
@@ -130,6 +139,21 @@ pub fn inspect_upstream_response(
         allows_credentials,
         unsafe_reasons,
     }
+}
+
+/// A response's CORS facts from its field lines, the one place they are worked out: for the
+/// response on its way from the upstream, and for a stored response found on a hit.
+pub fn upstream_response_facts<'a, V>(
+    request_origin: Option<&[u8]>,
+    acao: &[&[u8]],
+    acac: Option<&[u8]>,
+    vary: V,
+) -> UpstreamCors
+where
+    V: IntoIterator<Item = &'a [u8]>,
+{
+    let varies = crate::vary::names_origin(&crate::vary::parse_vary(vary));
+    inspect_upstream_response(request_origin, acao, acac, varies)
 }
 
 fn classify_allow_origin(acao: &[&[u8]]) -> AllowOrigin {

@@ -32,6 +32,9 @@
 
 use std::fmt;
 
+use crate::header_list::{is_ows, is_tchar, is_token, members, quoted_string};
+pub(crate) use crate::header_list::trim_ows;
+
 /// The greatest delta-seconds value kept: RFC 9111 §1.2.2 lets a cache use 2^31 for anything
 /// larger it cannot represent.
 pub const DELTA_SECONDS_MAX: u32 = 1 << 31;
@@ -128,8 +131,8 @@ impl CacheControl {
     /// comma-separated list (RFC 9110 §5.3 allows a recipient to combine them that way).
     pub fn parse<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> CacheControl {
         let mut cc = CacheControl::default();
-        for line in lines {
-            cc.parse_line(line);
+        for element in members(lines) {
+            cc.parse_element(element);
         }
         cc
     }
@@ -139,51 +142,40 @@ impl CacheControl {
         *self == CacheControl::default()
     }
 
-    fn parse_line(&mut self, line: &[u8]) {
-        let mut i = 0;
-        while i < line.len() {
-            // Empty list elements and surrounding whitespace are allowed (RFC 9110 §5.6.1).
-            i = skip_while(line, i, |b| is_ows(b) || b == b',');
-            if i >= line.len() {
-                break;
-            }
-            let name_start = i;
-            i = skip_while(line, i, is_tchar);
-            if i == name_start {
-                // Not a directive: skip the garbage up to the next element.
-                i = skip_element(line, i);
-                continue;
-            }
-            let name = &line[name_start..i];
-            // BWS around "=" is not in the grammar but costs nothing to tolerate.
-            let mut j = skip_while(line, i, is_ows);
-            let mut arg = Arg::Absent;
-            if line.get(j) == Some(&b'=') {
-                j = skip_while(line, j + 1, is_ows);
-                if line.get(j) == Some(&b'"') {
-                    let (value, end) = quoted_string(line, j + 1);
-                    arg = value.map_or(Arg::Malformed, Arg::Quoted);
-                    j = end;
-                } else {
-                    let start = j;
-                    j = skip_while(line, j, is_tchar);
-                    arg = if j == start {
-                        Arg::Malformed
-                    } else {
-                        Arg::Value(std::borrow::Cow::Borrowed(&line[start..j]))
-                    };
-                }
-                j = skip_while(line, j, is_ows);
-            }
-            if j < line.len() && line[j] != b',' {
-                // Junk after the directive (`max-age=60 s`, `max-age 60`): we cannot tell what
-                // the sender meant, so keep the directive with an unusable argument.
-                arg = Arg::Malformed;
-                j = skip_element(line, j);
-            }
-            self.apply(name, arg);
-            i = j;
+    /// One list member (already split quote-aware and OWS-trimmed): `name[=value]`.
+    fn parse_element(&mut self, element: &[u8]) {
+        let name_end = skip_while(element, 0, is_tchar);
+        if name_end == 0 {
+            // Not a directive: ignore the element.
+            return;
         }
+        let name = &element[..name_end];
+        // BWS around "=" is not in the grammar but costs nothing to tolerate.
+        let mut j = skip_while(element, name_end, is_ows);
+        let mut arg = Arg::Absent;
+        if element.get(j) == Some(&b'=') {
+            j = skip_while(element, j + 1, is_ows);
+            if element.get(j) == Some(&b'"') {
+                let (value, end) = quoted_string(element, j + 1);
+                arg = value.map_or(Arg::Malformed, Arg::Quoted);
+                j = end;
+            } else {
+                let start = j;
+                j = skip_while(element, j, is_tchar);
+                arg = if j == start {
+                    Arg::Malformed
+                } else {
+                    Arg::Value(std::borrow::Cow::Borrowed(&element[start..j]))
+                };
+            }
+            j = skip_while(element, j, is_ows);
+        }
+        if j < element.len() {
+            // Junk after the directive (`max-age=60 s`, `max-age 60`): we cannot tell what
+            // the sender meant, so keep the directive with an unusable argument.
+            arg = Arg::Malformed;
+        }
+        self.apply(name, arg);
     }
 
     fn apply(&mut self, name: &[u8], arg: Arg<'_>) {
@@ -290,74 +282,11 @@ impl fmt::Display for CacheControl {
     }
 }
 
-/// tchar (RFC 9110 §5.6.2).
-pub(crate) fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-}
-
-/// OWS (RFC 9110 §5.6.3).
-pub(crate) fn is_ows(b: u8) -> bool {
-    b == b' ' || b == b'\t'
-}
-
-/// `v` without leading and trailing OWS.
-pub(crate) fn trim_ows(v: &[u8]) -> &[u8] {
-    let start = v.iter().position(|&b| !is_ows(b)).unwrap_or(v.len());
-    let end = v.iter().rposition(|&b| !is_ows(b)).map_or(start, |e| e + 1);
-    &v[start..end.max(start)]
-}
-
 fn skip_while(line: &[u8], mut i: usize, pred: impl Fn(u8) -> bool) -> usize {
     while i < line.len() && pred(line[i]) {
         i += 1;
     }
     i
-}
-
-/// Index of the next top-level comma at or after `i` (or the end), stepping over quoted
-/// strings so that a comma inside one does not end the element.
-fn skip_element(line: &[u8], mut i: usize) -> usize {
-    while i < line.len() {
-        match line[i] {
-            b',' => return i,
-            b'"' => i = quoted_string(line, i + 1).1,
-            _ => i += 1,
-        }
-    }
-    i
-}
-
-/// Reads a quoted string whose opening quote is just before `start` (RFC 9110 §5.6.4).
-/// Returns the unescaped content (None when the closing quote is missing) and the index just
-/// after the closing quote.
-fn quoted_string(line: &[u8], start: usize) -> (Option<std::borrow::Cow<'_, [u8]>>, usize) {
-    let mut out: Option<Vec<u8>> = None;
-    let mut i = start;
-    while i < line.len() {
-        match line[i] {
-            b'"' => {
-                let value = match out {
-                    Some(v) => std::borrow::Cow::Owned(v),
-                    None => std::borrow::Cow::Borrowed(&line[start..i]),
-                };
-                return (Some(value), i + 1);
-            }
-            b'\\' if i + 1 < line.len() => {
-                // quoted-pair: the escaped octet stands for itself. Only allocate once an
-                // escape is actually seen.
-                let buf = out.get_or_insert_with(|| line[start..i].to_vec());
-                buf.push(line[i + 1]);
-                i += 2;
-            }
-            b => {
-                if let Some(buf) = out.as_mut() {
-                    buf.push(b);
-                }
-                i += 1;
-            }
-        }
-    }
-    (None, i)
 }
 
 /// delta-seconds (RFC 9111 §1.2.2). Anything but digits reads as 0, i.e. already stale
@@ -395,12 +324,8 @@ fn field_scope(arg: &Arg<'_>) -> FieldScope {
         return FieldScope::All;
     };
     let mut names = Vec::new();
-    for element in v.split(|&b| b == b',') {
-        let name = trim_ows(element);
-        if name.is_empty() {
-            continue;
-        }
-        if !name.iter().all(|&b| is_tchar(b)) {
+    for name in members([v.as_ref()]) {
+        if !is_token(name) {
             // Not a field name: the scope is unknown, so apply the directive to everything.
             return FieldScope::All;
         }

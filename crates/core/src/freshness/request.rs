@@ -2,7 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::cache_control::{trim_ows, CacheControl, MaxStale};
+use super::cache_control::{CacheControl, FieldScope, MaxStale};
 
 /// What the cache knows about the stored response at the time of the hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,8 +118,185 @@ pub fn request_requires_revalidation(
 
 /// Whether the `Pragma` field lines contain the `no-cache` member (§5.4), case-insensitively.
 pub fn pragma_has_no_cache<'a, I: IntoIterator<Item = &'a [u8]>>(lines: I) -> bool {
-    lines.into_iter().any(|line| {
-        line.split(|&b| b == b',')
-            .any(|member| trim_ows(member).eq_ignore_ascii_case(b"no-cache"))
-    })
+    crate::header_list::has_member(lines, b"no-cache")
+}
+
+/// Whether a stored response may never be served stale, whatever the request allows
+/// (`max-stale`) and whatever stale windows are configured: `must-revalidate` (§5.2.2.2),
+/// `proxy-revalidate` (§5.2.2.8), `s-maxage` (§5.2.2.10: implies proxy-revalidate in a shared
+/// cache) and unqualified `no-cache` (§5.2.2.4: never used without successful validation).
+/// The one rule the storage decision and the hit path both apply.
+pub fn stored_must_revalidate(stored_cc: &CacheControl) -> bool {
+    stored_cc.must_revalidate
+        || stored_cc.proxy_revalidate
+        || stored_cc.s_maxage.is_some()
+        || matches!(stored_cc.no_cache, Some(FieldScope::All))
+}
+
+/// The request's verdict on a stored response, from raw field lines: the request's
+/// `Cache-Control` and `Pragma`, the stored response's `Cache-Control`, when its current age
+/// started (`created`) and until when it is fresh.
+pub fn hit_verdict(
+    request_cc: &[&[u8]],
+    request_pragma: &[&[u8]],
+    stored_cc: &[&[u8]],
+    created: SystemTime,
+    fresh_until: SystemTime,
+    now: SystemTime,
+) -> RequestFreshness {
+    let request = CacheControl::parse(request_cc.iter().copied());
+    let pragma = pragma_has_no_cache(request_pragma.iter().copied());
+    let stored_cc = CacheControl::parse(stored_cc.iter().copied());
+    let stored = Stored::at(
+        created,
+        fresh_until,
+        now,
+        stored_must_revalidate(&stored_cc),
+    );
+    request_requires_revalidation(&request, pragma, &stored)
+}
+
+#[cfg(test)]
+mod hit_matrix {
+    use super::*;
+
+    const T0: u64 = 1_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    /// Stored responses, all 100 s old: (name, Cache-Control, freshness lifetime in s).
+    const STORED: [(&str, &str, u64); 7] = [
+        ("fresh", "max-age=600", 600),
+        ("stale", "max-age=60", 60),
+        ("no-cache", "no-cache", 0),
+        ("must-revalidate", "max-age=60, must-revalidate", 60),
+        ("proxy-revalidate", "max-age=60, proxy-revalidate", 60),
+        ("s-maxage", "s-maxage=60", 60),
+        ("no-cache=field", "max-age=60, no-cache=\"set-cookie\"", 60),
+    ];
+
+    fn verdict(request_cc: &str, pragma: &str, stored_cc: &str, lifetime: u64) -> HitAction {
+        let request: Vec<&[u8]> = if request_cc.is_empty() {
+            vec![]
+        } else {
+            vec![request_cc.as_bytes()]
+        };
+        let pragma: Vec<&[u8]> = if pragma.is_empty() {
+            vec![]
+        } else {
+            vec![pragma.as_bytes()]
+        };
+        hit_verdict(
+            &request,
+            &pragma,
+            &[stored_cc.as_bytes()],
+            at(T0),
+            at(T0 + lifetime),
+            at(T0 + 100),
+        )
+        .action
+    }
+
+    #[test]
+    fn request_directives_against_stored_responses() {
+        use HitAction::*;
+        // Columns in the order of STORED: fresh, stale, no-cache, must-revalidate,
+        // proxy-revalidate, s-maxage, no-cache="field".
+        let table: [(&str, &str, [HitAction; 7]); 8] = [
+            ("", "", [Serve, Stale, Stale, Stale, Stale, Stale, Stale]),
+            // max-stale never lifts no-cache, must-revalidate, proxy-revalidate, s-maxage
+            // (§5.2.2.2, §5.2.2.4, §5.2.2.8, §5.2.2.10); a qualified no-cache does not forbid it.
+            (
+                "max-stale",
+                "",
+                [Serve, ServeStale, Stale, Stale, Stale, Stale, ServeStale],
+            ),
+            (
+                "max-stale=1000",
+                "",
+                [Serve, ServeStale, Stale, Stale, Stale, Stale, ServeStale],
+            ),
+            // 40 s stale is more than max-stale=10 allows.
+            ("max-stale=10", "", [Serve, Stale, Stale, Stale, Stale, Stale, Stale]),
+            // Nothing here stays fresh 1000 s more.
+            ("min-fresh=1000", "", [Revalidate; 7]),
+            (
+                "max-age=0",
+                "",
+                [Revalidate; 7],
+            ),
+            ("no-cache", "", [Revalidate; 7]),
+            ("", "no-cache", [Revalidate; 7]),
+        ];
+        for (request_cc, pragma, expected) in table {
+            for ((name, stored_cc, lifetime), want) in STORED.iter().zip(expected) {
+                assert_eq!(
+                    verdict(request_cc, pragma, stored_cc, *lifetime),
+                    want,
+                    "request Cache-Control {request_cc:?} Pragma {pragma:?}, stored {name}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn min_fresh_wants_the_remaining_freshness() {
+        // 500 s of freshness left.
+        assert_eq!(verdict("min-fresh=400", "", "max-age=600", 600), HitAction::Serve);
+        assert_eq!(
+            verdict("min-fresh=501", "", "max-age=600", 600),
+            HitAction::Revalidate
+        );
+    }
+
+    #[test]
+    fn only_if_cached_is_reported_with_the_action() {
+        let v = hit_verdict(
+            &[b"only-if-cached"],
+            &[],
+            &[b"max-age=600"],
+            at(T0),
+            at(T0 + 600),
+            at(T0 + 100),
+        );
+        assert_eq!(v.action, HitAction::Serve);
+        assert!(v.only_if_cached);
+    }
+
+    #[test]
+    fn the_storage_rule_and_the_hit_rule_agree() {
+        for (name, stored_cc, _) in STORED {
+            let cc = CacheControl::parse([stored_cc.as_bytes()]);
+            let storage = crate::freshness::storage_decision(
+                &crate::freshness::RequestFacts {
+                    method: "GET",
+                    cache_control: &[],
+                    authorization: false,
+                    sent_at: at(T0),
+                },
+                &crate::freshness::ResponseFacts {
+                    status: 200,
+                    cache_control: &[stored_cc.as_bytes()],
+                    expires: &[],
+                    date: &[],
+                    age: &[],
+                    vary: &[],
+                    set_cookie: false,
+                    has_validator: true,
+                    received_at: at(T0),
+                },
+                &crate::freshness::Policy::default(),
+            );
+            let crate::freshness::StorageDecision::Store(freshness) = storage else {
+                panic!("{name} is stored");
+            };
+            assert_eq!(
+                freshness.must_revalidate,
+                stored_must_revalidate(&cc),
+                "{name}"
+            );
+        }
+    }
 }

@@ -287,8 +287,7 @@ fn decide(
         return Err(NotStorable::Stale);
     }
 
-    let must_revalidate =
-        cc.must_revalidate || cc.proxy_revalidate || cc.s_maxage.is_some() || no_cache_all;
+    let must_revalidate = super::request::stored_must_revalidate(&cc);
     let (stale_while_revalidate, stale_if_error) = if must_revalidate {
         (Duration::ZERO, Duration::ZERO)
     } else {
@@ -378,8 +377,5 @@ fn age_header(lines: &[&[u8]]) -> AgeField {
 
 /// `Vary` has the member `*` on any line (RFC 9110 §12.5.5).
 fn vary_has_star(lines: &[&[u8]]) -> bool {
-    lines
-        .iter()
-        .flat_map(|l| l.split(|&b| b == b','))
-        .any(|member| trim_ows(member) == b"*")
+    crate::header_list::has_member(lines.iter().copied(), b"*")
 }
