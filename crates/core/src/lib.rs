@@ -9,5 +9,6 @@ pub mod header_list;
 pub mod key;
 pub mod outcome;
 pub mod purge;
+pub mod purge_body;
 pub mod units;
 pub mod vary;

@@ -4,7 +4,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use cors_edge_core::purge::PurgeRequest;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 use serde_json::json;
@@ -117,13 +116,9 @@ impl AdminApp {
             }
             Body::Broken(e) => return error(400, format!("cannot read the body: {e}")),
         };
-        let request: PurgeRequest = match serde_json::from_slice(&body) {
-            Ok(request) => request,
-            Err(e) => return error(400, format!("invalid purge body: {e}")),
-        };
-        let (selector, soft) = match request.into_selector() {
+        let (selector, soft) = match cors_edge_core::purge_body::parse(&body) {
             Ok(parsed) => parsed,
-            Err(e) => return error(400, e.to_string()),
+            Err(e) => return error(400, e),
         };
         let label = selector.label();
         // Only queued for the other nodes (sent in the background): Redis never delays this answer.
