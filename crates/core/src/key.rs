@@ -178,7 +178,6 @@ pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
     value
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
