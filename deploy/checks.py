@@ -463,6 +463,13 @@ def check_kubernetes(docs: dict[Path, list]) -> None:
         rsc = rdep["spec"]["template"]["spec"]["containers"][0].get("securityContext", {})
         check(rsc.get("readOnlyRootFilesystem") is True and rsc.get("capabilities", {}).get("drop") == ["ALL"],
               "Redis container is read-only and drops ALL capabilities")
+        # Durable purges (issue 14): append-only file on a claimed volume.
+        rargs = [str(a) for a in rdep["spec"]["template"]["spec"]["containers"][0].get("args", [])]
+        rvols = {v["name"]: v for v in rdep["spec"]["template"]["spec"].get("volumes", [])}
+        check("--appendonly" in rargs and rargs[rargs.index("--appendonly") + 1] == "yes"
+              and "persistentVolumeClaim" in rvols.get("data", {})
+              and ("PersistentVolumeClaim", rvols["data"]["persistentVolumeClaim"]["claimName"]) in objs,
+              "Redis keeps purges: appendonly yes, /data on a PersistentVolumeClaim")
     for (kind, name), o in objs.items():
         if kind == "NetworkPolicy":
             peers = [f.get("podSelector", {}).get("matchLabels", {}) for r in o["spec"].get("ingress", []) for f in r.get("from", [])]

@@ -16,10 +16,19 @@ command -v redis-server >/dev/null || need_packages+=(redis-server)
 command -v chromium >/dev/null || need_packages+=(chromium)
 command -v node >/dev/null || need_packages+=(nodejs npm)
 if [ ${#need_packages[@]} -gt 0 ]; then
+  # As root directly, otherwise through sudo (which resets the environment, hence env).
+  if [ "$(id -u)" -eq 0 ]; then
+    SUDO=()
+  elif command -v sudo >/dev/null; then
+    SUDO=(sudo)
+  else
+    echo "test-all.sh: needs ${need_packages[*]}; installing them needs root or sudo (neither is available)" >&2
+    exit 1
+  fi
   log "installing Debian packages: ${need_packages[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -qq --no-install-recommends "${need_packages[@]}" >/dev/null
 fi
 
 suites_passed=0
@@ -43,7 +52,7 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 log "build the release binary"
 cargo build --release -p cors-edge
-export CORS_EDGE_BIN="$root/target/release/cors-edge"
+export CORS_EDGE_BIN="${CARGO_TARGET_DIR:-$root/target}/release/cors-edge"
 
 run_suite "unit, property and black-box tests (cargo test --release)" \
   cargo test --release --workspace
@@ -51,6 +60,13 @@ run_suite "real-browser CORS tests (Chromium)" bash tests/browser/run.sh
 run_suite "RFC 9111 conformance (http-cache-tests) against the baseline" \
   bash tests/conformance/check-gateway.sh "$CORS_EDGE_BIN"
 run_suite "deploy files validation" env CI="${CI:-}" DEPLOY_VALIDATE_INSTALL=1 DEPLOY_VALIDATE_STRICT=1 bash deploy/validate.sh
+# Fuzzing: every cargo-fuzz target for FUZZ_SECONDS (30) each, when a nightly toolchain is here.
+if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
+  run_suite "fuzz targets, ${FUZZ_SECONDS:-30} s each (scripts/fuzz.sh)" \
+    bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+else
+  log "fuzz targets skipped: no nightly toolchain (rustup toolchain install nightly)"
+fi
 
 echo
 if [ "$suites_failed" -gt 0 ]; then

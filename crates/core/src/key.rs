@@ -44,7 +44,7 @@ pub struct KeyParts<'a> {
     /// Arrived over TLS: an upstream may answer `http` and `https` differently (a redirect to
     /// https), so they never share an entry, as in nginx's default `$scheme` key.
     pub tls: bool,
-    /// Request host as sent; normalized by [`normalize_host`] inside [`primary_key`].
+    /// Request host as sent; normalized by [`key_host`] inside [`primary_key`].
     pub host: &'a str,
     pub path_and_query: &'a str,
     pub preflight: Option<PreflightParts<'a>>,
@@ -83,9 +83,26 @@ pub fn normalize_host(host: &str) -> String {
     }
 }
 
+/// The host as it enters the key: [`normalize_host`], then the scheme's default port dropped
+/// (`example.com:80` over HTTP and `example.com:443` over TLS are `example.com`), so one site
+/// is one set of entries however the client spelled its `Host`.
+pub fn key_host(host: &str, tls: bool) -> String {
+    let mut host = normalize_host(host);
+    let default_port = if tls { ":443" } else { ":80" };
+    if host.len() > default_port.len() && host.ends_with(default_port) {
+        let name = &host[..host.len() - default_port.len()];
+        // `[::1]:80` loses its port; a bare IPv6 address (`::80`) has none to lose.
+        let bracketed = name.starts_with('[') && name.ends_with(']');
+        if bracketed || !name.contains(':') {
+            host.truncate(name.len());
+        }
+    }
+    host
+}
+
 /// The primary key bytes for a request.
 pub fn primary_key(parts: &KeyParts<'_>) -> Vec<u8> {
-    let host = normalize_host(parts.host);
+    let host = key_host(parts.host, parts.tls);
     let mut key =
         Vec::with_capacity(32 + parts.route.len() + host.len() + parts.path_and_query.len());
     push_framed(&mut key, parts.kind().as_str().as_bytes());
@@ -215,6 +232,37 @@ mod tests {
             object("api", "example.com", "/")
         );
         assert_eq!(normalize_host("[::1]:8080"), "[::1]:8080");
+    }
+
+    #[test]
+    fn the_default_port_of_the_scheme_does_not_split_the_cache() {
+        let table: [(&str, bool, &str); 10] = [
+            ("example.com:80", false, "example.com"),
+            ("EXAMPLE.com:80", false, "example.com"),
+            ("example.com.:80", false, "example.com"),
+            ("example.com:443", true, "example.com"),
+            ("example.com:443", false, "example.com:443"),
+            ("example.com:80", true, "example.com:80"),
+            ("example.com:8080", false, "example.com:8080"),
+            ("[::1]:80", false, "[::1]"),
+            ("[::1]", false, "[::1]"),
+            ("::80", false, "::80"),
+        ];
+        for (host, tls, expected) in table {
+            assert_eq!(key_host(host, tls), expected, "{host} tls={tls}");
+        }
+        let key = |host, tls| {
+            primary_key(&KeyParts {
+                route: "r",
+                tls,
+                host,
+                path_and_query: "/",
+                preflight: None,
+            })
+        };
+        assert_eq!(key("Example.COM:80", false), key("example.com", false));
+        assert_eq!(key("example.com:443", true), key("example.com", true));
+        assert_ne!(key("example.com:8080", false), key("example.com", false));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod cors;
+pub mod forwarding;
 pub mod freshness;
 pub mod header_list;
 pub mod key;

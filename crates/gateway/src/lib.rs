@@ -5,6 +5,7 @@ pub mod access_log;
 pub mod admin;
 pub mod background;
 pub mod cluster;
+pub mod connections;
 pub mod demo;
 pub mod listeners;
 pub mod metrics;

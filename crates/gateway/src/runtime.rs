@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use cors_edge_core::config::Config;
 use cors_edge_core::cors::CorsPolicy;
+use cors_edge_core::forwarding::ForwardingPolicy;
 use pingora::lb::health_check::{HttpHealthCheck, TcpHealthCheck};
 use pingora::lb::selection::RoundRobin;
 use pingora::lb::LoadBalancer;
@@ -44,6 +45,11 @@ pub struct Route {
     pub debug: bool,
     pub policy: CorsPolicy,
     pub metrics: Arc<RouteMetrics>,
+    /// Which client headers reach the upstream (`server.trusted_proxies`,
+    /// `strip_request_headers`); see `cors_edge_core::forwarding`.
+    pub forwarding: ForwardingPolicy,
+    /// `cache.key_headers`, lower-cased: part of every stored response's variance.
+    pub key_headers: Vec<String>,
 }
 
 pub struct CacheSettings {
@@ -152,6 +158,8 @@ impl Runtime {
                 debug: route.debug,
                 policy,
                 metrics: route_metrics.get(&route.name),
+                forwarding: route.forwarding_policy(&config.server),
+                key_headers: route.cache.key_header_names(),
             }));
         }
         let cache = CacheSettings {

@@ -9,7 +9,8 @@ use cors_edge_store::{MokaStore, StoreOptions};
 use pingora::apps::http_app::HttpServer;
 use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
 use pingora::listeners::tls::TlsSettings;
-use pingora::proxy::http_proxy_service;
+use pingora::listeners::{L4BufferSettings, ListenerConfig};
+use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -19,6 +20,7 @@ use thiserror::Error;
 use crate::admin::AdminApp;
 use crate::background::{Housekeeping, ReloadOnHangup};
 use crate::cluster::ClusterBus;
+use crate::connections::{LimitedApp, Limits};
 use crate::demo::DemoApi;
 pub use crate::listeners::Reservations;
 use crate::listeners::{BoundListeners, ListenAddress, ReadyReporter};
@@ -155,6 +157,11 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         graceful_shutdown_timeout_seconds: Some(config.server.shutdown_timeout.as_secs_ceil()),
         ..ServerConf::default()
     };
+    let limits = Limits {
+        header_timeout: config.server.header_timeout.0,
+        idle_timeout: config.server.idle_timeout.0,
+        max_connections: config.server.max_connections,
+    };
     let mut reservations = options.reservations;
     let listen = reservations
         .resolve_all(&config.listen)
@@ -192,18 +199,29 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
     crate::metrics::register_known_series();
+    crate::connections::register_metrics();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
-    let mut proxy = http_proxy_service(
-        &server.configuration,
-        Gateway {
-            state: state.clone(),
-        },
+    // Connection limits (server.header_timeout, idle_timeout, max_connections) around
+    // Pingora's proxy app; see connections.rs.
+    let mut proxy = Service::new(
+        "Pingora HTTP Proxy Service".to_string(),
+        LimitedApp::new(
+            http_proxy(
+                &server.configuration,
+                Gateway {
+                    state: state.clone(),
+                },
+            ),
+            limits,
+        ),
     );
     for address in &listen {
-        add_tcp(&mut proxy, address);
+        // No L4 read buffer on plain proxy listeners: Pingora reads heads and bodies into
+        // buffers of its own, and the default 64 KiB one would be held by every idle connection.
+        add_tcp_unbuffered(&mut proxy, address);
     }
     if let Some((tls_listen, (cert, key))) = &tls {
         for address in tls_listen {
@@ -265,6 +283,16 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         },
     ));
     server.run_forever()
+}
+
+/// Like [`add_tcp`], without Pingora's L4 read buffer (issue 14: the cost of idle connections).
+fn add_tcp_unbuffered<A>(service: &mut Service<A>, address: &ListenAddress) {
+    let mut listener =
+        ListenerConfig::tcp(address.text()).l4_buffer(L4BufferSettings::default().read(0));
+    if let Some(options) = address.socket_options() {
+        listener = listener.tcp_socket_options(options);
+    }
+    service.add_listener(listener);
 }
 
 fn add_tcp<A>(service: &mut Service<A>, address: &ListenAddress) {

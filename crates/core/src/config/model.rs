@@ -242,7 +242,7 @@ impl Default for HealthCheckConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(
     deny_unknown_fields,
-    expecting = "a route: a mapping with name, match, upstream, cache and cors"
+    expecting = "a route: a mapping with name, match, upstream, cache, cors and strip_request_headers"
 )]
 pub struct RouteConfig {
     /// Unique; appears in metrics labels and cache keys.
@@ -261,6 +261,24 @@ pub struct RouteConfig {
     /// it. For staging routes; default false.
     #[serde(default)]
     pub debug: bool,
+    /// Request headers never sent to the upstream (besides the override headers the gateway
+    /// always drops, see `crate::forwarding`). Names are case-insensitive. Default none.
+    #[serde(default)]
+    pub strip_request_headers: Vec<String>,
+}
+
+impl RouteConfig {
+    /// The forwarding rule for this route, with the trusted networks of `server`.
+    pub fn forwarding_policy(&self, server: &ServerConfig) -> crate::forwarding::ForwardingPolicy {
+        crate::forwarding::ForwardingPolicy {
+            trusted_proxies: server.trusted_networks(),
+            strip_request_headers: self
+                .strip_request_headers
+                .iter()
+                .map(|name| name.trim().to_ascii_lowercase())
+                .collect(),
+        }
+    }
 }
 
 /// `routes[].match:`.
@@ -291,7 +309,7 @@ impl Default for RouteMatch {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with enabled and max_ttl"
+    expecting = "a mapping with enabled, max_ttl and key_headers"
 )]
 pub struct RouteCacheConfig {
     /// Default true. False: every request is `X-Cache: BYPASS`.
@@ -299,6 +317,11 @@ pub struct RouteCacheConfig {
     /// Upper bound on freshness whatever the upstream says; also caps how long preflight
     /// answers are cached. Absent: no cap.
     pub max_ttl: Option<DurationValue>,
+    /// Request headers the stored responses of this route depend on although the upstream does
+    /// not say so in `Vary` (a tenant header, a trusted proxy's `X-Forwarded-Host`): each value
+    /// is a variant of its own, as if the response had `Vary` on them, within
+    /// `cache.max_variants`. Names are case-insensitive. Default none.
+    pub key_headers: Vec<String>,
 }
 
 impl Default for RouteCacheConfig {
@@ -306,7 +329,18 @@ impl Default for RouteCacheConfig {
         RouteCacheConfig {
             enabled: true,
             max_ttl: None,
+            key_headers: Vec::new(),
         }
+    }
+}
+
+impl RouteCacheConfig {
+    /// `key_headers` lower-cased, as the variance names them.
+    pub fn key_header_names(&self) -> Vec<String> {
+        self.key_headers
+            .iter()
+            .map(|name| name.trim().to_ascii_lowercase())
+            .collect()
     }
 }
 
@@ -435,11 +469,16 @@ fn default_channel() -> String {
 /// On a graceful stop (SIGTERM, or SIGQUIT for an upgrade) Pingora sleeps its whole grace
 /// period, 300s unless configured, even when no request is in flight; for a cache restarted by
 /// every deploy that is far too long, so the period is exposed here with a short default.
+///
+/// The connection limits are nginx's `client_header_timeout`, `keepalive_timeout` and
+/// `worker_connections`; Pingora's own defaults (60s for a request head, no cap on
+/// connections) let a few thousand half-sent requests hold memory and file descriptors for a
+/// minute each.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with threads, grace_period and shutdown_timeout"
+    expecting = "a mapping with threads, grace_period, shutdown_timeout, header_timeout, idle_timeout, max_connections and trusted_proxies"
 )]
 pub struct ServerConfig {
     /// Worker threads. Absent: one per CPU (see [`ServerConfig::threads_or_default`]).
@@ -451,6 +490,26 @@ pub struct ServerConfig {
     /// Then how long the runtimes get to wind down (Pingora's
     /// `graceful_shutdown_timeout_seconds`). Default 5s.
     pub shutdown_timeout: DurationValue,
+    /// The whole request head (request line and header fields) must arrive within this time of
+    /// its first byte (of the connection, for a new one); otherwise the connection is closed
+    /// with `408`. Default 10s: a real client sends its head in one round trip, and Pingora's
+    /// 60s (nginx's `client_header_timeout` is 60s too) lets a slow-loris client hold a
+    /// connection six times longer; CDNs close at about 10s.
+    pub header_timeout: DurationValue,
+    /// How long a keep-alive connection may wait for its next request. Default 60s (Pingora's
+    /// and nginx's order of magnitude; an idle connection costs a few KiB here).
+    pub idle_timeout: DurationValue,
+    /// Open client connections (plain and TLS together) beyond which a new connection is closed
+    /// at once, without a response, and counted in `cors_edge_connections_refused_total`;
+    /// connections already open are not affected. Default 10000; keep it under the process's
+    /// file limit (`ulimit -n`), which upstream connections share.
+    pub max_connections: usize,
+    /// Networks (`10.0.0.0/8`, `2001:db8::/32`, a single address) of proxies in front of the
+    /// gateway whose `X-Forwarded-*`, `Forwarded` and `X-Real-IP` are kept (and extended). From
+    /// any other peer those headers are replaced by the gateway's own values. Default: none,
+    /// an edge node.
+    #[serde(deserialize_with = "one_or_many")]
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -459,6 +518,10 @@ impl Default for ServerConfig {
             threads: None,
             grace_period: DurationValue::from_secs(5),
             shutdown_timeout: DurationValue::from_secs(5),
+            header_timeout: DurationValue::from_secs(10),
+            idle_timeout: DurationValue::from_secs(60),
+            max_connections: 10_000,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -471,6 +534,14 @@ impl ServerConfig {
                 .map(usize::from)
                 .unwrap_or(2)
         })
+    }
+
+    /// The valid entries of `trusted_proxies` (validation reports the others).
+    pub fn trusted_networks(&self) -> Vec<crate::forwarding::Cidr> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| crate::forwarding::parse_cidr(entry).ok())
+            .collect()
     }
 }
 

@@ -633,6 +633,7 @@ fn configs_built_in_code_validate_without_positions() {
         cache: RouteCacheConfig::default(),
         cors: CorsConfig::default(),
         debug: false,
+        strip_request_headers: Vec::new(),
     });
     config.validate().unwrap();
     config.routes[0].upstream = "nope".into();
@@ -677,4 +678,106 @@ fn a_small_cache_without_an_object_limit_caps_the_default() {
     )
     .unwrap();
     assert_eq!(explicit.cache.object_limit(), ByteSize::mib(2));
+}
+
+#[test]
+fn connection_limits_and_trusted_proxies() {
+    let defaults = load(BASE).unwrap().server;
+    assert_eq!(defaults.header_timeout, DurationValue::from_secs(10));
+    assert_eq!(defaults.idle_timeout, DurationValue::from_secs(60));
+    assert_eq!(defaults.max_connections, 10_000);
+    assert!(defaults.trusted_proxies.is_empty());
+
+    let config = load(&format!(
+        "{BASE}server:\n  header_timeout: 2s\n  idle_timeout: 30s\n  max_connections: 500\n  trusted_proxies: [\"10.0.0.0/8\", \"2001:db8::/32\", 192.168.1.7]\n"
+    ))
+    .unwrap();
+    assert_eq!(config.server.header_timeout, DurationValue::from_secs(2));
+    assert_eq!(config.server.max_connections, 500);
+    let networks: Vec<String> = config
+        .server
+        .trusted_networks()
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(networks, ["10.0.0.0/8", "2001:db8::/32", "192.168.1.7/32"]);
+    // A single network may be a plain string.
+    let single = load(&format!("{BASE}server:\n  trusted_proxies: 127.0.0.1\n")).unwrap();
+    assert_eq!(single.server.trusted_proxies, ["127.0.0.1"]);
+
+    let all = errors(&format!(
+        "{BASE}server:\n  header_timeout: 0s\n  idle_timeout: 0s\n  max_connections: 0\n  trusted_proxies: [\"10.1.2.3/8\", proxy.internal, \"::/200\"]\n"
+    ));
+    let keys: Vec<String> = all.iter().map(key).collect();
+    assert_eq!(
+        keys,
+        [
+            "server.header_timeout",
+            "server.idle_timeout",
+            "server.max_connections",
+            "server.trusted_proxies[0]",
+            "server.trusted_proxies[1]",
+            "server.trusted_proxies[2]",
+        ]
+    );
+    assert!(
+        all[3].message.contains("write the network, 10.0.0.0/8"),
+        "{}",
+        all[3]
+    );
+    assert!(
+        all[4].message.contains("is not an IP address or network"),
+        "{}",
+        all[4]
+    );
+    assert!(all[5].message.contains("from 0 to 128"), "{}", all[5]);
+    assert_eq!(all[3].line, Some(11));
+}
+
+#[test]
+fn route_header_lists() {
+    let config = load(&format!(
+        "{BASE}    strip_request_headers: [Cookie, X-Debug]\n    cache: {{ key_headers: [X-Tenant] }}\n"
+    ))
+    .unwrap();
+    let route = &config.routes[0];
+    let policy = route.forwarding_policy(&config.server);
+    assert_eq!(policy.strip_request_headers, ["cookie", "x-debug"]);
+    assert_eq!(route.cache.key_header_names(), ["x-tenant"]);
+
+    let all = errors(&format!(
+        "{BASE}    strip_request_headers: [Host, \"x y\", cookie, Cookie, X-Forwarded-For]\n    cache: {{ key_headers: [cookie, origin, X-Original-URL, x-a, X-A, Content-Length] }}\n"
+    ));
+    let found: Vec<(String, &str)> = all.iter().map(|e| (key(e), e.message.as_str())).collect();
+    let expect = [
+        (
+            "routes[0].strip_request_headers[0]",
+            "frames or routes the request",
+        ),
+        ("routes[0].strip_request_headers[1]", "is not a header name"),
+        ("routes[0].strip_request_headers[3]", "listed twice"),
+        (
+            "routes[0].strip_request_headers[4]",
+            "always set by the gateway",
+        ),
+        (
+            "routes[0].cache.key_headers[0]",
+            "never reaches the upstream",
+        ),
+        ("routes[0].cache.key_headers[1]", "already part of the key"),
+        (
+            "routes[0].cache.key_headers[2]",
+            "never reaches the upstream",
+        ),
+        ("routes[0].cache.key_headers[4]", "listed twice"),
+        (
+            "routes[0].cache.key_headers[5]",
+            "frames or routes the request",
+        ),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for ((key, message), (want_key, want)) in found.iter().zip(expect) {
+        assert_eq!(key, want_key);
+        assert!(message.contains(want), "{key}: {message}");
+    }
 }

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use super::error::{ConfigError, ConfigErrors, KeyPath};
 use super::model::{Config, CorsConfig, RouteConfig, UpstreamConfig};
 use crate::cors::{CorsPolicy, PolicyError, PolicySpec};
+use crate::forwarding;
 use crate::units::DurationValue;
 
 impl Config {
@@ -417,6 +418,7 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
     }
 
     check_cors(errors, &key.key("cors"), &route.cors);
+    check_route_headers(errors, key, route);
 }
 
 /// The CORS policy is judged by `CorsPolicy::compile`, the same code that enforces it. It
@@ -516,10 +518,85 @@ fn check_cluster(config: &Config, errors: &mut Errors) {
 }
 
 fn check_server(config: &Config, errors: &mut Errors) {
-    if config.server.threads == Some(0) {
+    let server = &config.server;
+    let key = KeyPath::top("server");
+    if server.threads == Some(0) {
         errors.push(
-            KeyPath::top("server").key("threads"),
+            key.key("threads"),
             "must be at least 1 (leave it out for one per CPU)",
         );
+    }
+    require_positive(
+        errors,
+        key.key("header_timeout"),
+        server.header_timeout,
+        "the request head timeout",
+    );
+    require_positive(
+        errors,
+        key.key("idle_timeout"),
+        server.idle_timeout,
+        "the keep-alive idle timeout",
+    );
+    if server.max_connections == 0 {
+        errors.push(
+            key.key("max_connections"),
+            "must be at least 1 (every connection would be refused)",
+        );
+    }
+    for (i, entry) in server.trusted_proxies.iter().enumerate() {
+        if let Err(error) = forwarding::parse_cidr(entry) {
+            errors.push(
+                key.key("trusted_proxies").index(i),
+                format!("{entry:?} {error}"),
+            );
+        }
+    }
+}
+
+/// `strip_request_headers` and `cache.key_headers`: header names, each once, and a header
+/// cannot be both dropped and keyed on.
+fn check_route_headers(errors: &mut Errors, key: &KeyPath, route: &RouteConfig) {
+    let mut seen: Vec<String> = Vec::new();
+    let strip_key = key.key("strip_request_headers");
+    for (i, name) in route.strip_request_headers.iter().enumerate() {
+        let lower = name.trim().to_ascii_lowercase();
+        if let Some(problem) = forwarding::header_name_problem(name.trim()) {
+            errors.push(strip_key.index(i), format!("{name:?} {problem}"));
+        } else if seen.contains(&lower) {
+            errors.push(strip_key.index(i), format!("{name:?} is listed twice"));
+        } else if forwarding::FORWARDING_HEADERS.contains(&lower.as_str()) {
+            errors.push(
+                strip_key.index(i),
+                format!("{name:?} is always set by the gateway (see server.trusted_proxies); it cannot be stripped"),
+            );
+        }
+        seen.push(lower);
+    }
+    let stripped = seen;
+    let mut seen: Vec<String> = Vec::new();
+    let key_key = key.key("cache").key("key_headers");
+    for (i, name) in route.cache.key_headers.iter().enumerate() {
+        let lower = name.trim().to_ascii_lowercase();
+        let problem = if let Some(problem) = forwarding::header_name_problem(name.trim()) {
+            Some(problem.to_string())
+        } else if seen.contains(&lower) {
+            Some("is listed twice".to_string())
+        } else if lower == "origin" {
+            Some("is already part of the key in upstream mode, and never reaches the upstream in edge mode".to_string())
+        } else if stripped.contains(&lower)
+            || forwarding::OVERRIDE_HEADERS.contains(&lower.as_str())
+        {
+            Some(
+                "never reaches the upstream (it is stripped), so the answer cannot depend on it"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            errors.push(key_key.index(i), format!("{name:?} {problem}"));
+        }
+        seen.push(lower);
     }
 }

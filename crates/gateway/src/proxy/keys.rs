@@ -170,6 +170,11 @@ pub fn variance(
             parts.push((name, value));
         }
     }
+    // `routes[].key_headers`: as if the response named them in `Vary`.
+    for name in &route.key_headers {
+        let value = key::vary_header_value(name, header_lines(&req.headers, name.as_str()));
+        parts.push((format!(":key:{name}"), value));
+    }
     if !shared_across_origins(route, stored) {
         parts.push((
             key::ORIGIN_VARIANCE_NAME.to_string(),
@@ -214,7 +219,8 @@ pub fn purge_tags(
             .map(|o| purge::normalize_origin(&String::from_utf8_lossy(o)))
     };
     EntryTags {
-        host: key::normalize_host(&facts.host),
+        // As in the key: case, trailing dot and the scheme's default port.
+        host: key::key_host(&facts.host, facts.tls),
         path: key.path.clone(),
         path_and_query: key.path_and_query.clone(),
         origin,

@@ -50,29 +50,49 @@ pub fn retry_after_connect_failure(record: &mut RequestRecord, mut e: Box<Error>
     e
 }
 
-/// The request as the upstream gets it.
+/// The request as the upstream gets it: forwarding headers and override headers as
+/// [`cors_edge_core::forwarding`] decides (the gateway's own `X-Forwarded-*`/`Forwarded`/
+/// `X-Real-IP` unless the peer is a trusted proxy; override headers and the route's
+/// `strip_request_headers` removed), no debug token, and in edge mode no CORS request fields.
 pub fn prepare_request(
     session: &Session,
     upstream_request: &mut RequestHeader,
     record: &mut RequestRecord,
 ) -> Result<()> {
-    if let Some(addr) = session
-        .client_addr()
-        .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-    {
-        let forwarded = match upstream_request
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-        {
-            Some(previous) => format!("{previous}, {addr}"),
-            None => addr,
+    if let (Some(route), Some(facts)) = (&record.route, &record.request) {
+        use cors_edge_core::forwarding::{HeaderEdit, RequestFacts};
+        let forwarding_facts = RequestFacts {
+            peer: session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip()),
+            tls: facts.tls,
+            host: &facts.host,
+            local_port: session
+                .server_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.port()),
+            method: upstream_request.method.as_str(),
         };
-        upstream_request.insert_header("x-forwarded-for", forwarded)?;
+        let edits = route.forwarding.upstream_edits(
+            &forwarding_facts,
+            upstream_request
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        );
+        for edit in edits {
+            match edit {
+                HeaderEdit::Remove(name) => {
+                    upstream_request.remove_header(name);
+                }
+                HeaderEdit::RemoveNamed(name) => {
+                    upstream_request.remove_header(name.as_str());
+                }
+                HeaderEdit::Set(name, value) => upstream_request.insert_header(name, value)?,
+            }
+        }
     }
-    let tls = record.request.as_ref().is_some_and(|r| r.tls);
-    upstream_request.insert_header("x-forwarded-proto", if tls { "https" } else { "http" })?;
     // The debug token is for the gateway only.
     upstream_request.remove_header(&DEBUG_HEADER);
     if record.cors_mode() == Some(CorsMode::Edge) {

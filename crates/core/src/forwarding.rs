@@ -1,0 +1,699 @@
+//! Which request headers reach the upstream: the rule that keeps a client from poisoning the
+//! cache through headers the cache key does not contain.
+//!
+//! Frameworks build absolute URLs, redirects and routing decisions from `X-Forwarded-Host`,
+//! `Forwarded`, `X-Original-URL` and their relatives. The cache key holds the route, scheme,
+//! host and path, not those headers, so an answer built from an attacker's value would be
+//! stored under the plain URL and served to everyone ("Practical Web Cache Poisoning", 2018).
+//! On an edge node the gateway therefore:
+//!
+//! - **replaces** the forwarding headers ([`FORWARDING_HEADERS`]) with its own values: the
+//!   peer's address, the scheme of the listener, the request's `Host`, the listener's port. Only
+//!   when the peer is in `server.trusted_proxies` (another proxy in front, like nginx's
+//!   `set_real_ip_from`) are the client's values kept, `X-Forwarded-For` and `Forwarded`
+//!   extended with the peer;
+//! - **drops** the override headers ([`OVERRIDE_HEADERS`]) that rewrite the URL, host or
+//!   scheme upstream, whoever sent them, and the method-override headers
+//!   ([`METHOD_OVERRIDE_HEADERS`]) on the requests whose answers can be cached;
+//! - drops the route's own `strip_request_headers`.
+//!
+//! The gateway applies the returned [`HeaderEdit`]s to the upstream request; nothing here
+//! touches a socket.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// Set by the gateway on every upstream request; a client's values are kept only from a
+/// trusted proxy.
+pub const FORWARDING_HEADERS: [&str; 6] = [
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "forwarded",
+    "x-real-ip",
+];
+
+/// Request headers that make common frameworks and servers use another URL, host, scheme or
+/// path than the one in the request line and `Host` (Symfony/Zend/IIS `X-Original-URL` and
+/// `X-Rewrite-URL`, `X-Host`, `X-Forwarded-Server`, Rack's `X-Forwarded-Scheme` and
+/// `X-Forwarded-Ssl`, Spring's `X-Forwarded-Prefix`, IIS's `Front-End-Https`, …). None of them is
+/// in the cache key, so they are dropped before the upstream, from every peer, trusted or not.
+pub const OVERRIDE_HEADERS: [&str; 13] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-override-url",
+    "x-host",
+    "x-original-host",
+    "x-forwarded-server",
+    "x-forwarded-scheme",
+    "x-forwarded-ssl",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-url-scheme",
+    "front-end-https",
+    "x-proxy-url",
+];
+
+/// Headers that make a framework treat a `GET` as another method: a cached `GET` answer could
+/// then be a `DELETE`'s or an error ("CPDoS", 2019). Dropped on the requests whose answers are
+/// cached (`GET`, `HEAD`, `OPTIONS`); an API that tunnels methods through `POST` keeps them.
+pub const METHOD_OVERRIDE_HEADERS: [&str; 3] = [
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+/// Headers a route may neither strip nor add to its key: the request cannot be framed or
+/// routed without them, or they are already handled.
+pub const PROTECTED_HEADERS: [&str; 7] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+];
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `2001:db8::/32`); a bare address is a /32 or
+/// a /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Cidr {
+    network: IpAddr,
+    prefix: u8,
+}
+
+/// Why a `trusted_proxies` entry is not a network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    NotAnAddress,
+    BadPrefix {
+        max: u8,
+    },
+    /// Bits set past the prefix: `10.1.2.3/8` probably meant `10.0.0.0/8` or `10.1.2.3/32`.
+    HostBits {
+        network: String,
+    },
+}
+
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress => f.write_str(
+                "is not an IP address or network (expected e.g. 10.0.0.0/8, 192.168.1.7 or 2001:db8::/32)",
+            ),
+            CidrError::BadPrefix { max } => {
+                write!(f, "has a prefix length that is not a number from 0 to {max}")
+            }
+            CidrError::HostBits { network } => write!(
+                f,
+                "has bits set past its prefix length; write the network, {network}, or a single address without /"
+            ),
+        }
+    }
+}
+
+fn bits(ip: IpAddr) -> (u128, u8) {
+    match ip {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32),
+        IpAddr::V6(v6) => (u128::from(v6), 128),
+    }
+}
+
+fn mask(width: u8, prefix: u8) -> u128 {
+    if prefix == 0 {
+        0
+    } else {
+        let all = if width == 32 {
+            u128::from(u32::MAX)
+        } else {
+            u128::MAX
+        };
+        all & !all.checked_shr(u32::from(prefix)).unwrap_or(0)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(text: &str) -> Result<Self, CidrError> {
+        let text = text.trim();
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (address, Some(prefix)),
+            None => (text, None),
+        };
+        let network: IpAddr = address.parse().map_err(|_| CidrError::NotAnAddress)?;
+        let (value, width) = bits(network);
+        let prefix = match prefix {
+            None => width,
+            // Digits only: `u8::from_str` would also take `+8`.
+            Some(p) if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) => {
+                return Err(CidrError::BadPrefix { max: width })
+            }
+            Some(p) => match p.parse::<u8>() {
+                Ok(p) if p <= width => p,
+                _ => return Err(CidrError::BadPrefix { max: width }),
+            },
+        };
+        if value & !mask(width, prefix) != 0 {
+            let masked = value & mask(width, prefix);
+            let network = match network {
+                IpAddr::V4(_) => {
+                    IpAddr::from(u32::try_from(masked).unwrap_or_default().to_be_bytes())
+                }
+                IpAddr::V6(_) => IpAddr::from(masked.to_be_bytes()),
+            };
+            return Err(CidrError::HostBits {
+                network: format!("{network}/{prefix}"),
+            });
+        }
+        Ok(Cidr { network, prefix })
+    }
+}
+
+impl Cidr {
+    /// Whether `ip` is in the network. An IPv4-mapped IPv6 address (`::ffff:10.0.0.1`, what a
+    /// dual-stack `[::]` listener reports for an IPv4 peer) is compared as IPv4.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        let (value, width) = bits(ip);
+        let (network, network_width) = bits(self.network);
+        width == network_width && value & mask(width, self.prefix) == network
+    }
+}
+
+impl fmt::Display for Cidr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// Parses a `trusted_proxies` entry.
+pub fn parse_cidr(text: &str) -> Result<Cidr, CidrError> {
+    text.parse()
+}
+
+/// Why a header name given in a route cannot be used.
+pub fn header_name_problem(name: &str) -> Option<&'static str> {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() {
+        Some("is empty")
+    } else if !name.bytes().all(tchar) {
+        Some("is not a header name (letters, digits and !#$%&'*+-.^_`|~, no spaces or colons)")
+    } else if PROTECTED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+        Some("frames or routes the request and cannot be changed by a route")
+    } else {
+        None
+    }
+}
+
+/// The forwarding rule of one route: the trusted networks (from `server.trusted_proxies`) and
+/// the route's extra headers to drop, lower-cased.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForwardingPolicy {
+    pub trusted_proxies: Vec<Cidr>,
+    pub strip_request_headers: Vec<String>,
+}
+
+/// What the gateway knows about the request, besides its headers.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// The TCP peer; `None` for a connection without an IP peer (a Unix socket).
+    pub peer: Option<IpAddr>,
+    /// Arrived on the TLS listener.
+    pub tls: bool,
+    /// The request's `Host` (or the request-target's authority), as sent.
+    pub host: &'a str,
+    /// The port of the listener the request arrived on.
+    pub local_port: Option<u16>,
+    pub method: &'a str,
+}
+
+/// One change to the upstream request. Names are lower-case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderEdit {
+    /// Remove every field line of this name.
+    Remove(&'static str),
+    /// Remove a route's `strip_request_headers` entry.
+    RemoveNamed(String),
+    /// Replace every field line of this name with one line.
+    Set(&'static str, String),
+}
+
+impl ForwardingPolicy {
+    pub fn is_trusted(&self, peer: Option<IpAddr>) -> bool {
+        peer.is_some_and(|ip| self.trusted_proxies.iter().any(|net| net.contains(ip)))
+    }
+
+    /// The edits that turn the client's request headers into the upstream's. `headers` yields
+    /// every request field line as (name, value); names in any case.
+    pub fn upstream_edits<'h, I>(&self, facts: &RequestFacts<'_>, headers: I) -> Vec<HeaderEdit>
+    where
+        I: IntoIterator<Item = (&'h str, &'h [u8])>,
+    {
+        let trusted = self.is_trusted(facts.peer);
+        let cacheable_method = matches!(facts.method, "GET" | "HEAD" | "OPTIONS");
+        let mut sent: [Vec<&'h [u8]>; 6] = Default::default();
+        let mut host_lines = 0;
+        let mut edits = Vec::new();
+        for (name, value) in headers {
+            if name.eq_ignore_ascii_case("host") {
+                host_lines += 1;
+            } else if let Some(i) = FORWARDING_HEADERS
+                .iter()
+                .position(|known| name.eq_ignore_ascii_case(known))
+            {
+                sent[i].push(value);
+            } else if let Some(known) = OVERRIDE_HEADERS
+                .iter()
+                .chain(if cacheable_method {
+                    METHOD_OVERRIDE_HEADERS.iter()
+                } else {
+                    [].iter()
+                })
+                .find(|known| name.eq_ignore_ascii_case(known))
+            {
+                if !edits.contains(&HeaderEdit::Remove(known)) {
+                    edits.push(HeaderEdit::Remove(known));
+                }
+            }
+        }
+        for name in &self.strip_request_headers {
+            edits.push(HeaderEdit::RemoveNamed(name.clone()));
+        }
+
+        let peer = facts.peer.map(|ip| ip.to_canonical().to_string());
+        let proto = if facts.tls { "https" } else { "http" };
+        let port = facts
+            .local_port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| if facts.tls { "443" } else { "80" }.to_string());
+        // A header the trusted proxy sent, as one line (several lines are one list).
+        let kept = |i: usize| -> Option<String> {
+            if !trusted || sent[i].is_empty() {
+                return None;
+            }
+            let joined: Vec<&str> = sent[i]
+                .iter()
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            (!joined.is_empty()).then(|| joined.join(", "))
+        };
+
+        // X-Forwarded-For: the peer, after the trusted proxy's list.
+        let xff = match (kept(0), &peer) {
+            (Some(list), Some(peer)) => Some(format!("{list}, {peer}")),
+            (Some(list), None) => Some(list),
+            (None, peer) => peer.clone(),
+        };
+        match xff {
+            Some(value) => edits.push(HeaderEdit::Set("x-forwarded-for", value)),
+            None => edits.push(HeaderEdit::Remove("x-forwarded-for")),
+        }
+        edits.push(HeaderEdit::Set(
+            "x-forwarded-proto",
+            kept(1).unwrap_or_else(|| proto.to_string()),
+        ));
+        // The upstream sees the host the cache key holds (`Host: EXAMPLE.com:80` and
+        // `Host: example.com` share an entry, so they must get one answer).
+        let key_host = crate::key::key_host(facts.host, facts.tls);
+        let host = if is_field_value(&key_host) {
+            key_host.as_str()
+        } else {
+            ""
+        };
+        if host_lines == 1 && !host.is_empty() && host != facts.host {
+            edits.push(HeaderEdit::Set("host", host.to_string()));
+        }
+        match kept(2) {
+            Some(value) => edits.push(HeaderEdit::Set("x-forwarded-host", value)),
+            None if host.is_empty() => edits.push(HeaderEdit::Remove("x-forwarded-host")),
+            None => edits.push(HeaderEdit::Set("x-forwarded-host", host.to_string())),
+        }
+        edits.push(HeaderEdit::Set("x-forwarded-port", kept(3).unwrap_or(port)));
+        // Forwarded (RFC 7239): this hop's element, after the trusted proxy's elements.
+        let mut element = Vec::new();
+        if let Some(peer) = &facts.peer {
+            element.push(format!("for={}", forwarded_node(*peer)));
+        }
+        if !host.is_empty() {
+            element.push(format!("host={}", forwarded_value(host)));
+        }
+        element.push(format!("proto={proto}"));
+        let element = element.join(";");
+        edits.push(HeaderEdit::Set(
+            "forwarded",
+            match kept(4) {
+                Some(list) => format!("{list}, {element}"),
+                None => element,
+            },
+        ));
+        match (kept(5), &peer) {
+            (Some(value), _) => edits.push(HeaderEdit::Set("x-real-ip", value)),
+            (None, Some(peer)) => edits.push(HeaderEdit::Set("x-real-ip", peer.clone())),
+            (None, None) => edits.push(HeaderEdit::Remove("x-real-ip")),
+        }
+        edits
+    }
+}
+
+/// Visible ASCII and spaces only, so the value can be sent as a header field.
+fn is_field_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
+}
+
+/// An RFC 7239 node: IPv6 in brackets and quotes.
+fn forwarded_node(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+/// A token as is, anything else as a quoted string (a `host` with a port has a colon).
+fn forwarded_value(value: &str) -> String {
+    let tchar = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !value.is_empty() && value.bytes().all(tchar) {
+        value.to_string()
+    } else {
+        let mut quoted = String::with_capacity(value.len() + 2);
+        quoted.push('"');
+        for c in value.chars() {
+            if c == '"' || c == '\\' {
+                quoted.push('\\');
+            }
+            quoted.push(c);
+        }
+        quoted.push('"');
+        quoted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cidr(text: &str) -> Cidr {
+        parse_cidr(text).unwrap()
+    }
+
+    fn policy(trusted: &[&str], strip: &[&str]) -> ForwardingPolicy {
+        ForwardingPolicy {
+            trusted_proxies: trusted.iter().map(|t| cidr(t)).collect(),
+            strip_request_headers: strip.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn facts<'a>(peer: &str, tls: bool, host: &'a str, method: &'a str) -> RequestFacts<'a> {
+        RequestFacts {
+            peer: Some(peer.parse().unwrap()),
+            tls,
+            host,
+            local_port: Some(if tls { 8443 } else { 8080 }),
+            method,
+        }
+    }
+
+    /// The upstream request's headers after the edits, lower-case names, in order.
+    fn apply(edits: &[HeaderEdit], request: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = request
+            .iter()
+            .map(|(n, v)| (n.to_ascii_lowercase(), v.to_string()))
+            .collect();
+        for edit in edits {
+            match edit {
+                HeaderEdit::Remove(name) => out.retain(|(n, _)| n != name),
+                HeaderEdit::RemoveNamed(name) => out.retain(|(n, _)| n != name),
+                HeaderEdit::Set(name, value) => {
+                    out.retain(|(n, _)| n != name);
+                    out.push((name.to_string(), value.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn run(
+        policy: &ForwardingPolicy,
+        facts: &RequestFacts<'_>,
+        request: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
+        let edits = policy.upstream_edits(facts, request.iter().map(|(n, v)| (*n, v.as_bytes())));
+        apply(&edits, request)
+    }
+
+    fn get<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+        let mut values = headers.iter().filter(|(n, _)| n == name);
+        let first = values.next().map(|(_, v)| v.as_str());
+        assert!(values.next().is_none(), "{name} sent twice: {headers:?}");
+        first
+    }
+
+    const POISON: [(&str, &str); 10] = [
+        ("Host", "api.example.com"),
+        ("X-Forwarded-Host", "evil.example"),
+        ("X-Forwarded-For", "1.2.3.4"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Port", "1337"),
+        ("Forwarded", "for=1.2.3.4;host=evil;proto=https"),
+        ("X-Real-IP", "1.2.3.4"),
+        ("X-Original-URL", "/admin"),
+        ("x-rewrite-url", "/admin"),
+        ("X-Host", "evil.example"),
+    ];
+
+    #[test]
+    fn an_untrusted_client_cannot_set_any_forwarding_header() {
+        let out = run(
+            &policy(&[], &[]),
+            &facts("203.0.113.9", false, "api.example.com", "GET"),
+            &POISON,
+        );
+        assert_eq!(get(&out, "x-forwarded-for"), Some("203.0.113.9"));
+        assert_eq!(get(&out, "x-forwarded-proto"), Some("http"));
+        assert_eq!(get(&out, "x-forwarded-host"), Some("api.example.com"));
+        assert_eq!(get(&out, "x-forwarded-port"), Some("8080"));
+        assert_eq!(
+            get(&out, "forwarded"),
+            Some("for=203.0.113.9;host=api.example.com;proto=http")
+        );
+        assert_eq!(get(&out, "x-real-ip"), Some("203.0.113.9"));
+        for dropped in ["x-original-url", "x-rewrite-url", "x-host"] {
+            assert_eq!(get(&out, dropped), None);
+        }
+        assert_eq!(get(&out, "host"), Some("api.example.com"));
+        let all: String = out.iter().map(|(_, v)| v.as_str()).collect();
+        assert!(!all.contains("evil") && !all.contains("1.2.3.4") && !all.contains("1337"));
+    }
+
+    #[test]
+    fn a_trusted_proxy_keeps_and_extends_the_chain() {
+        let out = run(
+            &policy(&["10.0.0.0/8"], &[]),
+            &facts("10.1.2.3", true, "api.example.com", "GET"),
+            &POISON,
+        );
+        assert_eq!(get(&out, "x-forwarded-for"), Some("1.2.3.4, 10.1.2.3"));
+        assert_eq!(get(&out, "x-forwarded-proto"), Some("https"));
+        assert_eq!(get(&out, "x-forwarded-host"), Some("evil.example"));
+        assert_eq!(get(&out, "x-forwarded-port"), Some("1337"));
+        assert_eq!(
+            get(&out, "forwarded"),
+            Some(
+                "for=1.2.3.4;host=evil;proto=https, for=10.1.2.3;host=api.example.com;proto=https"
+            )
+        );
+        assert_eq!(get(&out, "x-real-ip"), Some("1.2.3.4"));
+        // Override headers are dropped even from a trusted proxy.
+        assert_eq!(get(&out, "x-original-url"), None);
+        assert_eq!(get(&out, "x-host"), None);
+    }
+
+    #[test]
+    fn a_trusted_proxy_without_headers_gets_the_gateways_values() {
+        let out = run(
+            &policy(&["10.0.0.0/8"], &[]),
+            &facts("10.1.2.3", false, "api.example.com:8080", "GET"),
+            &[("Host", "api.example.com:8080")],
+        );
+        assert_eq!(get(&out, "x-forwarded-for"), Some("10.1.2.3"));
+        assert_eq!(get(&out, "x-forwarded-host"), Some("api.example.com:8080"));
+        assert_eq!(
+            get(&out, "forwarded"),
+            Some("for=10.1.2.3;host=\"api.example.com:8080\";proto=http")
+        );
+    }
+
+    #[test]
+    fn several_lines_from_a_trusted_proxy_are_one_list() {
+        let out = run(
+            &policy(&["192.168.0.0/16"], &[]),
+            &facts("192.168.1.1", false, "h", "GET"),
+            &[
+                ("x-forwarded-for", "1.1.1.1"),
+                ("X-Forwarded-For", " 2.2.2.2 "),
+            ],
+        );
+        assert_eq!(
+            get(&out, "x-forwarded-for"),
+            Some("1.1.1.1, 2.2.2.2, 192.168.1.1")
+        );
+    }
+
+    #[test]
+    fn ipv6_and_mapped_peers() {
+        let out = run(
+            &policy(&["10.0.0.0/8"], &[]),
+            &facts("::ffff:10.0.0.1", false, "h", "GET"),
+            &[("x-forwarded-for", "1.1.1.1")],
+        );
+        // A dual-stack listener reports IPv4 peers as mapped addresses: still trusted, and
+        // written as IPv4.
+        assert_eq!(get(&out, "x-forwarded-for"), Some("1.1.1.1, 10.0.0.1"));
+        let out = run(
+            &policy(&[], &[]),
+            &facts("2001:db8::1", false, "h", "GET"),
+            &[],
+        );
+        assert_eq!(get(&out, "x-forwarded-for"), Some("2001:db8::1"));
+        assert_eq!(
+            get(&out, "forwarded"),
+            Some("for=\"[2001:db8::1]\";host=h;proto=http")
+        );
+    }
+
+    #[test]
+    fn method_overrides_are_dropped_only_where_answers_are_cached() {
+        let request = [
+            ("X-HTTP-Method-Override", "DELETE"),
+            ("x-http-method", "PUT"),
+        ];
+        for method in ["GET", "HEAD", "OPTIONS"] {
+            let out = run(
+                &policy(&[], &[]),
+                &facts("1.1.1.1", false, "h", method),
+                &request,
+            );
+            assert_eq!(get(&out, "x-http-method-override"), None, "{method}");
+            assert_eq!(get(&out, "x-http-method"), None, "{method}");
+        }
+        let out = run(
+            &policy(&[], &[]),
+            &facts("1.1.1.1", false, "h", "POST"),
+            &request,
+        );
+        assert_eq!(get(&out, "x-http-method-override"), Some("DELETE"));
+    }
+
+    #[test]
+    fn a_route_strips_its_own_headers() {
+        let out = run(
+            &policy(&[], &["x-tenant", "cookie"]),
+            &facts("1.1.1.1", false, "h", "GET"),
+            &[("X-Tenant", "evil"), ("Cookie", "a=b"), ("Accept", "*/*")],
+        );
+        assert_eq!(get(&out, "x-tenant"), None);
+        assert_eq!(get(&out, "cookie"), None);
+        assert_eq!(get(&out, "accept"), Some("*/*"));
+    }
+
+    #[test]
+    fn the_upstream_gets_the_host_of_the_key() {
+        for (sent, tls, upstream) in [
+            ("EXAMPLE.com:80", false, "example.com"),
+            ("example.com.", false, "example.com"),
+            ("example.com:443", true, "example.com"),
+            ("example.com:8080", false, "example.com:8080"),
+            ("example.com", false, "example.com"),
+        ] {
+            let out = run(
+                &policy(&[], &[]),
+                &facts("1.1.1.1", tls, sent, "GET"),
+                &[("Host", sent)],
+            );
+            assert_eq!(get(&out, "host"), Some(upstream), "{sent}");
+            assert_eq!(get(&out, "x-forwarded-host"), Some(upstream), "{sent}");
+        }
+    }
+
+    #[test]
+    fn a_host_that_cannot_be_a_field_value_is_not_forwarded() {
+        let out = run(&policy(&[], &[]), &facts("1.1.1.1", false, "", "GET"), &[]);
+        assert_eq!(get(&out, "x-forwarded-host"), None);
+        assert_eq!(get(&out, "forwarded"), Some("for=1.1.1.1;proto=http"));
+        let quoted = forwarded_value("a\"b\\c");
+        assert_eq!(quoted, "\"a\\\"b\\\\c\"");
+    }
+
+    #[test]
+    fn cidrs_parse_and_match() {
+        let table: [(&str, &str, bool); 10] = [
+            ("10.0.0.0/8", "10.255.1.2", true),
+            ("10.0.0.0/8", "11.0.0.1", false),
+            ("192.168.1.7", "192.168.1.7", true),
+            ("192.168.1.7", "192.168.1.8", false),
+            ("0.0.0.0/0", "8.8.8.8", true),
+            ("0.0.0.0/0", "2001:db8::1", false),
+            ("2001:db8::/32", "2001:db8:ffff::1", true),
+            ("2001:db8::/32", "2001:db9::1", false),
+            ("::/0", "::1", true),
+            ("127.0.0.0/8", "::ffff:127.0.0.1", true),
+        ];
+        for (net, ip, inside) in table {
+            assert_eq!(
+                cidr(net).contains(ip.parse().unwrap()),
+                inside,
+                "{net} {ip}"
+            );
+        }
+        assert_eq!(cidr("10.0.0.0/8").to_string(), "10.0.0.0/8");
+        assert_eq!(cidr(" ::1 ").to_string(), "::1/128");
+    }
+
+    #[test]
+    fn bad_cidrs_say_why() {
+        assert_eq!(
+            parse_cidr("10.0.0.0/33"),
+            Err(CidrError::BadPrefix { max: 32 })
+        );
+        assert_eq!(parse_cidr("::/129"), Err(CidrError::BadPrefix { max: 128 }));
+        assert_eq!(
+            parse_cidr("10.0.0.0/+8"),
+            Err(CidrError::BadPrefix { max: 32 })
+        );
+        assert_eq!(
+            parse_cidr("10.0.0.0/"),
+            Err(CidrError::BadPrefix { max: 32 })
+        );
+        assert_eq!(parse_cidr("example.com"), Err(CidrError::NotAnAddress));
+        assert_eq!(parse_cidr("10.0.0/8"), Err(CidrError::NotAnAddress));
+        assert_eq!(
+            parse_cidr("10.1.2.3/8"),
+            Err(CidrError::HostBits {
+                network: "10.0.0.0/8".into()
+            })
+        );
+        assert_eq!(
+            parse_cidr("2001:db8::1/32"),
+            Err(CidrError::HostBits {
+                network: "2001:db8::/32".into()
+            })
+        );
+    }
+
+    #[test]
+    fn header_names_for_routes() {
+        assert_eq!(header_name_problem("X-Tenant"), None);
+        assert!(header_name_problem("").is_some());
+        assert!(header_name_problem("x tenant").is_some());
+        assert!(header_name_problem("x:y").is_some());
+        assert!(header_name_problem("Host").is_some());
+        assert!(header_name_problem("transfer-encoding").is_some());
+    }
+}
