@@ -60,10 +60,11 @@ run_suite "real-browser CORS tests (Chromium)" bash tests/browser/run.sh
 run_suite "RFC 9111 conformance (http-cache-tests) against the baseline" \
   bash tests/conformance/check-gateway.sh "$CORS_EDGE_BIN"
 run_suite "deploy files validation" env CI="${CI:-}" DEPLOY_VALIDATE_INSTALL=1 DEPLOY_VALIDATE_STRICT=1 bash deploy/validate.sh
-# Fuzzing: every cargo-fuzz target for FUZZ_SECONDS (30) each, when a nightly toolchain is here.
+# Fuzzing: every cargo-fuzz target, 100,000 inputs from a fixed seed (at most FUZZ_SECONDS, 30,
+# each), when a nightly toolchain is here: deterministic, so it fails only on a real regression.
 if command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly'; then
   run_suite "fuzz targets, ${FUZZ_SECONDS:-30} s each (scripts/fuzz.sh)" \
-    bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
+    env FUZZ_RUNS="${FUZZ_RUNS:-100000}" bash scripts/fuzz.sh "${FUZZ_SECONDS:-30}"
 else
   log "fuzz targets skipped: no nightly toolchain (rustup toolchain install nightly)"
 fi
