@@ -5,8 +5,8 @@ the gateway closes them. Loopback only, bounded count.
     scripts/halfopen.py [--bin target/release/cors-edge] [--count 2000] [--wait 70]
                         [--extra-server 'header_timeout: 10s']
 
-Starts the gateway (one worker thread, 16 MiB cache) with a route to a port nobody listens on
-(the half-sent requests never get that far), reads VmRSS from /proc, opens COUNT connections
+Starts the gateway on port 0 (it reports its ports in its ready file; one worker thread, 16 MiB
+cache) with a route to the discard port (the half-sent requests never get that far), reads VmRSS from /proc, opens COUNT connections
 that each send `GET /slow HTTP/1.1\r\nHost: x\r\n` and stop, measures RSS again, then watches
 for up to WAIT seconds how long the gateway takes to close them and whether a complete request
 still answers meanwhile (from the admin listener's /healthz: the proxy's upstream is down).
@@ -30,27 +30,21 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
-def free_listener_port():
-    # The gateway gets port 0 in no config of its own here, so let the OS pick one and hand it
-    # over; the tiny race is acceptable for a hand-run measurement, not for tests.
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, limit=15):
+def wait_ready(path, proc, limit=30):
+    """The gateway binds port 0 and writes its bound addresses to the ready file."""
+    import json
     deadline = time.time() + limit
     while time.time() < deadline:
         if proc.poll() is not None:
             sys.exit(f"gateway exited: {proc.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
+            with open(path) as f:
+                ready = json.load(f)
+            port = lambda addr: int(addr.rsplit(":", 1)[1])
+            return port(ready["listen"][0]), port(ready["admin"])
+        except (OSError, ValueError, KeyError):
             time.sleep(0.05)
-    sys.exit(f"gateway did not listen on {port}")
+    sys.exit("gateway did not write its ready file")
 
 
 def healthz(port):
@@ -72,12 +66,12 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.count + 200)), hard))
 
-    listen, admin, dead = free_listener_port(), free_listener_port(), free_listener_port()
     extra = "".join(f"  {line.strip()}\n" for line in args.extra_server.split(";") if line.strip())
     config = (
-        f'listen: ["127.0.0.1:{listen}"]\nadmin: {{ listen: "127.0.0.1:{admin}" }}\n'
-        f"cache: {{ max_bytes: 16MiB }}\n"
-        f'upstreams:\n  api:\n    servers: ["127.0.0.1:{dead}"]\n'
+        'listen: ["127.0.0.1:0"]\nadmin: { listen: "127.0.0.1:0" }\n'
+        "cache: { max_bytes: 16MiB }\n"
+        # The discard port: nothing listens there; the half-sent requests never get that far.
+        'upstreams:\n  api:\n    servers: ["127.0.0.1:9"]\n'
         f"routes:\n  - name: api\n    upstream: api\n"
         f"server:\n  threads: 1\n{extra}"
     )
@@ -85,11 +79,12 @@ def main():
         path = os.path.join(tmp, "gw.yaml")
         with open(path, "w") as f:
             f.write(config)
-        proc = subprocess.Popen([args.bin, "run", "-c", path], stdout=subprocess.DEVNULL,
+        ready_file = os.path.join(tmp, "ready.json")
+        proc = subprocess.Popen([args.bin, "run", "-c", path, "--ready-file", ready_file],
+                                stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         try:
-            wait_port(listen, proc)
-            wait_port(admin, proc)
+            listen, admin = wait_ready(ready_file, proc)
             time.sleep(0.5)
             before = rss_kib(proc.pid)
             socks = []
