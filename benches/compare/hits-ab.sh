@@ -70,11 +70,30 @@ start() {
   sed -e "s|127.0.0.1:@LISTEN@|127.0.0.1:0|" -e "s|127.0.0.1:@ADMIN@|127.0.0.1:0|" \
     -e "s|@UPSTREAM@|127.0.0.1:$up_port|" -e "s|@LOG@|$work/access.log|" "$2" >"$work/gw.yaml"
   rm -f "$work/ready.json"
-  RUST_LOG=warn taskset -c 1 "$1" run -c "$work/gw.yaml" --ready-file "$work/ready.json" >"$work/gw.log" 2>&1 &
-  local pid=$!
-  for _ in $(seq 200); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
-  local port; port=$(grep -o '"listen":\["127.0.0.1:[0-9]*' "$work/ready.json" | grep -o '[0-9]*$')
-  echo "$pid $port"
+  if "$1" run --help 2>/dev/null | grep -q -- --ready-file; then
+    RUST_LOG=warn taskset -c 1 "$1" run -c "$work/gw.yaml" --ready-file "$work/ready.json" >"$work/gw.log" 2>&1 &
+    local pid=$!
+    for _ in $(seq 200); do [[ -s $work/ready.json ]] && break; sleep 0.05; done
+    local port; port=$(grep -o '"listen":\["127.0.0.1:[0-9]*' "$work/ready.json" | grep -o '[0-9]*$')
+    echo "$pid $port"
+    return
+  fi
+  # A binary from before --ready-file: its port-0 listeners are found by its pid (ss), and the
+  # proxy is the one whose answers carry X-Cache. Its config check refuses two listeners on
+  # 127.0.0.1:0, so its admin API goes to 127.0.0.2.
+  sed -i "s|admin: { listen: \"127.0.0.1:0\" }|admin: { listen: \"127.0.0.2:0\" }|" "$work/gw.yaml"
+  RUST_LOG=warn taskset -c 1 "$1" run -c "$work/gw.yaml" >"$work/gw.log" 2>&1 &
+  local pid=$! p
+  for _ in $(seq 200); do
+    for p in $(ss -Hltnp 2>/dev/null | grep "pid=$pid," | awk '{print $4}' | grep -o '[0-9]*$'); do
+      if curl -fsS -o /dev/null -D - "http://127.0.0.1:$p/o/1k/0" 2>/dev/null | grep -qi '^x-cache'; then
+        echo "$pid $p"
+        return
+      fi
+    done
+    sleep 0.05
+  done
+  echo "$pid 0"
 }
 
 declare -A RPS CPU P50 P99

@@ -12,7 +12,7 @@ use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest}
 
 const APP: &str = "https://app.example.com";
 /// `QUEUED_LINES` in crates/gateway/src/access_log: lines that may wait for the writer.
-const QUEUED_LINES: usize = 1024;
+const QUEUED_LINES: usize = 4096;
 
 fn config(upstream: SocketAddr, log: &str) -> String {
     format!(

@@ -23,9 +23,10 @@ use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
 
 use crate::metrics::METRICS;
 
-/// Lines that may wait for the writer; past this they are dropped. A few milliseconds of
-/// traffic at the highest rates, so only a writer that is really stuck loses lines.
-pub const QUEUED_LINES: usize = 1024;
+/// Lines that may wait for the writer; past this they are dropped. Several times what the
+/// highest rates bring in one `writer::BATCH_INTERVAL` (10 ms: 4096 lines is 400k lines/s), so
+/// only a writer that is really stuck loses lines.
+pub const QUEUED_LINES: usize = 4096;
 
 /// One request, as logged. Borrowed from the request's context; nothing is copied until the
 /// line is formatted.
