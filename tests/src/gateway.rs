@@ -87,16 +87,22 @@ pub struct GatewayProcess {
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
+    /// A directory no other test (thread or process) gets: named by the process id and a
+    /// counter, and created with `create_dir` (which fails if it exists) so a leftover of a
+    /// dead process with the same id is never shared either. (Two threads reading the clock in
+    /// the same nanosecond once got the same directory, and one gateway the other's config.)
     pub fn new(label: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "cors-edge-test-{label}-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        TempDir(dir)
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("cors-edge-test-{label}-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&dir) {
+                Ok(()) => return TempDir(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("cannot create {}: {e}", dir.display()),
+            }
+        }
     }
 }
 

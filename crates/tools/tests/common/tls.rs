@@ -20,11 +20,11 @@ impl TestCert {
             "api.test".to_string(),
         ])
         .expect("certificate");
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
+        // A counter, not the clock: two tests can read the same nanosecond.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let pem_path = std::env::temp_dir().join(format!(
-            "cors-edge-tools-{label}-{}-{nanos}.pem",
+            "cors-edge-tools-{label}-{}-{n}.pem",
             std::process::id()
         ));
         std::fs::write(&pem_path, generated.cert.pem()).expect("write the certificate");
