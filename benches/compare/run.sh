@@ -130,6 +130,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# For nginx, Varnish and the Pingora floor, which cannot report a port the OS chose: a port
+# that was free a moment ago (wait_port then only accepts that process's own listener). The
+# upstream and cors-edge bind port 0 and report theirs.
 free_port() {
   node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
 }
@@ -183,10 +186,11 @@ if [[ $(id -u) -eq 0 && -z ${NO_NICE:-} ]]; then
   if [[ ${PRIO_MODE:-nice} == rt ]]; then PRIO=(chrt -f 1); fi
 fi
 
-up_port=$(free_port)
-"${UPSTREAM_PRIO[@]}" taskset -c 1 node "$here/upstream.mjs" "$up_port" >"$work/upstream.log" 2>&1 &
+"${UPSTREAM_PRIO[@]}" taskset -c 1 node "$here/upstream.mjs" 0 >"$work/upstream.log" 2>&1 &
 STARTED+=($!)
-wait_port "$up_port" $! || { cat "$work/upstream.log" >&2; die "the upstream did not start"; }
+for _ in $(seq 100); do grep -q '^listening' "$work/upstream.log" && break; sleep 0.1; done
+up_port=$(awk '/^listening/ {print $2}' "$work/upstream.log")
+[[ -n $up_port ]] || { cat "$work/upstream.log" >&2; die "the upstream did not start"; }
 upstream_count() { curl -fsS "http://127.0.0.1:$up_port/__count"; }
 log "upstream (node $(node --version)) on 127.0.0.1:$up_port"
 
@@ -194,12 +198,15 @@ declare -A PORT PID
 for server in $servers; do
   case $server in
     cors-edge)
-      PORT[$server]=$(free_port)
-      admin=$(free_port)
-      sed -e "s|@LISTEN@|${PORT[$server]}|" -e "s|@ADMIN@|$admin|" \
+      sed -e "s|@LISTEN@|0|" -e "s|@ADMIN@|0|" \
         -e "s|@UPSTREAM@|127.0.0.1:$up_port|" "$here/cors-edge.yaml" >"$work/cors-edge.yaml"
-      RUST_LOG=warn "${PRIO[@]}" taskset -c 0 "$BIN" run -c "$work/cors-edge.yaml" >"$work/cors-edge.log" 2>&1 &
+      RUST_LOG=warn "${PRIO[@]}" taskset -c 0 "$BIN" run -c "$work/cors-edge.yaml" \
+        --ready-file "$work/cors-edge.ready" >"$work/cors-edge.log" 2>&1 &
       PID[$server]=$!
+      for _ in $(seq 200); do [[ -s $work/cors-edge.ready ]] && break; sleep 0.05; done
+      grep -q "\"pid\":${PID[$server]}," "$work/cors-edge.ready" 2>/dev/null \
+        || { cat "$work/cors-edge.log" >&2; die "cors-edge did not start"; }
+      PORT[$server]=$(grep -o '"listen":\["127.0.0.1:[0-9]*' "$work/cors-edge.ready" | grep -o '[0-9]*$')
       ;;
     nginx)
       PORT[$server]=$(free_port)
