@@ -14,6 +14,7 @@ use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::gateway::TempDir;
 use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use parking_lot::Mutex;
 
 /// A `redis-server` child process without persistence, killed on drop. It listens on a unix
 /// socket in its own temp dir: a restart binds the same path, which no other process can take
@@ -357,6 +358,92 @@ async fn purge_on_one_node_reaches_the_others_across_a_redis_restart() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// Issue 14's hostile case: Redis stopped and started while the nodes are under load. Serving
+/// never stops (every request of the load answers 200), a purge accepted while Redis is down is
+/// queued and delivered once it is back.
+#[tokio::test]
+async fn serving_never_stops_while_redis_is_down_and_queued_purges_arrive() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let mut redis = RedisServer::start();
+    let upstream =
+        Upstream::start(|_| Reply::ok("shared").header("cache-control", "max-age=300")).await;
+    let yaml = config(upstream.addr, &redis, &unique_channel("load"));
+    let (one, two) = (GatewayProcess::start(&yaml), GatewayProcess::start(&yaml));
+    wait_connected(&[&one, &two]).await;
+    warm(&[&one, &two], "/queued").await;
+
+    // Load on both nodes until told to stop: 4 clients per node, 20 paths each.
+    let stop = Arc::new(AtomicBool::new(false));
+    let answered = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut clients = Vec::new();
+    for (node, addr) in [("one", one.addr), ("two", two.addr)] {
+        for client in 0..4 {
+            let (stop, answered, failed) = (stop.clone(), answered.clone(), failed.clone());
+            clients.push(tokio::spawn(async move {
+                let mut n = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let path = format!("/load/{client}/{}", n % 20);
+                    let response = request(addr, "GET", &path, &[]).await;
+                    if response.status == 200 && response.text() == "shared" {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        failed.lock().push(format!(
+                            "{node} {path}: {} {}",
+                            response.status,
+                            response.text()
+                        ));
+                    }
+                    n += 1;
+                }
+            }));
+        }
+    }
+    // Waits until 200 more requests were answered (a liveness bound, not a speed criterion).
+    let serve_200_more = || {
+        let answered = answered.clone();
+        async move {
+            let start = answered.load(Ordering::Relaxed);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while answered.load(Ordering::Relaxed) < start + 200 {
+                assert!(
+                    Instant::now() < deadline,
+                    "the load stalled at {start} answers"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            answered.load(Ordering::Relaxed)
+        }
+    };
+    let answered_before_outage = serve_200_more().await;
+
+    redis.kill();
+    purge(&one, r#"{"url": "/queued"}"#).await;
+    // Served all along while Redis is down.
+    serve_200_more().await;
+    assert_eq!(
+        request(two.addr, "GET", "/queued", &[]).await.cache(),
+        "HIT",
+        "no Redis, no purge yet on node two"
+    );
+    redis.spawn();
+    until_miss(&two, "/queued", Duration::from_secs(10)).await;
+
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.expect("load client");
+    }
+    let failed = failed.lock().clone();
+    let total = answered.load(Ordering::Relaxed);
+    eprintln!(
+        "redis restart under load: {total} requests answered ({answered_before_outage} before the outage), {} failed",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "requests failed: {failed:?}");
 }
 
 async fn metric(node: &GatewayProcess, name: &str) -> f64 {
