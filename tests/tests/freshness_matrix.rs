@@ -3,8 +3,9 @@
 //! the direct-hit path; `Pragma: x-probe` (a Pragma without `no-cache`, so the same meaning)
 //! sends the same request down Pingora's cache path, and both must agree.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
+use cors_edge_tests::upstream::http_date;
 use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
 
 fn config(upstream: std::net::SocketAddr) -> String {
@@ -13,38 +14,6 @@ fn config(upstream: std::net::SocketAddr) -> String {
          cache: {{ stale_while_revalidate: 0s, stale_if_error: 0s }}\n\
          upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
          routes:\n  - name: api\n    upstream: api\n"
-    )
-}
-
-/// An IMF-fixdate for `at` (whole seconds).
-fn http_date(at: SystemTime) -> String {
-    httpdate_fmt(at.duration_since(UNIX_EPOCH).expect("after 1970").as_secs())
-}
-
-fn httpdate_fmt(secs: u64) -> String {
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        WEEKDAYS[(days % 7) as usize],
-        day,
-        MONTHS[(month - 1) as usize],
-        year,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
     )
 }
 
