@@ -6,6 +6,9 @@
 //!
 //!     cargo run --release -p cors-edge-gateway --example pingora_floor -- 127.0.0.1:6190
 
+// Linked for its global allocator only: the floor is built the way the gateway is.
+use cors_edge_gateway as _;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use pingora::http::ResponseHeader;

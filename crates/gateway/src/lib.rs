@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+mod allocator;
 pub mod background;
 pub mod cluster;
 pub mod connections;
