@@ -79,6 +79,8 @@ fuzz_target!(|data: &[u8]| {
     let resp = ResponseFacts {
         status,
         cache_control: resp_cc,
+        targeted: &[],
+        surrogate_control: &[],
         expires,
         date,
         age,
