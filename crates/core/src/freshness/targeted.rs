@@ -12,13 +12,16 @@
 //!   value but `?0`, the same cautious side the `Cache-Control` parser takes. Integers past
 //!   2^31 clamp to 2^31 (RFC 9111 §1.2.2), including those past RFC 8941's 15 digits, which
 //!   would otherwise make the whole field fail to parse.
-//! * `Surrogate-Control` is read for `max-age` and `no-store` only (its `content="..."` and
-//!   device-targeted forms are ignored); it governs only when it has one of the two.
+//! * `Surrogate-Control` is read for `max-age` and `no-store` only (its `content="..."` form is
+//!   ignored, and so are directives targeted at a device with `;name`, since this cache sends
+//!   no `Surrogate-Capability`); it governs only when it has one of the two.
 //! * The governing field replaces `Cache-Control` and `Expires` as a whole (RFC 9213 §2.1: the
 //!   cache "MUST ignore the Cache-Control and Expires header fields"); those still go
 //!   downstream unchanged for browsers.
 
-use super::cache_control::{field_names_scope, CacheControl, FieldScope, DELTA_SECONDS_MAX};
+use super::cache_control::{
+    field_names_scope, members, CacheControl, FieldScope, DELTA_SECONDS_MAX,
+};
 
 /// The response fields that can carry cache directives, as raw field lines in order.
 #[derive(Debug, Clone, Copy, Default)]
@@ -196,7 +199,10 @@ pub fn parse_surrogate_control(lines: &[&[u8]]) -> Option<CacheControl> {
     if lines.is_empty() {
         return None;
     }
-    let all = CacheControl::parse(lines.iter().copied());
+    // A directive with `;device` is targeted at that device (Edge Architecture 1.0 §3); this
+    // cache announces no device name, so none is meant for it.
+    let untargeted = members(lines.iter().copied()).filter(|m| !m.contains(&b';'));
+    let all = CacheControl::parse(untargeted);
     if all.max_age.is_none() && !all.no_store {
         return None;
     }

@@ -130,6 +130,10 @@ fn surrogate_control_parsing() {
         Some(cc("max-age=60"))
     );
     assert_eq!(sc(r#"content="ESI/1.0""#), None);
+    // Targeted at another device (Edge Architecture `;device`): not for this cache.
+    assert_eq!(sc("max-age=3600;not-for-you"), None);
+    assert_eq!(sc("no-store;other, max-age=60"), Some(cc("max-age=60")));
+    assert_eq!(sc("MaX-aGe=60, foobar"), Some(cc("max-age=60")));
     assert_eq!(sc("private"), None);
     assert_eq!(parse_surrogate_control(&[]), None);
 }
@@ -138,11 +142,20 @@ fn lines<'a>(v: &[&'a str]) -> Vec<&'a [u8]> {
     v.iter().map(|l| l.as_bytes()).collect()
 }
 
+/// Targeted fields in list order, Surrogate-Control, Cache-Control, governing source, max-age.
+type GovernRow = (
+    Vec<&'static [&'static str]>,
+    &'static [&'static str],
+    &'static [&'static str],
+    DirectiveSource,
+    Option<u32>,
+);
+
 #[test]
 fn which_field_governs() {
     use DirectiveSource::*;
     // (targeted fields in list order, Surrogate-Control, Cache-Control, governing source, max-age)
-    let table: Vec<(Vec<&[&str]>, &[&str], &[&str], DirectiveSource, Option<u32>)> = vec![
+    let table: Vec<GovernRow> = vec![
         (vec![&[]], &[], &["max-age=1"], CacheControl, Some(1)),
         (
             vec![&["max-age=2"]],
