@@ -683,6 +683,7 @@ fn summary_covers_listeners_upstreams_and_routes() {
         "tls        0.0.0.0:8443",
         "admin      127.0.0.1:9901 (loopback only; token from $CORS_EDGE_ADMIN_TOKEN)",
         "cache      256MiB total, objects up to 8MiB, 64 variants per key",
+        "targeted fields CDN-Cache-Control, then Surrogate-Control, then Cache-Control",
         "cluster    redis://127.0.0.1:6379 channel cors-edge-purge",
         "upstreams  1",
         "  api: 1 server (127.0.0.1:3000), connect 1s, read 10s, HTTP health check GET /healthz every 5s",
