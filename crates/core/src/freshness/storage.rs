@@ -129,7 +129,7 @@ pub enum NotStorable {
     /// (§4.2.2) is deliberately not used in front of APIs.
     NoFreshness,
     /// Already stale on arrival (expired `Expires`, `max-age=0`, an `Age` past the lifetime or
-    /// invalid) and no validator to revalidate it with.
+    /// of 2^31 or more) and no validator to revalidate it with.
     Stale,
 }
 
