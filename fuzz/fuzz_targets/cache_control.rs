@@ -4,14 +4,17 @@
 //!
 //! Input layout: two bytes of flags, then newline-separated lines dealt round-robin to the
 //! response `Cache-Control`, request `Cache-Control`, `Expires`, `Date`, `Age`, `Vary` and
-//! `Access-Control-Max-Age` fields, so one input exercises every header parser together.
+//! `Access-Control-Max-Age` fields, so one input exercises every header parser together. Flag
+//! bits also hand the response `Cache-Control` lines to the targeted-field (RFC 9213) and
+//! `Surrogate-Control` parsers, which must stay within the same bounds.
 #![no_main]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cors_edge_core::freshness::{
-    preflight_ttl, request_requires_revalidation, storage_decision, CacheControl, FieldScope,
-    MaxStale, Policy, RequestFacts, ResponseFacts, StorageDecision, Stored, DELTA_SECONDS_MAX,
+    parse_surrogate_control, parse_targeted, preflight_ttl, request_requires_revalidation,
+    storage_decision, CacheControl, FieldScope, MaxStale, Policy, RequestFacts, ResponseFacts,
+    StorageDecision, Stored, DELTA_SECONDS_MAX,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -25,9 +28,7 @@ fn check_scope(scope: &Option<FieldScope>) {
     }
 }
 
-fn check_cache_control(lines: &[&[u8]]) -> CacheControl {
-    let parsed = CacheControl::parse(lines.iter().copied());
-    assert_eq!(CacheControl::parse(lines.iter().copied()), parsed);
+fn check_bounds(parsed: &CacheControl) {
     let max_stale = match parsed.max_stale {
         Some(MaxStale::Seconds(seconds)) => Some(seconds),
         _ => None,
@@ -47,6 +48,12 @@ fn check_cache_control(lines: &[&[u8]]) -> CacheControl {
     }
     check_scope(&parsed.no_cache);
     check_scope(&parsed.private);
+}
+
+fn check_cache_control(lines: &[&[u8]]) -> CacheControl {
+    let parsed = CacheControl::parse(lines.iter().copied());
+    assert_eq!(CacheControl::parse(lines.iter().copied()), parsed);
+    check_bounds(&parsed);
     let text = parsed.to_string();
     assert_eq!(CacheControl::parse([text.as_bytes()]), parsed, "{text}");
     parsed
@@ -65,6 +72,19 @@ fuzz_target!(|data: &[u8]| {
 
     check_cache_control(resp_cc);
     let request_cc = check_cache_control(req_cc);
+    if let Some(targeted) = parse_targeted(resp_cc) {
+        check_bounds(&targeted);
+    }
+    if let Some(surrogate) = parse_surrogate_control(resp_cc) {
+        check_bounds(&surrogate);
+    }
+    let targeted_lines = [resp_cc.clone()];
+    let targeted: &[Vec<&[u8]>] = if flags[1] & 4 != 0 {
+        &targeted_lines
+    } else {
+        &[]
+    };
+    let surrogate: &[&[u8]] = if flags[1] & 8 != 0 { resp_cc } else { &[] };
 
     let received = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
     let req = RequestFacts {
@@ -79,6 +99,8 @@ fuzz_target!(|data: &[u8]| {
     let resp = ResponseFacts {
         status,
         cache_control: resp_cc,
+        targeted,
+        surrogate_control: surrogate,
         expires,
         date,
         age,

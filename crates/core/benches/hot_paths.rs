@@ -240,6 +240,8 @@ fn bench_cache_control(c: &mut Criterion) {
     let response = ResponseFacts {
         status: 200,
         cache_control: &response_cc,
+        targeted: &[],
+        surrogate_control: &[],
         expires: &no_lines,
         date: &dates,
         age: &age,

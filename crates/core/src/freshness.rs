@@ -15,6 +15,7 @@ mod not_modified;
 mod preflight;
 mod request;
 mod storage;
+mod targeted;
 
 pub use cache_control::{CacheControl, FieldScope, MaxStale, DELTA_SECONDS_MAX};
 pub use not_modified::updated_by_304;
@@ -26,6 +27,10 @@ pub use request::{
 pub use request::{RequestFreshness, Stored};
 pub use storage::{storage_decision, Freshness, NotStorable, Policy, StorageDecision};
 pub use storage::{RequestFacts, ResponseFacts};
+pub use targeted::{
+    governing_directives, parse_surrogate_control, parse_targeted, DirectiveSource, Governing,
+    ResponseDirectives,
+};
 
 #[cfg(test)]
 mod tests;

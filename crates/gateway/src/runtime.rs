@@ -58,6 +58,8 @@ pub struct CacheSettings {
     pub default_stale_while_revalidate: Duration,
     pub default_stale_if_error: Duration,
     pub negative_preflight_ttl: Duration,
+    /// `cache.targeted_fields`, in order (names validated at load).
+    pub targeted_fields: Vec<http::HeaderName>,
 }
 
 pub struct Runtime {
@@ -168,6 +170,12 @@ impl Runtime {
             default_stale_while_revalidate: config.cache.stale_while_revalidate.0,
             default_stale_if_error: config.cache.stale_if_error.0,
             negative_preflight_ttl: config.cache.negative_preflight_ttl.0,
+            targeted_fields: config
+                .cache
+                .targeted_fields
+                .iter()
+                .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
+                .collect(),
         };
         let upstreams = upstreams.into_values().collect();
         Ok(Runtime {

@@ -143,6 +143,11 @@ pub struct CacheConfig {
     /// How long a failed or denied preflight answer is cached; short, so fixing the upstream or
     /// the policy takes effect quickly. `0s` disables it. Default 5s.
     pub negative_preflight_ttl: DurationValue,
+    /// Targeted cache-control fields (RFC 9213), in order of preference: the first one present
+    /// and valid in a response replaces its `Cache-Control` and `Expires` for this cache's own
+    /// storage and freshness decisions. Default `[CDN-Cache-Control]`; an empty list turns
+    /// targeted fields off.
+    pub targeted_fields: Vec<String>,
 }
 
 impl Default for CacheConfig {
@@ -155,6 +160,7 @@ impl Default for CacheConfig {
             max_object_bytes: None,
             lock_timeout: DurationValue::from_secs(5),
             negative_preflight_ttl: DurationValue::from_secs(5),
+            targeted_fields: vec!["CDN-Cache-Control".to_owned()],
         }
     }
 }

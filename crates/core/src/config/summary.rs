@@ -55,6 +55,15 @@ impl Config {
             "           stale-while-revalidate {}, stale-if-error {}, denied preflights kept {}",
             cache.stale_while_revalidate, cache.stale_if_error, cache.negative_preflight_ttl
         );
+        let targeted = if cache.targeted_fields.is_empty() {
+            "none".to_owned()
+        } else {
+            cache.targeted_fields.join(", ")
+        };
+        let _ = writeln!(
+            out,
+            "           targeted fields {targeted}, then Surrogate-Control, then Cache-Control"
+        );
         match &self.cluster {
             Some(cluster) => {
                 let _ = writeln!(

@@ -89,6 +89,7 @@ fn omitted_keys_take_their_defaults() {
     assert_eq!(cache.object_limit(), ByteSize::mib(8));
     assert_eq!(cache.lock_timeout.0, Duration::from_secs(5));
     assert_eq!(cache.negative_preflight_ttl.0, Duration::from_secs(5));
+    assert_eq!(cache.targeted_fields, ["CDN-Cache-Control"]);
     let api = &config.upstreams["api"];
     assert_eq!(api.connect_timeout.0, Duration::from_secs(1));
     assert_eq!(api.read_timeout.0, Duration::from_secs(10));
@@ -131,7 +132,7 @@ fn unknown_key_in_cache_suggests_the_near_one() {
         error.to_string(),
         "t.yaml:2:3: unknown key \"max_byte\" in cache; did you mean \"max_bytes\"? (expected one of: \
          max_bytes, max_variants, stale_while_revalidate, stale_if_error, max_object_bytes, \
-         lock_timeout, negative_preflight_ttl)"
+         lock_timeout, negative_preflight_ttl, targeted_fields)"
     );
 }
 
@@ -511,6 +512,35 @@ fn cache_bounds() {
 }
 
 #[test]
+fn targeted_fields_are_header_names() {
+    let config = load(&format!(
+        "cache:\n  targeted_fields: [Acme-CDN-Cache-Control, CDN-Cache-Control]\n{BASE}"
+    ))
+    .unwrap();
+    assert_eq!(
+        config.cache.targeted_fields,
+        ["Acme-CDN-Cache-Control", "CDN-Cache-Control"]
+    );
+    assert!(load(&format!("cache:\n  targeted_fields: []\n{BASE}")).is_ok());
+    let all = errors(&format!(
+        "cache:\n  targeted_fields: [\"CDN Cache\", \"\", cdn-cache-control, CDN-Cache-Control, Cache-Control, Surrogate-Control]\n{BASE}"
+    ));
+    let found: Vec<(String, &str)> = all.iter().map(|e| (key(e), e.message.as_str())).collect();
+    let expect = [
+        ("cache.targeted_fields[0]", "is not a header name"),
+        ("cache.targeted_fields[1]", "is empty"),
+        ("cache.targeted_fields[3]", "listed twice"),
+        ("cache.targeted_fields[4]", "is not a targeted field"),
+        ("cache.targeted_fields[5]", "is not a targeted field"),
+    ];
+    assert_eq!(found.len(), expect.len(), "{found:#?}");
+    for ((key, message), (want_key, want)) in found.iter().zip(expect) {
+        assert_eq!(key, want_key);
+        assert!(message.contains(want), "{key}: {message}");
+    }
+}
+
+#[test]
 fn tls_and_cluster_checks() {
     let error = one(&format!(
         "{BASE}tls:\n  listen: []\n  cert: a.crt\n  key: a.key\n"
@@ -653,6 +683,7 @@ fn summary_covers_listeners_upstreams_and_routes() {
         "tls        0.0.0.0:8443",
         "admin      127.0.0.1:9901 (loopback only; token from $CORS_EDGE_ADMIN_TOKEN)",
         "cache      256MiB total, objects up to 8MiB, 64 variants per key",
+        "targeted fields CDN-Cache-Control, then Surrogate-Control, then Cache-Control",
         "cluster    redis://127.0.0.1:6379 channel cors-edge-purge",
         "upstreams  1",
         "  api: 1 server (127.0.0.1:3000), connect 1s, read 10s, HTTP health check GET /healthz every 5s",

@@ -201,6 +201,26 @@ fn check_cache(config: &Config, errors: &mut Errors) {
         cache.lock_timeout,
         "the cache lock timeout",
     );
+    let mut seen: Vec<String> = Vec::new();
+    for (i, name) in cache.targeted_fields.iter().enumerate() {
+        let lower = name.to_ascii_lowercase();
+        let problem = if let Some(problem) = forwarding::header_name_problem(name) {
+            Some(problem)
+        } else if seen.contains(&lower) {
+            Some("is listed twice")
+        } else if lower == "cache-control" || lower == "surrogate-control" {
+            Some("is not a targeted field: Cache-Control and Surrogate-Control are always read, after the targeted fields")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            errors.push(
+                key.key("targeted_fields").index(i),
+                format!("{name:?} {problem}"),
+            );
+        }
+        seen.push(lower);
+    }
 }
 
 /// Names end up in metric labels and cache keys, so they are kept to a plain alphabet.

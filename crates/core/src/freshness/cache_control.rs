@@ -32,8 +32,9 @@
 
 use std::fmt;
 
+pub(crate) use crate::header_list::members;
 pub(crate) use crate::header_list::trim_ows;
-use crate::header_list::{is_ows, is_tchar, is_token, members, quoted_string};
+use crate::header_list::{is_ows, is_tchar, is_token, quoted_string};
 
 /// The greatest delta-seconds value kept: RFC 9111 §1.2.2 lets a cache use 2^31 for anything
 /// larger it cannot represent.
@@ -323,8 +324,14 @@ fn field_scope(arg: &Arg<'_>) -> FieldScope {
     let (Arg::Value(v) | Arg::Quoted(v)) = arg else {
         return FieldScope::All;
     };
+    field_names_scope(v)
+}
+
+/// A comma-separated list of field names as the scope of `private` / `no-cache`; anything
+/// that is not a list of tokens reads as the whole response.
+pub(crate) fn field_names_scope(v: &[u8]) -> FieldScope {
     let mut names = Vec::new();
-    for name in members([v.as_ref()]) {
+    for name in members([v]) {
         if !is_token(name) {
             // Not a field name: the scope is unknown, so apply the directive to everything.
             return FieldScope::All;

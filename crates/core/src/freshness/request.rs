@@ -134,17 +134,18 @@ pub fn stored_must_revalidate(stored_cc: &CacheControl) -> bool {
 }
 
 /// The request's verdict on a stored response: the request's parsed `Cache-Control` and
-/// whether it has `Pragma: no-cache`, the stored response's `Cache-Control` field lines, when
-/// its current age started (`created`) and until when it is fresh.
+/// whether it has `Pragma: no-cache`, the stored response's directive fields (the governing
+/// ones are chosen as the storage decision chose them), when its current age started
+/// (`created`) and until when it is fresh.
 pub fn hit_verdict(
     request: &CacheControl,
     pragma: bool,
-    stored_cc: &[&[u8]],
+    stored: &super::ResponseDirectives<'_>,
     created: SystemTime,
     fresh_until: SystemTime,
     now: SystemTime,
 ) -> RequestFreshness {
-    let stored_cc = CacheControl::parse(stored_cc.iter().copied());
+    let stored_cc = super::governing_directives(stored).directives;
     let stored = Stored::at(
         created,
         fresh_until,
@@ -175,11 +176,18 @@ mod hit_matrix {
         ("no-cache=field", "max-age=60, no-cache=\"set-cookie\"", 60),
     ];
 
+    fn cc_only<'a>(lines: &'a [&'a [u8]]) -> crate::freshness::ResponseDirectives<'a> {
+        crate::freshness::ResponseDirectives {
+            cache_control: lines,
+            ..Default::default()
+        }
+    }
+
     fn verdict(request_cc: &str, pragma: &str, stored_cc: &str, lifetime: u64) -> HitAction {
         hit_verdict(
             &CacheControl::parse([request_cc.as_bytes()]),
             pragma_has_no_cache([pragma.as_bytes()]),
-            &[stored_cc.as_bytes()],
+            &cc_only(&[stored_cc.as_bytes()]),
             at(T0),
             at(T0 + lifetime),
             at(T0 + 100),
@@ -247,7 +255,7 @@ mod hit_matrix {
         let v = hit_verdict(
             &CacheControl::parse([&b"only-if-cached"[..]]),
             false,
-            &[b"max-age=600"],
+            &cc_only(&[b"max-age=600"]),
             at(T0),
             at(T0 + 600),
             at(T0 + 100),
@@ -270,6 +278,8 @@ mod hit_matrix {
                 &crate::freshness::ResponseFacts {
                     status: 200,
                     cache_control: &[stored_cc.as_bytes()],
+                    targeted: &[],
+                    surrogate_control: &[],
                     expires: &[],
                     date: &[],
                     age: &[],

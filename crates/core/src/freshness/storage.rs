@@ -3,8 +3,9 @@
 use std::time::{Duration, SystemTime};
 
 use super::cache_control::{
-    parse_delta_seconds, trim_ows, CacheControl, FieldScope, DELTA_SECONDS_MAX,
+    members, parse_delta_seconds, trim_ows, CacheControl, FieldScope, DELTA_SECONDS_MAX,
 };
+use super::targeted::{governing_directives, ResponseDirectives};
 
 /// Operator settings that bound what upstreams ask for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +31,17 @@ pub struct RequestFacts<'a> {
     pub sent_at: SystemTime,
 }
 
+impl<'a> ResponseFacts<'a> {
+    /// The fields that can govern caching, for [`super::governing_directives`].
+    pub fn directives(&self) -> ResponseDirectives<'a> {
+        ResponseDirectives {
+            targeted: self.targeted,
+            surrogate_control: self.surrogate_control,
+            cache_control: self.cache_control,
+        }
+    }
+}
+
 /// What the storage decision needs to know about the response. Field lines are raw values,
 /// one slice per line, in order; an absent field is an empty slice.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +50,10 @@ pub struct ResponseFacts<'a> {
     pub status: u16,
     /// Every `Cache-Control` field line.
     pub cache_control: &'a [&'a [u8]],
+    /// The lines of each configured targeted field (RFC 9213), in the configured order.
+    pub targeted: &'a [Vec<&'a [u8]>],
+    /// Every `Surrogate-Control` field line.
+    pub surrogate_control: &'a [&'a [u8]],
     /// Every `Expires` field line.
     pub expires: &'a [&'a [u8]],
     /// Every `Date` field line.
@@ -113,7 +129,7 @@ pub enum NotStorable {
     /// (§4.2.2) is deliberately not used in front of APIs.
     NoFreshness,
     /// Already stale on arrival (expired `Expires`, `max-age=0`, an `Age` past the lifetime or
-    /// invalid) and no validator to revalidate it with.
+    /// of 2^31 or more) and no validator to revalidate it with.
     Stale,
 }
 
@@ -175,9 +191,10 @@ pub enum StorageDecision {
 ///   `private="set-cookie"` or `no-cache="set-cookie"` says the rest is shareable: then the
 ///   response is stored without its `Set-Cookie`.
 /// * An invalid or conflicting `Expires` means already expired (§5.3, §4.2.1); an invalid or
-///   conflicting `Date` is ignored and the receipt time used instead (RFC 9110 §6.6.1); an
-///   `Age` that is not exactly one non-negative integer makes the response stale (see
-///   [`age_header`]; §5.1 would ignore it or use a list's first member).
+///   conflicting `Date` is ignored and the receipt time used instead (RFC 9110 §6.6.1); `Age`
+///   is read as §5.1 says (see [`age_header`]).
+/// * A targeted field (RFC 9213) or `Surrogate-Control` replaces `Cache-Control` and
+///   `Expires` (see [`super::governing_directives`]).
 /// * The policy's default stale windows apply whenever the response does not name them and
 ///   does not forbid stale serving; they are the operator's out-of-band permission (§4.2.4).
 pub fn storage_decision(
@@ -207,7 +224,10 @@ fn decide(
     if !status_storable(resp.status) {
         return Err(NotStorable::Status);
     }
-    let cc = CacheControl::parse(resp.cache_control.iter().copied());
+    // The first valid targeted field, else Surrogate-Control, else Cache-Control (RFC 9213).
+    let governing = governing_directives(&resp.directives());
+    let honours_expires = governing.honours_expires();
+    let cc = governing.directives;
     // §3: with `must-understand`, only a cache that understands the status code may store it.
     if cc.must_understand && !status_understood(resp.status) {
         return Err(NotStorable::Status);
@@ -246,7 +266,7 @@ fn decide(
         Some(secs(s))
     } else if let Some(m) = cc.max_age {
         Some(secs(m))
-    } else if !resp.expires.is_empty() {
+    } else if honours_expires && !resp.expires.is_empty() {
         Some(expires_lifetime(resp.expires, date_value))
     } else {
         None
@@ -270,13 +290,8 @@ fn decide(
     let response_delay = received
         .duration_since(req.sent_at)
         .unwrap_or(Duration::ZERO);
-    let age_value = match age_header(resp.age) {
-        AgeField::Absent => Duration::ZERO,
-        AgeField::Seconds(s) => secs(s),
-        // How old it is cannot be known: assume as old as can be, so it is never used
-        // without revalidation.
-        AgeField::Invalid => secs(DELTA_SECONDS_MAX),
-    };
+    // An `Age` of 2^31 or more saturates at 2^31, past any lifetime: the response is stale.
+    let age_value = age_header(resp.age).map_or(Duration::ZERO, secs);
     let corrected_age_value = age_value.saturating_add(response_delay);
     // §1.2.2: a calculation that overflows what we want to represent becomes 2^31 seconds.
     let initial_age = apparent_age
@@ -353,26 +368,12 @@ fn expires_lifetime(lines: &[&[u8]], date_value: SystemTime) -> Duration {
         .unwrap_or(Duration::ZERO)
 }
 
-/// What the `Age` field says.
-enum AgeField {
-    Absent,
-    Seconds(u32),
-    /// Not exactly one `delta-seconds`.
-    Invalid,
-}
-
-/// `Age` is a singleton `delta-seconds` (§5.1). Anything else, a list on one line or several
-/// lines (even of equal values), a negative, decimal or parameterised number, any other text,
-/// is invalid. RFC 9111 says a cache SHOULD use the first member of a list and ignore an
-/// invalid value; this cache takes the side that cannot serve an over-age response instead
-/// (the http-cache-tests `age-parse-*` expectations): an `Age` it cannot read with certainty
-/// makes the response stale, so it is revalidated (or refetched) before any reuse.
-fn age_header(lines: &[&[u8]]) -> AgeField {
-    match lines {
-        [] => AgeField::Absent,
-        [one] => parse_delta_seconds(trim_ows(one)).map_or(AgeField::Invalid, AgeField::Seconds),
-        _ => AgeField::Invalid,
-    }
+/// `Age` (§5.1): the first member of the first line when it is delta-seconds, saturating at
+/// 2^31 (§1.2.2); None when absent or when that member is not digits only (negative, decimal,
+/// text): "a cache SHOULD ignore" an invalid value, and a list means the first member counts.
+fn age_header(lines: &[&[u8]]) -> Option<u32> {
+    let first = members(lines.iter().copied()).next()?;
+    parse_delta_seconds(first)
 }
 
 /// `Vary` has the member `*` on any line (RFC 9110 §12.5.5).

@@ -204,20 +204,23 @@ fn cases() -> Vec<Case> {
             expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] },
             ..BASE
         },
-        // Age is a singleton delta-seconds; anything else makes the response stale.
-        Case { name: "Age list is invalid", cc: &["max-age=60"], age: &["0, 50"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "Age list of equal values is invalid", cc: &["max-age=60"], age: &["0, 0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "two Age lines are invalid", cc: &["max-age=60"], age: &["0", "0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "negative Age is invalid", cc: &["max-age=60"], age: &["-5"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "decimal Age is invalid", cc: &["max-age=60"], age: &["5.0"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "Age with a parameter is invalid", cc: &["max-age=60"], age: &["5;a=1"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "non-numeric Age is invalid", cc: &["max-age=60"], age: &["abc"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
-        Case { name: "empty Age is invalid", cc: &["max-age=60"], age: &[""], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        // Age (§5.1): the first member of a list counts; a value that is not delta-seconds
+        // is ignored, as if absent; 2^31 or more makes the response stale.
+        Case { name: "Age list: the first member counts", cc: &["max-age=60"], age: &["20, 50"], expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] }, ..BASE },
+        Case { name: "Age list of equal values", cc: &["max-age=60"], age: &["0, 0"], expect: fresh(60), ..BASE },
+        Case { name: "two Age lines: the first counts", cc: &["max-age=60"], age: &["30", "0"], expect: Expect::Store { fresh: 30, age: 30, swr: 10, sie: 60, must: false, strip: &[] }, ..BASE },
+        Case { name: "negative Age is ignored", cc: &["max-age=60"], age: &["-5"], expect: fresh(60), ..BASE },
+        Case { name: "decimal Age is ignored", cc: &["max-age=60"], age: &["5.0"], expect: fresh(60), ..BASE },
+        Case { name: "Age with a parameter is ignored", cc: &["max-age=60"], age: &["5;a=1"], expect: fresh(60), ..BASE },
+        Case { name: "non-numeric Age is ignored", cc: &["max-age=60"], age: &["abc"], expect: fresh(60), ..BASE },
+        Case { name: "empty Age is ignored", cc: &["max-age=60"], age: &[""], expect: fresh(60), ..BASE },
         Case { name: "Age with surrounding whitespace", cc: &["max-age=60"], age: &[" 20 "], expect: Expect::Store { fresh: 40, age: 20, swr: 10, sie: 60, must: false, strip: &[] }, ..BASE },
+        Case { name: "Age of 2^31 is stale", cc: &["max-age=2147483648"], age: &["2147483648"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
+        Case { name: "Age past 2^31 is stale", cc: &["max-age=60"], age: &["99999999999999999999"], expect: Expect::Dont(NotStorable::Stale), ..BASE },
         Case {
-            name: "invalid Age with validator: stored as stale, revalidated before use",
+            name: "Age of 2^31 with validator: stored as stale, revalidated before use",
             cc: &["max-age=60"],
-            age: &["20, 50"],
+            age: &["2147483648"],
             validator: true,
             expect: Expect::Store { fresh: 0, age: 1 << 31, swr: 10, sie: 60, must: false, strip: &[] },
             ..BASE
@@ -288,6 +291,8 @@ fn storage_table() {
         let resp = ResponseFacts {
             status: c.status,
             cache_control: &cc,
+            targeted: &[],
+            surrogate_control: &[],
             expires: &expires,
             date: &date,
             age: &age,
@@ -341,6 +346,8 @@ fn no_cap_keeps_two_to_the_31() {
     let resp = ResponseFacts {
         status: 200,
         cache_control: &cc,
+        targeted: &[],
+        surrogate_control: &[],
         expires: &[],
         date: &[],
         age: &[],
@@ -608,6 +615,8 @@ proptest! {
         let resp = ResponseFacts {
             status,
             cache_control: &cc_lines,
+            targeted: &[],
+            surrogate_control: &[],
             expires: &expires,
             date: &date,
             age: &age,

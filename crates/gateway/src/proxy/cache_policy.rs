@@ -15,6 +15,38 @@ use super::record::{RequestRecord, StorageVerdict};
 use super::request_checks::header_lines;
 use crate::state::SharedState;
 
+const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+
+/// The field lines a response's governing directives are chosen from (see
+/// `freshness::governing_directives`): the configured targeted fields, `Surrogate-Control`
+/// and `Cache-Control`.
+struct DirectiveLines<'h> {
+    targeted: Vec<Vec<&'h [u8]>>,
+    surrogate_control: Vec<&'h [u8]>,
+    cache_control: Vec<&'h [u8]>,
+}
+
+impl<'h> DirectiveLines<'h> {
+    fn of(headers: &'h HeaderMap, targeted_fields: &[HeaderName]) -> Self {
+        DirectiveLines {
+            targeted: targeted_fields
+                .iter()
+                .map(|name| header_lines(headers, name))
+                .collect(),
+            surrogate_control: header_lines(headers, SURROGATE_CONTROL),
+            cache_control: header_lines(headers, header::CACHE_CONTROL),
+        }
+    }
+
+    fn view(&self) -> freshness::ResponseDirectives<'_> {
+        freshness::ResponseDirectives {
+            targeted: &self.targeted,
+            surrogate_control: &self.surrogate_control,
+            cache_control: &self.cache_control,
+        }
+    }
+}
+
 /// Turns Pingora's cache on for a cacheable request.
 pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord) {
     let (Some(runtime), Some(facts)) = (&record.runtime, &record.request) else {
@@ -35,18 +67,20 @@ pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord
 /// do about it.
 pub fn on_hit(record: &mut RequestRecord, meta: &CacheMeta) -> Option<ForcedFreshness> {
     let facts = record.request.as_ref()?;
+    let runtime = record.runtime.as_ref()?;
     if facts.cache_control.is_none() && !facts.pragma_no_cache {
         // The request asks for nothing: the verdict would be Serve (fresh) or Stale (left to
         // Pingora), so skip the parsing.
         return None;
     }
     let default_cc = CacheControl::default();
+    let stored = DirectiveLines::of(meta.headers(), &runtime.cache.targeted_fields);
     // `updated`, not `created`: Pingora keeps the first `created` across revalidations,
     // while `updated` is when this copy's current age started (see `store_decision`).
     let verdict = freshness::hit_verdict(
         facts.cache_control.as_ref().unwrap_or(&default_cc),
         facts.pragma_no_cache,
-        &header_lines(meta.headers(), header::CACHE_CONTROL),
+        &stored.view(),
         meta.updated(),
         meta.fresh_until(),
         SystemTime::now(),
@@ -123,9 +157,9 @@ pub fn store_decision(
     }
     let now = SystemTime::now();
     let req = session.req_header();
-    let response_cc = header_lines(&resp.headers, header::CACHE_CONTROL);
+    let directives = DirectiveLines::of(&resp.headers, &runtime.cache.targeted_fields);
     let stored = if record.kind() == RequestKind::Preflight {
-        let cc = CacheControl::parse(response_cc.iter().copied());
+        let cc = freshness::governing_directives(&directives.view()).directives;
         if cc.no_store || cc.private.is_some() {
             record.storage = Some(StorageVerdict::NotStored("no_store"));
             return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
@@ -162,7 +196,9 @@ pub fn store_decision(
         let vary_lines = header_lines(&resp.headers, header::VARY);
         let response = freshness::ResponseFacts {
             status: resp.status.as_u16(),
-            cache_control: &response_cc,
+            cache_control: &directives.cache_control,
+            targeted: &directives.targeted,
+            surrogate_control: &directives.surrogate_control,
             expires: &expires,
             date: &date,
             age: &age,

@@ -49,6 +49,7 @@ pub struct Gateway {
 const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
 const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
 const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
+const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
 
 /// The cache status of a request that went through Pingora's cache path, from its phase and
 /// the request's verdict (a stale answer the client accepted with `max-stale` is served as
@@ -278,6 +279,9 @@ impl ProxyHttp for Gateway {
         // Surrogate keys are for the cache, not for browsers.
         resp.remove_header(&SURROGATE_KEY);
         resp.remove_header(&CACHE_TAG);
+        // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from every
+        // answer too, cached or not, so a browser or a second CDN never acts on it.
+        resp.remove_header(&SURROGATE_CONTROL);
         let Some(route) = record.route.clone() else {
             return Ok(());
         };
