@@ -37,7 +37,13 @@ pub fn lookup(
     record: &mut RequestRecord,
 ) -> Option<FreshHit> {
     let req = session.req_header();
-    let (Some(route), Some(facts), Some(key)) = (&record.route, &record.request, &record.key)
+    let RequestRecord {
+        route: Some(route),
+        request: Some(facts),
+        key: Some(key),
+        variance: memo,
+        ..
+    } = record
     else {
         return None;
     };
@@ -49,13 +55,16 @@ pub fn lookup(
     {
         return None;
     }
-    let mut key = key.key.clone();
-    let memo = &mut record.variance;
-    store.fresh_hit(
-        &mut key,
+    // The recorded key itself, not a copy: the variance the lookup sets on it is removed
+    // again, so the full path and invalidation see the primary key only.
+    let key = &mut key.key;
+    let hit = store.fresh_hit(
+        key,
         |stored| keys::variance(memo, &stored.headers, route, facts, req),
         SystemTime::now(),
-    )
+    );
+    key.remove_variance_key();
+    hit
 }
 
 /// Sends a hit as Pingora's cache path would (`Age`, HTTP/1.1 framing), through the same

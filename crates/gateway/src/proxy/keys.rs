@@ -2,6 +2,8 @@
 //! (lookup, store, the direct-hit path, invalidation after an unsafe method), the variance once
 //! per stored response a request is matched against, the purge tags once per stored response.
 
+use std::borrow::Cow;
+
 use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::purge::{self, EntryTags};
@@ -135,11 +137,9 @@ pub fn shared_across_origins(route: &Route, stored: &HeaderMap) -> bool {
     }
 }
 
-fn same_lines(headers: &HeaderMap, name: header::HeaderName, memo: &[Vec<u8>]) -> bool {
+fn same_lines(headers: &HeaderMap, name: header::HeaderName, memo: &[HeaderValue]) -> bool {
     let mut lines = headers.get_all(name).iter();
-    memo.iter()
-        .all(|m| lines.next().is_some_and(|l| l.as_bytes() == m.as_slice()))
-        && lines.next().is_none()
+    memo.iter().all(|m| lines.next() == Some(m)) && lines.next().is_none()
 }
 
 /// The variance the stored response with `stored` headers selects for this request: the
@@ -163,39 +163,35 @@ pub fn variance(
             return known.variance;
         }
     }
-    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut parts: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::new();
     if let vary::VaryFields::Fields(names) = vary::parse_vary(header_lines(stored, header::VARY)) {
         for name in names.into_iter().filter(|n| n != "origin") {
             let value = key::vary_header_value(&name, header_lines(&req.headers, name.as_str()));
-            parts.push((name, value));
+            parts.push((Cow::Owned(name), value));
         }
     }
     // `routes[].key_headers`: as if the response named them in `Vary`.
     for name in &route.key_headers {
         let value = key::vary_header_value(name, header_lines(&req.headers, name.as_str()));
-        parts.push((format!(":key:{name}"), value));
+        parts.push((Cow::Owned(format!(":key:{name}")), value));
     }
     if !shared_across_origins(route, stored) {
         parts.push((
-            key::ORIGIN_VARIANCE_NAME.to_string(),
+            Cow::Borrowed(key::ORIGIN_VARIANCE_NAME),
             key::origin_variance_value(facts.origin.as_deref()),
         ));
     }
+    // Borrowed: the parts are kept in the memo (for the debug header), not copied for the hash.
     let mut builder = VarianceBuilder::new();
     for (name, value) in &parts {
-        builder.add_owned_name_value(name.clone(), value.clone());
+        builder.add_value(name, value);
     }
     let result = builder.finalize();
-    let owned = |name| {
-        stored
-            .get_all(name)
-            .iter()
-            .map(|v| v.as_bytes().to_vec())
-            .collect()
-    };
+    // Field values are reference-counted: remembering them copies no bytes.
+    let lines = |name| stored.get_all(name).iter().cloned().collect();
     *memo = Some(VarianceMemo {
-        vary: owned(header::VARY),
-        acao: owned(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        vary: lines(header::VARY),
+        acao: lines(header::ACCESS_CONTROL_ALLOW_ORIGIN),
         variance: result,
         parts,
     });

@@ -2,6 +2,7 @@
 //! hook that can make it and read by every hook after (and by the access log, the debug
 //! header and the metrics). Pingora's per-request context.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -9,7 +10,7 @@ use cors_edge_core::cors::{RequestKind, UnsafeReason, UpstreamCors};
 use cors_edge_core::freshness::{CacheControl, HitAction, NotStorable, RequestFreshness};
 use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
 use cors_edge_store::PurgeTagSlot;
-use http::HeaderMap;
+use http::{HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheKey;
 
@@ -62,11 +63,11 @@ pub struct KeyFacts {
 /// The variance last computed, with the stored fields it came from: Pingora asks for the
 /// variance of the same stored response more than once per request.
 pub struct VarianceMemo {
-    pub vary: Vec<Vec<u8>>,
-    pub acao: Vec<Vec<u8>>,
+    pub vary: Vec<HeaderValue>,
+    pub acao: Vec<HeaderValue>,
     pub variance: Option<HashBinary>,
     /// The request fields and values it was made of, for the debug header.
-    pub parts: Vec<(String, Vec<u8>)>,
+    pub parts: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
 
 /// What the storage rules said about the response, for the debug header and the log.
