@@ -16,11 +16,13 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_compression;
 
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
+    AdminConfig, CacheConfig, ClusterConfig, CompressionConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
     RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
 };
