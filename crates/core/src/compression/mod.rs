@@ -241,9 +241,10 @@ impl CompressionPolicy {
         {
             return untouched(Untouched::Type);
         }
+        // An empty body has nothing to compress, and an empty stream is not valid brotli.
         if response
             .content_length
-            .is_some_and(|length| length < self.min_bytes)
+            .is_some_and(|length| length == 0 || length < self.min_bytes)
         {
             return untouched(Untouched::Small);
         }

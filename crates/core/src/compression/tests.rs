@@ -1,5 +1,5 @@
-use super::*;
 use super::Untouched as Skip;
+use super::*;
 
 fn choose(lines: &[&str]) -> Coding {
     choose_coding(lines.iter().map(|line| line.as_bytes()))
@@ -142,72 +142,179 @@ fn decide_table() {
         (JSON, Coding::Gzip, Compress(Coding::Gzip)),
         (JSON, Coding::Identity, VaryOnly),
         // Length unknown (chunked): compressed.
-        (Case { content_length: None, ..JSON }, br, Compress(br)),
-        (Case { content_length: Some(256), ..JSON }, br, Compress(br)),
         (
-            Case { content_length: Some(255), ..JSON },
+            Case {
+                content_length: None,
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_length: Some(256),
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_length: Some(255),
+                ..JSON
+            },
             br,
             Untouched(Skip::Small),
         ),
-        (Case { status: 206, ..JSON }, br, Untouched(Skip::Status)),
-        (Case { status: 404, ..JSON }, br, Untouched(Skip::Status)),
-        (Case { status: 304, ..JSON }, br, Untouched(Skip::Status)),
         (
-            Case { content_encoding: &["gzip"], ..JSON },
+            Case {
+                content_length: Some(0),
+                ..JSON
+            },
+            br,
+            Untouched(Skip::Small),
+        ),
+        (
+            Case {
+                status: 206,
+                ..JSON
+            },
+            br,
+            Untouched(Skip::Status),
+        ),
+        (
+            Case {
+                status: 404,
+                ..JSON
+            },
+            br,
+            Untouched(Skip::Status),
+        ),
+        (
+            Case {
+                status: 304,
+                ..JSON
+            },
+            br,
+            Untouched(Skip::Status),
+        ),
+        (
+            Case {
+                content_encoding: &["gzip"],
+                ..JSON
+            },
             br,
             Untouched(Skip::Encoded),
         ),
         (
-            Case { content_encoding: &["br"], ..JSON },
+            Case {
+                content_encoding: &["br"],
+                ..JSON
+            },
             Coding::Identity,
             Untouched(Skip::Encoded),
         ),
-        (Case { content_encoding: &["identity"], ..JSON }, br, Compress(br)),
         (
-            Case { content_range: true, ..JSON },
+            Case {
+                content_encoding: &["identity"],
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_range: true,
+                ..JSON
+            },
             br,
             Untouched(Skip::Range),
         ),
         (
-            Case { cache_control: &["public, No-Transform"], ..JSON },
+            Case {
+                cache_control: &["public, No-Transform"],
+                ..JSON
+            },
             br,
             Untouched(Skip::NoTransform),
         ),
         (
-            Case { cache_control: &["max-age=60", "no-transform"], ..JSON },
+            Case {
+                cache_control: &["max-age=60", "no-transform"],
+                ..JSON
+            },
             Coding::Identity,
             Untouched(Skip::NoTransform),
         ),
-        (Case { cache_control: &["max-age=60"], ..JSON }, br, Compress(br)),
-        (Case { content_type: None, ..JSON }, br, Untouched(Skip::Type)),
         (
-            Case { content_type: Some("image/png"), ..JSON },
+            Case {
+                cache_control: &["max-age=60"],
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_type: None,
+                ..JSON
+            },
             br,
             Untouched(Skip::Type),
         ),
         (
-            Case { content_type: Some("Text/HTML; charset=utf-8"), ..JSON },
-            br,
-            Compress(br),
-        ),
-        (
-            Case { content_type: Some("application/json;charset=utf-8"), ..JSON },
-            br,
-            Compress(br),
-        ),
-        (Case { content_type: Some("image/svg+xml"), ..JSON }, br, Compress(br)),
-        (
-            Case { content_type: Some("application/javascript"), ..JSON },
-            br,
-            Compress(br),
-        ),
-        (
-            Case { content_type: Some("application/jsonx"), ..JSON },
+            Case {
+                content_type: Some("image/png"),
+                ..JSON
+            },
             br,
             Untouched(Skip::Type),
         ),
         (
-            Case { content_type: Some("textual/plain"), ..JSON },
+            Case {
+                content_type: Some("Text/HTML; charset=utf-8"),
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_type: Some("application/json;charset=utf-8"),
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_type: Some("image/svg+xml"),
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_type: Some("application/javascript"),
+                ..JSON
+            },
+            br,
+            Compress(br),
+        ),
+        (
+            Case {
+                content_type: Some("application/jsonx"),
+                ..JSON
+            },
+            br,
+            Untouched(Skip::Type),
+        ),
+        (
+            Case {
+                content_type: Some("textual/plain"),
+                ..JSON
+            },
             br,
             Untouched(Skip::Type),
         ),
@@ -219,10 +326,7 @@ fn decide_table() {
         enabled: false,
         ..policy()
     };
-    assert_eq!(
-        decide(&disabled, &JSON, br),
-        Untouched(Skip::Disabled)
-    );
+    assert_eq!(decide(&disabled, &JSON, br), Untouched(Skip::Disabled));
     assert!(VaryOnly.varies() && Compress(br).varies());
     assert!(!Untouched(Skip::Type).varies());
 }

@@ -54,5 +54,9 @@ fn compression_errors() {
     let all = errors(&format!("{BASE}    compression: {{ level: 10 }}\n"));
     assert_eq!(all.len(), 1);
     let all = errors(&format!("{BASE}    compression: {{ gzip: true }}\n"));
-    assert!(all[0].message.contains("enabled, types, min_bytes"), "{}", all[0]);
+    assert!(
+        all[0].message.contains("enabled, types, min_bytes"),
+        "{}",
+        all[0]
+    );
 }

@@ -633,7 +633,10 @@ fn check_compression(errors: &mut Errors, key: &KeyPath, compression: &Compressi
                 format!("{media:?} is not a media type such as application/json or a range such as text/*"),
             );
         } else if seen.contains(&lower) {
-            errors.push(key.key("types").index(i), format!("{media:?} is listed twice"));
+            errors.push(
+                key.key("types").index(i),
+                format!("{media:?} is listed twice"),
+            );
         }
         seen.push(lower);
     }
