@@ -67,9 +67,7 @@ fn parse_member(member: &[u8]) -> Option<(Vec<u8>, u16)> {
     let mut weight = 1000;
     for param in parts {
         let param = trim_ows(param);
-        let Some(eq) = param.iter().position(|&b| b == b'=') else {
-            return None;
-        };
+        let eq = param.iter().position(|&b| b == b'=')?;
         let (name, value) = (trim_ows(&param[..eq]), trim_ows(&param[eq + 1..]));
         if name.eq_ignore_ascii_case(b"q") {
             weight = parse_qvalue(value)?;
