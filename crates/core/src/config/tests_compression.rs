@@ -9,7 +9,7 @@ fn compression_defaults_on_for_text_formats() {
     let policy = config.routes[0].compression.policy();
     assert!(policy.enabled);
     assert_eq!(policy.types, DEFAULT_TYPES);
-    assert_eq!(policy.min_bytes, 256);
+    assert_eq!(policy.min_bytes, 1024);
     assert_eq!(policy.level, 6);
 }
 
