@@ -22,7 +22,7 @@ const GATEWAY_BIN = path.resolve(here, process.env.CORS_EDGE_BIN ?? '../../targe
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run'];
 
-/** About 200 KB of JSON, compressible as API answers are. */
+/** About 170 KB of JSON, compressible as API answers are. */
 const DOCUMENT = JSON.stringify(
   Array.from({ length: 3000 }, (_, i) => ({ id: i, name: `item ${i}`, tags: ['a', 'b'], ok: i % 2 === 0 })),
 );
