@@ -196,9 +196,19 @@ async fn what_must_not_be_compressed_is_sent_as_the_upstream_sent_it() {
         reply.header("cache-control", "max-age=60")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
-    for path in ["/no-transform", "/png", "/small", "/missing"] {
+    let gateway = GatewayProcess::start(&config(upstream.addr, "    debug: true\n"));
+    for (path, why) in [
+        ("/no-transform", "no_transform"),
+        ("/png", "type"),
+        ("/small", "small"),
+        ("/missing", "status"),
+    ] {
         let answer = get(&gateway, path, Some("gzip, deflate, br, zstd")).await;
+        let debug = answer.header("x-cors-edge-debug");
+        assert!(
+            debug.contains(&format!("coding=br; compression=untouched:{why}")),
+            "{path}: {debug}"
+        );
         assert!(!answer.has("content-encoding"), "{path}");
         assert!(!answer.varies_on("accept-encoding"), "{path}");
         assert!(answer.has("content-length"), "{path}");

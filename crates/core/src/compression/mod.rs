@@ -163,6 +163,20 @@ pub enum Untouched {
     Small,
 }
 
+impl Untouched {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Untouched::Disabled => "disabled",
+            Untouched::Status => "status",
+            Untouched::Encoded => "encoded",
+            Untouched::NoTransform => "no_transform",
+            Untouched::Range => "range",
+            Untouched::Type => "type",
+            Untouched::Small => "small",
+        }
+    }
+}
+
 /// What the gateway does to an upstream answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {
@@ -172,6 +186,17 @@ pub enum Transform {
     VaryOnly,
     /// Compressed with this coding, with `Vary: Accept-Encoding`.
     Compress(Coding),
+}
+
+impl std::fmt::Display for Transform {
+    /// `compress:br`, `vary_only`, `untouched:type`: for the debug header and logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Transform::Untouched(why) => write!(f, "untouched:{}", why.as_str()),
+            Transform::VaryOnly => f.write_str("vary_only"),
+            Transform::Compress(coding) => write!(f, "compress:{}", coding.as_str()),
+        }
+    }
 }
 
 impl Transform {

@@ -328,6 +328,12 @@ fn decide_table() {
     };
     assert_eq!(decide(&disabled, &JSON, br), Untouched(Skip::Disabled));
     assert!(VaryOnly.varies() && Compress(br).varies());
+    assert_eq!(Compress(br).to_string(), "compress:br");
+    assert_eq!(VaryOnly.to_string(), "vary_only");
+    assert_eq!(
+        Untouched(Skip::NoTransform).to_string(),
+        "untouched:no_transform"
+    );
     assert!(!Untouched(Skip::Type).varies());
 }
 
