@@ -330,3 +330,40 @@ async fn conditional_requests_match_the_weakened_etag() {
     assert_eq!(decode(&other), document().into_bytes());
     assert_eq!(upstream.total(), 1);
 }
+
+#[tokio::test]
+async fn a_stored_compressed_copy_is_revalidated_with_its_weak_etag_and_stays_compressed() {
+    // `no-cache`: stored, but revalidated before every reuse.
+    let upstream = Upstream::start(|req| {
+        let matches = req
+            .header("if-none-match")
+            .is_some_and(|inm| inm.trim_start_matches("W/") == "\"v1\"");
+        if matches {
+            Reply::status(304)
+                .header("etag", "\"v1\"")
+                .header("cache-control", "no-cache")
+        } else {
+            Reply::ok(document())
+                .header("content-type", "application/json")
+                .header("cache-control", "no-cache")
+                .header("etag", "\"v1\"")
+        }
+    })
+    .await;
+    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let first = get(&gateway, "/v", Some("br")).await;
+    assert_eq!(first.cache(), "MISS");
+    let again = get(&gateway, "/v", Some("br")).await;
+    assert_eq!(again.cache(), "REVALIDATED");
+    assert_eq!(again.header("content-encoding"), "br");
+    // The 304's strong ETag does not replace the compressed copy's weak one.
+    assert_eq!(again.header("etag"), "W/\"v1\"");
+    assert_eq!(decode(&again), document().into_bytes());
+    let requests = upstream.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(
+        requests[1].header("if-none-match").as_deref(),
+        Some("W/\"v1\"")
+    );
+    assert_eq!(requests[1].header("accept-encoding").as_deref(), Some("br"));
+}
