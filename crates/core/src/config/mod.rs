@@ -7,6 +7,7 @@
 //! # Ok::<(), cors_edge_core::config::ConfigErrors>(())
 //! ```
 
+mod compression;
 mod error;
 mod load;
 mod log;
@@ -19,11 +20,11 @@ mod tests;
 #[cfg(test)]
 mod tests_compression;
 
+pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, ClusterConfig, CompressionConfig, Config, CorsConfig, CorsMode,
-    HealthCheckConfig, RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig,
-    UpstreamConfig,
+    AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
+    RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
 };

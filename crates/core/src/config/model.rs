@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::compression::CompressionConfig;
 use super::log::LogConfig;
 use crate::cors::PolicySpec;
 use crate::units::{ByteSize, DurationValue};
@@ -343,60 +344,6 @@ impl RouteCacheConfig {
             .iter()
             .map(|name| name.trim().to_ascii_lowercase())
             .collect()
-    }
-}
-
-/// `routes[].compression:`. On by default for the text formats: an uncompressed `200` of one
-/// of `types` is compressed for clients that accept br, zstd or gzip (see
-/// [`crate::compression`]); the cache stores one copy per coding.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    default,
-    expecting = "a mapping with enabled, types, min_bytes and level"
-)]
-pub struct CompressionConfig {
-    /// Default true.
-    pub enabled: bool,
-    /// Media types (`application/json`) or ranges (`text/*`) compressed. Default
-    /// `application/json`, `text/*`, `application/javascript`, `image/svg+xml`.
-    pub types: Vec<String>,
-    /// Answers announcing a smaller `Content-Length` are sent as they are. Default 1KiB: below
-    /// it a coding saves a few hundred bytes at most, less than a second round of the same
-    /// request costs.
-    pub min_bytes: ByteSize,
-    /// 1 (fastest) to 9 (smallest), for every coding. Default 6: each copy is compressed once,
-    /// when stored, so a high level costs little.
-    pub level: u32,
-}
-
-impl Default for CompressionConfig {
-    fn default() -> Self {
-        CompressionConfig {
-            enabled: true,
-            types: crate::compression::DEFAULT_TYPES
-                .iter()
-                .map(|t| t.to_string())
-                .collect(),
-            min_bytes: ByteSize::kib(1),
-            level: 6,
-        }
-    }
-}
-
-impl CompressionConfig {
-    /// The policy the gateway applies (types lower-cased).
-    pub fn policy(&self) -> crate::compression::CompressionPolicy {
-        crate::compression::CompressionPolicy {
-            enabled: self.enabled,
-            types: self
-                .types
-                .iter()
-                .map(|t| t.trim().to_ascii_lowercase())
-                .collect(),
-            min_bytes: self.min_bytes.0,
-            level: self.level,
-        }
     }
 }
 

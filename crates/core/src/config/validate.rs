@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::error::{ConfigError, ConfigErrors, KeyPath};
-use super::model::{CompressionConfig, Config, CorsConfig, RouteConfig, UpstreamConfig};
+use super::model::{Config, CorsConfig, RouteConfig, UpstreamConfig};
 use crate::cors::{CorsPolicy, PolicyError, PolicySpec};
 use crate::forwarding;
 use crate::units::DurationValue;
@@ -418,7 +418,9 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
     }
 
     check_cors(errors, &key.key("cors"), &route.cors);
-    check_compression(errors, &key.key("compression"), &route.compression);
+    for (key, message) in super::compression::check(&key.key("compression"), &route.compression) {
+        errors.push(key, message);
+    }
     check_route_headers(errors, key, route);
 }
 
@@ -597,46 +599,6 @@ fn check_route_headers(errors: &mut Errors, key: &KeyPath, route: &RouteConfig) 
         };
         if let Some(problem) = problem {
             errors.push(key_key.index(i), format!("{name:?} {problem}"));
-        }
-        seen.push(lower);
-    }
-}
-
-/// `compression`: a level every coding accepts, and media types the rule can match.
-fn check_compression(errors: &mut Errors, key: &KeyPath, compression: &CompressionConfig) {
-    if !(1..=9).contains(&compression.level) {
-        errors.push(
-            key.key("level"),
-            format!(
-                "{} is not a level: use 1 (fastest) to 9 (smallest), or enabled: false to not compress",
-                compression.level
-            ),
-        );
-    }
-    let mut seen: Vec<String> = Vec::new();
-    for (i, media) in compression.types.iter().enumerate() {
-        let lower = media.trim().to_ascii_lowercase();
-        let well_formed = match lower.split_once('/') {
-            // `*/*` would compress images and archives too: name the types instead.
-            Some((kind, subtype)) => {
-                !kind.contains('*')
-                    && crate::header_list::is_token(kind.as_bytes())
-                    && (subtype == "*"
-                        || !subtype.contains('*')
-                            && crate::header_list::is_token(subtype.as_bytes()))
-            }
-            None => false,
-        };
-        if !well_formed {
-            errors.push(
-                key.key("types").index(i),
-                format!("{media:?} is not a media type such as application/json or a range such as text/*"),
-            );
-        } else if seen.contains(&lower) {
-            errors.push(
-                key.key("types").index(i),
-                format!("{media:?} is listed twice"),
-            );
         }
         seen.push(lower);
     }
