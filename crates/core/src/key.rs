@@ -144,9 +144,9 @@ pub fn origin_variance_value(origin: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// Request fields named in `Vary` whose whole value is case-insensitive: language ranges
-/// (RFC 4647 §2), content codings (RFC 9110 §8.4.1), charsets (RFC 9110 §8.3.2) and their
-/// `q` weights (§12.4.2).
-const CASE_INSENSITIVE_FIELDS: [&str; 3] = ["accept-language", "accept-encoding", "accept-charset"];
+/// (RFC 4647 §2), charsets (RFC 9110 §8.3.2) and their `q` weights (§12.4.2).
+/// (`Accept-Encoding` is keyed on the coding it selects, see [`crate::compression`].)
+const CASE_INSENSITIVE_FIELDS: [&str; 2] = ["accept-language", "accept-charset"];
 
 /// The value a request contributes for the header `name` (lower-case) named in `Vary`
 /// (RFC 9111 §4.1). Its field lines are read as one list (RFC 9110 §5.3, §5.6.1): members
@@ -154,11 +154,16 @@ const CASE_INSENSITIVE_FIELDS: [&str; 3] = ["accept-language", "accept-encoding"
 /// joined with `", "`; so one line or two, `1,2` or ` 1 , 2 `, select the same variant, while
 /// anything inside a quoted string or a member stays as sent. Fields whose values are
 /// case-insensitive are lower-cased. A header absent from the request is a value of its own,
-/// distinct from a present but empty one (§4.1).
+/// distinct from a present but empty one (§4.1). `Accept-Encoding` is the exception: its
+/// value is the coding the gateway chooses for it, so every spelling of one choice (absent
+/// and empty included: both choose identity) shares a variant.
 pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
     name: &str,
     field_lines: I,
 ) -> Vec<u8> {
+    if name == "accept-encoding" {
+        return crate::compression::accept_encoding_variance(field_lines);
+    }
     let mut lines = field_lines.into_iter().peekable();
     if lines.peek().is_none() {
         return b"\0absent".to_vec();
@@ -351,6 +356,10 @@ mod tests {
             vary("accept-language", &["en,de"])
         );
         assert_eq!(vary("accept-encoding", &["GZIP"]), b"gzip");
+        // Keyed on the chosen coding: browsers' spellings of one choice share a variant.
+        assert_eq!(vary("accept-encoding", &["gzip, deflate, br, zstd"]), b"br");
+        assert_eq!(vary("accept-encoding", &["br;q=0, GZIP"]), b"gzip");
+        assert_eq!(vary("accept-encoding", &[]), vary("accept-encoding", &[""]));
         assert_ne!(
             vary("accept-language", &["en, de"]),
             vary("accept-language", &["de, en"])

@@ -50,6 +50,8 @@ pub struct Route {
     pub forwarding: ForwardingPolicy,
     /// `cache.key_headers`, lower-cased: part of every stored response's variance.
     pub key_headers: Vec<String>,
+    /// `compression`: which answers are compressed, and how hard.
+    pub compression: cors_edge_core::compression::CompressionPolicy,
 }
 
 pub struct CacheSettings {
@@ -162,6 +164,7 @@ impl Runtime {
                 metrics: route_metrics.get(&route.name),
                 forwarding: route.forwarding_policy(&config.server),
                 key_headers: route.cache.key_header_names(),
+                compression: route.compression.policy(),
             }));
         }
         let cache = CacheSettings {

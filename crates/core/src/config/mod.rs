@@ -7,6 +7,7 @@
 //! # Ok::<(), cors_edge_core::config::ConfigErrors>(())
 //! ```
 
+mod compression;
 mod error;
 mod load;
 mod log;
@@ -16,7 +17,10 @@ mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_compression;
 
+pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::compression::CompressionConfig;
 use super::log::LogConfig;
 use crate::cors::PolicySpec;
 use crate::units::{ByteSize, DurationValue};
@@ -262,6 +263,8 @@ pub struct RouteConfig {
     pub cache: RouteCacheConfig,
     #[serde(default)]
     pub cors: CorsConfig,
+    #[serde(default)]
+    pub compression: CompressionConfig,
     /// Every answer on this route carries `X-Cors-Edge-Debug` (the key, variance, CORS and
     /// freshness facts); otherwise only requests that send the admin token in that header get
     /// it. For staging routes; default false.

@@ -10,7 +10,7 @@ const GATEWAY: &str = include_str!("../../../../config/gateway.yaml");
 const EXAMPLE: &str = include_str!("../../../../config/example.yaml");
 
 /// The smallest valid config, to which each test adds its mistake.
-const BASE: &str = "\
+pub(super) const BASE: &str = "\
 upstreams:
   api:
     servers: [\"127.0.0.1:3000\"]
@@ -19,11 +19,11 @@ routes:
     upstream: api
 ";
 
-fn load(text: &str) -> Result<Config, ConfigErrors> {
+pub(super) fn load(text: &str) -> Result<Config, ConfigErrors> {
     load_str(text, "t.yaml")
 }
 
-fn errors(text: &str) -> Vec<ConfigError> {
+pub(super) fn errors(text: &str) -> Vec<ConfigError> {
     match load(text) {
         Ok(_) => panic!("expected errors for:\n{text}"),
         Err(errors) => errors.errors,
@@ -37,7 +37,7 @@ fn one(text: &str) -> ConfigError {
     all.remove(0)
 }
 
-fn key(error: &ConfigError) -> String {
+pub(super) fn key(error: &ConfigError) -> String {
     error
         .key
         .as_ref()
@@ -662,6 +662,7 @@ fn configs_built_in_code_validate_without_positions() {
         upstream: "api".into(),
         cache: RouteCacheConfig::default(),
         cors: CorsConfig::default(),
+        compression: CompressionConfig::default(),
         debug: false,
         strip_request_headers: Vec::new(),
     });

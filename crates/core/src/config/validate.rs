@@ -438,6 +438,9 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
     }
 
     check_cors(errors, &key.key("cors"), &route.cors);
+    for (key, message) in super::compression::check(&key.key("compression"), &route.compression) {
+        errors.push(key, message);
+    }
     check_route_headers(errors, key, route);
 }
 

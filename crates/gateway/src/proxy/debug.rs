@@ -102,6 +102,12 @@ pub fn describe(record: &RequestRecord) -> String {
     if let Some(outcome) = record.cors_outcome {
         let _ = write!(out, "; cors_decision={}", outcome.as_str());
     }
+    if let Some(facts) = &record.request {
+        let _ = write!(out, "; coding={}", facts.coding.as_str());
+    }
+    if let Some(transform) = record.compression {
+        let _ = write!(out, "; compression={transform}");
+    }
     if out.len() > MAX_DEBUG_HEADER {
         let mut end = MAX_DEBUG_HEADER;
         while !out.is_char_boundary(end) {

@@ -8,15 +8,17 @@
 //! A miss: `request_filter` → `request_cache_filter` ([`cache_policy::enable`]) →
 //! `cache_key_callback` (the recorded key) → Pingora's lookup (`cache_vary_filter`:
 //! [`keys::variance`]) → `proxy_upstream_filter` → `upstream_peer` → `upstream_request_filter`
-//! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`])
-//! → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
+//! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`],
+//! [`compress`]) → `upstream_response_body_filter` ([`compress`]) → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
 //! `logging`.
 
 mod answers;
 mod cache_policy;
+mod compress;
 mod cors_stamp;
 mod debug;
 mod direct_hit;
+mod encoder;
 mod keys;
 mod observe;
 mod record;
@@ -263,7 +265,19 @@ impl ProxyHttp for Gateway {
         // an entry shared by every origin.
         cors_stamp::on_upstream_response(record, &route, upstream_response)?;
         upstream::on_response_header(&self.state, session, record, &route, upstream_response);
-        Ok(())
+        let body_follows = session.req_header().method != http::Method::HEAD;
+        compress::on_response_header(record, &route, upstream_response, body_follows)
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        record: &mut RequestRecord,
+    ) -> Result<Option<std::time::Duration>> {
+        compress::on_body(record, body, end_of_stream)?;
+        Ok(None)
     }
 
     async fn response_filter(

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use cors_edge_core::compression::{Coding, Transform};
 use cors_edge_core::cors::{RequestKind, UnsafeReason, UpstreamCors};
 use cors_edge_core::freshness::{CacheControl, HitAction, NotStorable, RequestFreshness};
 use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
@@ -14,6 +15,7 @@ use http::{HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheKey;
 
+use super::encoder::Encoder;
 use crate::runtime::{CorsMode, Route, Runtime};
 
 /// What the gateway knows about a routed request, computed once in `request_filter`.
@@ -39,6 +41,9 @@ pub struct RequestFacts {
     pub cacheable: bool,
     /// The answer carries the debug header (admin token sent, or the route's `debug`).
     pub debug: bool,
+    /// The content coding chosen from `Accept-Encoding`: what the variance keys on, what goes
+    /// upstream, what a compressible answer is encoded with.
+    pub coding: Coding,
 }
 
 impl RequestFacts {
@@ -108,6 +113,10 @@ pub struct RequestRecord {
     /// Headers of an upstream 304, merged into the stored response (RFC 9111 §4.3.4).
     pub not_modified: Option<HeaderMap>,
     pub purge_tags: Option<PurgeTagSlot>,
+    /// What compression did to the upstream's answer (none when no upstream answer).
+    pub compression: Option<Transform>,
+    /// The body's encoder while a compressed answer streams from the upstream.
+    pub encoder: Option<Encoder>,
 }
 
 impl RequestRecord {
@@ -131,6 +140,8 @@ impl RequestRecord {
             connect_failures: 0,
             not_modified: None,
             purge_tags: None,
+            compression: None,
+            encoder: None,
         }
     }
 

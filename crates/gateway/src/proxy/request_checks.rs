@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use cors_edge_core::compression;
 use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::freshness::{self, CacheControl};
 use cors_edge_core::outcome::TrafficKind;
@@ -145,5 +146,6 @@ pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> Req
         debug: wants_debug(req, route, admin_token),
         origin,
         several_origins,
+        coding: compression::choose_coding(header_lines(&req.headers, header::ACCEPT_ENCODING)),
     }
 }

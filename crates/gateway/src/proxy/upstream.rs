@@ -93,6 +93,9 @@ pub fn prepare_request(
             }
         }
     }
+    if let Some(facts) = &record.request {
+        super::compress::prepare_request(upstream_request, facts.coding)?;
+    }
     // The debug token is for the gateway only.
     upstream_request.remove_header(&DEBUG_HEADER);
     if record.cors_mode() == Some(CorsMode::Edge) {
