@@ -40,6 +40,7 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 command -v inferno-flamegraph >/dev/null || cargo install --locked -q inferno
 mkdir -p "$out"
+commit=$(cd "$root" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
 work=$(mktemp -d)
 pids=()
@@ -75,8 +76,9 @@ profile() { # NAME PID PORT
   perf record -q -F 999 --call-graph dwarf,32768 -p "$pid" -o "$work/$name.data" -- sleep "$seconds" >/dev/null 2>&1
   wait "$load"
   perf script -i "$work/$name.data" 2>/dev/null | inferno-collapse-perf >"$work/$name.folded"
-  inferno-flamegraph --title "$name: 1 KiB per-origin hits, wrk, one core ($(date -u +%Y-%m-%d))" \
-    --width 1600 <"$work/$name.folded" >"$out/$name.svg"
+  # Frames under 2 px are left out: the picture stays small enough to commit.
+  inferno-flamegraph --title "$name: 1 KiB per-origin hits, wrk, one core ($(date -u +%Y-%m-%d), $commit)" \
+    --width 1600 --minwidth 2 <"$work/$name.folded" >"$out/$name.svg"
   echo "wrote $out/$name.svg" >&2
   [[ -z ${KEEP_FOLDED:-} ]] || cp "$work/$name.folded" "$out/"
 }

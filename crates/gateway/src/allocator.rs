@@ -1,9 +1,9 @@
 //! The process-wide allocator of every binary built on this crate (the gateway and the
 //! benches' Pingora floor, so that the two are compared built the same way).
 //!
-//! jemalloc by default: on one core with wrk it made hits and misses cheaper than glibc's
-//! malloc, whose `malloc`/`free`/`malloc_consolidate` were a tenth of a hit's profile, and
-//! cheaper than mimalloc (README, "Speed", has the figures and the command).
+//! jemalloc by default: on one core under wrk it made hits 8% and misses 5% cheaper in CPU than
+//! glibc's malloc, and beat mimalloc on both (README, "Performance", has the figures and the
+//! command: `benches/compare/hits-ab.sh` with one binary per allocator).
 
 #[cfg(all(
     feature = "jemalloc",
