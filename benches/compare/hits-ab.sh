@@ -3,7 +3,7 @@
 # load generator): did a change make hits (or misses) cheaper or dearer?
 #
 #   benches/compare/hits-ab.sh BIN_A BIN_B [BIN_C ...] [--rounds 3] [--duration 5s]
-#                              [--connections 64] [--scenario 1k-10o|1k-100o|preflight|miss]
+#                              [--connections 64] [--scenario 1k-10o|1k-100o|preflight|edge-preflight|miss]
 #                              [--config FILE] [--config-b FILE]
 #
 # BIN_A and BIN_B may be the same binary with --config-b giving B another config (e.g.
@@ -41,6 +41,7 @@ case $scenario in
   1k-100o) wrk_args=(100 10 /o/1k) ;;
   preflight) wrk_args=(10 10 /o/1k preflight) ;;
   miss) wrk_args=(10 10 /o/1k miss) ;;
+  edge-preflight) wrk_args=(10 10 /e/1k preflight) ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo

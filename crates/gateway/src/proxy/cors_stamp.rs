@@ -41,10 +41,11 @@ pub async fn answer_edge_preflight(
         header::ACCESS_CONTROL_REQUEST_HEADERS,
     ));
     let decision = route.policy.preflight(origin, method, &requested);
-    let mut headers = decision.headers.clone();
+    let outcome = decision.outcome;
+    let mut headers = decision.headers;
     headers.push(("vary", vary::PREFLIGHT_VARY.to_string()));
-    record.cors_outcome = Some(CorsOutcome::Policy(decision.outcome));
-    let (status, result) = if decision.outcome.is_allowed() {
+    record.cors_outcome = Some(CorsOutcome::Policy(outcome));
+    let (status, result) = if outcome.is_allowed() {
         (204, PreflightResult::Answered)
     } else {
         (403, PreflightResult::Denied)
@@ -138,16 +139,21 @@ pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Rout
             let allow_origin = AllowOrigin::of(&acao);
             record.cors_outcome = Some(CorsOutcome::of_upstream(has_origin, allow_origin));
             if kind == RequestKind::Preflight {
-                let mut lines: Vec<Vec<u8>> = header_lines(&resp.headers, header::VARY)
-                    .into_iter()
-                    .map(<[u8]>::to_vec)
-                    .collect();
-                if lines.is_empty() {
-                    set_header(resp, header::VARY, vary::PREFLIGHT_VARY);
-                } else {
-                    lines.push(vary::PREFLIGHT_VARY.as_bytes().to_vec());
-                    let merged = vary::parse_vary(lines.iter().map(Vec::as_slice));
-                    set_header(resp, header::VARY, &merged.to_string());
+                let merged = {
+                    let lines = header_lines(&resp.headers, header::VARY);
+                    if lines.is_empty() {
+                        Some(vary::PREFLIGHT_VARY.to_string())
+                    } else {
+                        let preflight = std::iter::once(vary::PREFLIGHT_VARY.as_bytes());
+                        let merged =
+                            vary::parse_vary(lines.iter().copied().chain(preflight)).to_string();
+                        // A cached preflight usually carries exactly this already.
+                        (!matches!(lines.as_slice(), [only] if *only == merged.as_bytes()))
+                            .then_some(merged)
+                    }
+                };
+                if let Some(value) = merged {
+                    set_header(resp, header::VARY, &value);
                 }
                 return;
             }
