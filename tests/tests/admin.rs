@@ -546,14 +546,24 @@ async fn upstream_mode_decisions_count_wildcard_and_ungranted_answers() {
     }
     request(gateway.addr, "GET", "/private", &[("origin", APP)]).await;
     request(gateway.addr, "GET", "/private", &[]).await;
-    let text = metrics_text(&gateway).await;
-    let decisions = |d: &str| {
+    // Decisions are counted in the logging phase, which may end after the client has read its
+    // answer: wait for all four, then check how they were counted.
+    let count = |text: &str, d: &str| {
         sample(
-            &text,
+            text,
             "cors_edge_cors_decisions_total",
             &[("route", "api"), ("decision", d)],
         )
     };
+    let text = metrics_when(&gateway, "four decisions counted", |text| {
+        ["upstream_wildcard", "upstream_none", "no_origin"]
+            .iter()
+            .map(|d| count(text, d))
+            .sum::<f64>()
+            >= 4.0
+    })
+    .await;
+    let decisions = |d: &str| count(&text, d);
     assert_eq!(
         decisions("upstream_wildcard"),
         2.0,
