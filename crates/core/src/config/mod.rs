@@ -19,6 +19,8 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_compression;
+#[cfg(test)]
+mod tests_validation;
 
 pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
