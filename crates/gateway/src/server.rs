@@ -5,9 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cors_edge_core::config::{self, Config, ConfigErrors, TlsConfig};
-use cors_edge_store::{MokaStore, StoreOptions};
+use cors_edge_store::{CoalescingLock, MokaStore, StoreOptions};
 use pingora::apps::http_app::HttpServer;
-use pingora::cache::lock::{CacheKeyLockImpl, CacheLock};
+use pingora::cache::lock::CacheKeyLockImpl;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
@@ -148,8 +148,10 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         max_bytes: config.cache.max_bytes.0,
         revalidation_grace: Duration::from_secs(300),
     })));
-    let cache_lock: &'static CacheKeyLockImpl =
-        Box::leak(CacheLock::new_boxed(config.cache.lock_timeout.0));
+    let cache_lock: &'static CacheKeyLockImpl = Box::leak(Box::new(CoalescingLock::new(
+        store,
+        config.cache.lock_timeout.0,
+    )));
 
     let server_conf = ServerConf {
         threads: config.server.threads_or_default(),

@@ -8,4 +8,4 @@ mod store;
 
 pub use bans::BanOutcome;
 pub use index::StoreStats;
-pub use store::{FreshHit, MokaStore, PurgeReport, PurgeTagSlot, StoreOptions};
+pub use store::{CoalescingLock, FreshHit, MokaStore, PurgeReport, PurgeTagSlot, StoreOptions};

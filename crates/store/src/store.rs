@@ -444,6 +444,30 @@ impl MokaStore {
         self.cache.get(&primary)
     }
 
+    /// The entry Pingora's lookup finds under `key`, with its ban verdict: the slot itself unless
+    /// a purge invalidated it, else (for a primary key) the oldest surviving variant promoted
+    /// into the primary slot. Shared by [`Storage::lookup`] and the cache lock's re-check, so the
+    /// two can never disagree on what "in the store" means.
+    fn find(&self, key: &CacheKey) -> Option<(Arc<Entry>, BanOutcome)> {
+        let hash = key.combined_bin();
+        let mut ban = BanOutcome::Valid;
+        let mut found = self.cache.get(&hash);
+        if let Some(entry) = &found {
+            ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
+            if ban == BanOutcome::Invalid || self.invalidated(&entry.info) {
+                self.cache.invalidate(&hash);
+                found = None;
+            }
+        }
+        if found.is_none() && key.get_variance_key().is_none() {
+            found = self.promote_variant(hash);
+            if let Some(entry) = &found {
+                ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
+            }
+        }
+        found.map(|entry| (entry, ban))
+    }
+
     /// The stored response for `key` when it can be served as is, without Pingora's cache state
     /// machine: the same entry Pingora's lookup would find (primary slot, then the variant
     /// `variance_of` names, valid only if created after the primary's provenance, as Pingora's
@@ -513,6 +537,8 @@ impl MokaStore {
     }
 }
 
+mod coalescing;
+pub use coalescing::CoalescingLock;
 mod pingora_storage;
 #[cfg(test)]
 mod stored_meta_tests;

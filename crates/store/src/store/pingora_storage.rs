@@ -91,25 +91,11 @@ impl Storage for MokaStore {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let hash = key.combined_bin();
-        let mut ban = BanOutcome::Valid;
-        let mut found = self.cache.get(&hash);
-        if let Some(entry) = &found {
-            ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
-            if ban == BanOutcome::Invalid || self.invalidated(&entry.info) {
-                self.cache.invalidate(&hash);
-                found = None;
-            }
-        }
-        if found.is_none() && key.get_variance_key().is_none() {
-            found = self.promote_variant(hash);
-            if let Some(entry) = &found {
-                ban = self.bans.check(&entry.info.tags, entry.info.fetched_at);
-            }
-        }
-        let Some(entry) = found else {
+        let Some((entry, ban)) = self.find(key) else {
+            super::coalescing::note_miss(key);
             return Ok(None);
         };
+        super::coalescing::note_found();
         let mut meta = entry.meta.to_cache_meta()?;
         if let BanOutcome::ExpiredAt(at) = ban {
             if meta.fresh_until() > at {
