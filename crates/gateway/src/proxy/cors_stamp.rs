@@ -30,17 +30,15 @@ pub async fn answer_edge_preflight(
     record: &mut RequestRecord,
     route: &Route,
 ) -> Result<bool> {
-    let req = session.req_header();
     let origin = record.origin().unwrap_or_default();
-    let method = req
-        .headers
-        .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-        .map_or(&b""[..], HeaderValue::as_bytes);
-    let requested = cors::normalize_request_headers(header_lines(
-        &req.headers,
-        header::ACCESS_CONTROL_REQUEST_HEADERS,
-    ));
-    let decision = route.policy.preflight(origin, method, &requested);
+    let (method, requested) = record
+        .request
+        .as_ref()
+        .and_then(|facts| facts.preflight.as_ref())
+        .map_or((&b""[..], ""), |ask| {
+            (&ask.method[..], ask.headers.as_str())
+        });
+    let decision = route.policy.preflight(origin, method, requested);
     let outcome = decision.outcome;
     let mut headers = decision.headers;
     headers.push(("vary", vary::PREFLIGHT_VARY.to_string()));

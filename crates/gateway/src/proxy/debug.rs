@@ -56,12 +56,12 @@ pub fn describe(record: &RequestRecord) -> String {
                 .as_ref()
                 .map_or(String::new(), |k| visible(k.path_and_query.as_bytes()))
         );
-        if let Some((method, headers)) = record.key.as_ref().and_then(|k| k.preflight.as_ref()) {
+        if let Some(ask) = &facts.preflight {
             let _ = write!(
                 out,
                 "|{}|{}",
-                visible(method.as_bytes()),
-                visible(headers.as_bytes())
+                visible(&ask.method),
+                visible(ask.headers.as_bytes())
             );
         }
         out.push('"');

@@ -44,38 +44,15 @@ fn primary_of(
 /// The request's primary key and its parts.
 pub fn request_key(req: &RequestHeader, route: &Route, facts: &RequestFacts) -> KeyFacts {
     let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let preflight = (facts.kind == RequestKind::Preflight).then(|| {
-        let method = req
-            .headers
-            .get(header::ACCESS_CONTROL_REQUEST_METHOD)
-            .map_or(&b""[..], HeaderValue::as_bytes);
-        let headers = cors::normalize_request_headers(header_lines(
-            &req.headers,
-            header::ACCESS_CONTROL_REQUEST_HEADERS,
-        ));
-        (
-            String::from_utf8_lossy(method).into_owned(),
-            headers,
-            method,
-        )
+    let preflight = facts.preflight.as_ref().map(|ask| PreflightParts {
+        origin: facts.origin.as_deref().unwrap_or_default(),
+        request_method: &ask.method,
+        request_headers: &ask.headers,
     });
-    let key = primary_of(
-        route,
-        facts,
-        path_and_query,
-        preflight
-            .as_ref()
-            .map(|(_, headers, method)| PreflightParts {
-                origin: facts.origin.as_deref().unwrap_or_default(),
-                request_method: method,
-                request_headers: headers,
-            }),
-    );
     KeyFacts {
-        key,
+        key: primary_of(route, facts, path_and_query, preflight),
         path: req.uri.path().to_string(),
         path_and_query: path_and_query.to_string(),
-        preflight: preflight.map(|(method, headers, _)| (method, headers)),
     }
 }
 

@@ -124,15 +124,17 @@ impl ProxyHttp for Gateway {
             }
         };
         let facts = request_checks::facts(session, &route, self.state.admin_token.as_deref());
-        let key = keys::request_key(session.req_header(), &route, &facts);
         let edge_preflight =
             route.cors_mode == CorsMode::Edge && facts.kind == RequestKind::Preflight;
-        record.request = Some(facts);
-        record.key = Some(key);
-        record.route = Some(route.clone());
         if edge_preflight {
+            // The policy answers it: no cache key, nothing is looked up or stored.
+            record.request = Some(facts);
+            record.route = Some(route.clone());
             return cors_stamp::answer_edge_preflight(session, record, &route).await;
         }
+        record.key = Some(keys::request_key(session.req_header(), &route, &facts));
+        record.request = Some(facts);
+        record.route = Some(route);
         if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
             return direct_hit::serve(self, session, record, hit).await;
         }

@@ -44,6 +44,15 @@ pub struct RequestFacts {
     /// The content coding chosen from `Accept-Encoding`: what the variance keys on, what goes
     /// upstream, what a compressible answer is encoded with.
     pub coding: Coding,
+    /// Preflights: what they ask for. Read by the key, the edge policy and the debug header.
+    pub preflight: Option<PreflightAsk>,
+}
+
+/// A preflight's `Access-Control-Request-Method` (as sent) and `Access-Control-Request-Headers`
+/// (normalized: lower-case, sorted, deduplicated).
+pub struct PreflightAsk {
+    pub method: Vec<u8>,
+    pub headers: String,
 }
 
 impl RequestFacts {
@@ -61,8 +70,6 @@ pub struct KeyFacts {
     pub key: CacheKey,
     pub path: String,
     pub path_and_query: String,
-    /// Preflights: the requested method and the normalized requested headers.
-    pub preflight: Option<(String, String)>,
 }
 
 /// The variance last computed, with the stored fields it came from: Pingora asks for the

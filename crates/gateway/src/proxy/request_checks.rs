@@ -11,7 +11,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
 
-use super::record::RequestFacts;
+use super::record::{PreflightAsk, RequestFacts};
 use crate::runtime::{CorsMode, Route, Runtime};
 
 /// Request line and header fields together, like the 32 KiB of nginx's default
@@ -147,5 +147,12 @@ pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> Req
         origin,
         several_origins,
         coding: compression::choose_coding(header_lines(&req.headers, header::ACCEPT_ENCODING)),
+        preflight: (kind == RequestKind::Preflight).then(|| PreflightAsk {
+            method: acrm.unwrap_or_default().to_vec(),
+            headers: cors::normalize_request_headers(header_lines(
+                &req.headers,
+                header::ACCESS_CONTROL_REQUEST_HEADERS,
+            )),
+        }),
     }
 }
