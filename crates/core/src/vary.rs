@@ -74,11 +74,45 @@ pub fn names_origin(fields: &VaryFields) -> bool {
     fields.names("origin")
 }
 
-/// The `Vary` value to send downstream for a response stored per origin: the upstream's names
-/// in their original order and spelling, without duplicates (compared case-insensitively), with
-/// `Origin` appended when missing. `*` stays `*`, since it already covers `Origin`. Invalid
-/// members are dropped, as in [`parse_vary`].
-pub fn vary_with_origin<'a, I>(field_values: I) -> String
+/// The fields a preflight answer varies on, in the order they are added to its `Vary`.
+pub const PREFLIGHT_VARY_NAMES: [&str; 3] = [
+    "Origin",
+    "Access-Control-Request-Method",
+    "Access-Control-Request-Headers",
+];
+
+/// Whether the `Vary` lines name every field of `required` (at most eight names; compared
+/// case-insensitively), or are `*`: then they can be sent as they are. Allocates nothing, so a
+/// hit whose stored `Vary` is already right pays only this.
+pub fn names_all<'a, I>(field_values: I, required: &[&str]) -> bool
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    let mut missing = required.len();
+    let mut seen = [false; 8];
+    if required.len() > seen.len() {
+        return false;
+    }
+    for member in list_members(field_values) {
+        if member == b"*" {
+            return true;
+        }
+        for (i, name) in required.iter().enumerate() {
+            if !seen[i] && member.eq_ignore_ascii_case(name.as_bytes()) {
+                seen[i] = true;
+                missing -= 1;
+            }
+        }
+    }
+    missing == 0
+}
+
+/// The `Vary` value to send downstream for a response that must vary on each field of
+/// `required`: the upstream's names in their original order and spelling, without duplicates
+/// (compared case-insensitively), with the missing ones of `required` appended in order. `*`
+/// stays `*`, since it already covers everything. Invalid members are dropped, as in
+/// [`parse_vary`].
+pub fn vary_naming<'a, I>(field_values: I, required: &[&str]) -> String
 where
     I: IntoIterator<Item = &'a [u8]>,
 {
@@ -91,11 +125,13 @@ where
             names.push(member);
         }
     }
-    if !names
-        .iter()
-        .any(|name| name.eq_ignore_ascii_case(b"origin"))
-    {
-        names.push(b"Origin");
+    for name in required {
+        if !names
+            .iter()
+            .any(|seen| seen.eq_ignore_ascii_case(name.as_bytes()))
+        {
+            names.push(name.as_bytes());
+        }
     }
     // Every name is a token, hence ASCII; lossy conversion never replaces anything here.
     names
@@ -103,6 +139,15 @@ where
         .map(|name| String::from_utf8_lossy(name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The `Vary` value to send downstream for a response stored per origin: [`vary_naming`] with
+/// `Origin`.
+pub fn vary_with_origin<'a, I>(field_values: I) -> String
+where
+    I: IntoIterator<Item = &'a [u8]>,
+{
+    vary_naming(field_values, &["Origin"])
 }
 
 #[cfg(test)]
@@ -176,6 +221,40 @@ mod tests {
             let value = vary_with_origin(lines.iter().map(|line| line.as_bytes()));
             assert_eq!(&value, expected, "Vary lines {lines:?}");
         }
+    }
+
+    #[test]
+    fn preflight_vary_keeps_the_upstream_spelling_and_adds_what_is_missing() {
+        let cases: &[(&[&str], &str, bool)] = &[
+            (&[], PREFLIGHT_VARY, false),
+            (&[PREFLIGHT_VARY], PREFLIGHT_VARY, true),
+            (
+                &["origin, access-control-request-method, access-control-request-headers"],
+                "origin, access-control-request-method, access-control-request-headers",
+                true,
+            ),
+            (&["Origin"], PREFLIGHT_VARY, false),
+            (
+                &["Accept-Encoding", "Access-Control-Request-Headers"],
+                "Accept-Encoding, Access-Control-Request-Headers, Origin, Access-Control-Request-Method",
+                false,
+            ),
+            (&["*"], "*", true),
+        ];
+        for (lines, expected, unchanged) in cases {
+            let bytes = || lines.iter().map(|line| line.as_bytes());
+            assert_eq!(
+                vary_naming(bytes(), &PREFLIGHT_VARY_NAMES),
+                *expected,
+                "Vary lines {lines:?}"
+            );
+            assert_eq!(
+                names_all(bytes(), &PREFLIGHT_VARY_NAMES),
+                *unchanged,
+                "Vary lines {lines:?}"
+            );
+        }
+        assert_eq!(PREFLIGHT_VARY_NAMES.join(", "), PREFLIGHT_VARY);
     }
 
     #[test]

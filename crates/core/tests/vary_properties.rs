@@ -1,6 +1,6 @@
 //! Property tests of the `Vary` parser.
 
-use cors_edge_core::vary::{names_origin, parse_vary, vary_with_origin, VaryFields};
+use cors_edge_core::vary::{names_all, names_origin, parse_vary, vary_with_origin, VaryFields};
 use proptest::prelude::*;
 
 /// Field lines that are mostly list-shaped, with some noise.
@@ -46,6 +46,11 @@ proptest! {
         let downstream = vary_with_origin(lines.iter().map(Vec::as_slice));
         let reparsed = parse_vary([downstream.as_bytes()]);
         prop_assert!(names_origin(&reparsed));
+        // The allocation-free check agrees with the parser on whether Origin is named.
+        prop_assert_eq!(
+            names_all(lines.iter().map(Vec::as_slice), &["Origin"]),
+            names_origin(&parse_vary(lines.iter().map(Vec::as_slice)))
+        );
         // Adding Origin is idempotent and keeps every name the upstream sent.
         prop_assert_eq!(vary_with_origin([downstream.as_bytes()]), downstream.clone());
         let original = parse_vary(lines.iter().map(Vec::as_slice));

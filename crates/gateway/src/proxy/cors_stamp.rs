@@ -137,20 +137,10 @@ pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Rout
             let allow_origin = AllowOrigin::of(&acao);
             record.cors_outcome = Some(CorsOutcome::of_upstream(has_origin, allow_origin));
             if kind == RequestKind::Preflight {
-                let merged = {
-                    let lines = header_lines(&resp.headers, header::VARY);
-                    if lines.is_empty() {
-                        Some(vary::PREFLIGHT_VARY.to_string())
-                    } else {
-                        let preflight = std::iter::once(vary::PREFLIGHT_VARY.as_bytes());
-                        let merged =
-                            vary::parse_vary(lines.iter().copied().chain(preflight)).to_string();
-                        // A cached preflight usually carries exactly this already.
-                        (!matches!(lines.as_slice(), [only] if *only == merged.as_bytes()))
-                            .then_some(merged)
-                    }
-                };
-                if let Some(value) = merged {
+                let lines = header_lines(&resp.headers, header::VARY);
+                // A cached preflight usually carries all three already.
+                if !vary::names_all(lines.iter().copied(), &vary::PREFLIGHT_VARY_NAMES) {
+                    let value = vary::vary_naming(lines, &vary::PREFLIGHT_VARY_NAMES);
                     set_header(resp, header::VARY, &value);
                 }
                 return;
@@ -163,9 +153,9 @@ pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Rout
                 && !shared_across_origins(route, &resp.headers)
             {
                 let lines = header_lines(&resp.headers, header::VARY);
-                let value = vary::vary_with_origin(lines.iter().copied());
                 // A stored `Vary: Origin` is usually already what is sent.
-                if !matches!(lines.as_slice(), [only] if *only == value.as_bytes()) {
+                if !vary::names_all(lines.iter().copied(), &["Origin"]) {
+                    let value = vary::vary_with_origin(lines);
                     set_header(resp, header::VARY, &value);
                 }
             }
