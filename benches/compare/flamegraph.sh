@@ -2,7 +2,7 @@
 # Flamegraphs of a server under the benches' hit load: where a hit's CPU goes.
 #
 #   benches/compare/flamegraph.sh [--bin PATH] [--floor PATH] [--seconds 5] [--out DIR]
-#                                 [--scenario 1k-10o|1k-100o|edge-preflight|preflight]
+#                                 [--scenario 1k-10o|1k-100o|edge-preflight|edge-1000o|preflight]
 #
 # Starts the upstream (upstream.mjs), cors-edge (cors-edge.yaml) and the Pingora floor, each
 # alone on CPU 1, drives each with wrk on CPU 0 (64 connections, 10 origins, 10 paths, 1 KiB
@@ -36,6 +36,7 @@ case $scenario in
   1k-100o) wrk_args=(100 10 /o/1k); what="1 KiB per-origin hits, 100 origins"; suffix="-$scenario" ;;
   preflight) wrk_args=(10 10 /o/1k preflight); what="cached preflights"; suffix="-$scenario" ;;
   edge-preflight) wrk_args=(10 10 /e/1k preflight); what="preflights answered by the policy"; suffix="-$scenario" ;;
+  edge-1000o) wrk_args=(1000 10 /e/1k); what="edge mode, 1000 origins"; suffix="-$scenario" ;;
   *) echo "unknown scenario $scenario" >&2; exit 2 ;;
 esac
 [[ -x $bin && -x $floor ]] || { echo "build first: cargo build --release -p cors-edge -p cors-edge-gateway --bin cors-edge --example pingora_floor" >&2; exit 1; }
