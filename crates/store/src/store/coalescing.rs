@@ -28,8 +28,8 @@ thread_local! {
     static LAST_MISS: Cell<Option<HashBinary>> = const { Cell::new(None) };
 }
 
-pub(super) fn note_miss(key: &CacheKey) {
-    LAST_MISS.set(Some(key.combined_bin()));
+pub(super) fn note_miss(hash: HashBinary) {
+    LAST_MISS.set(Some(hash));
 }
 
 pub(super) fn note_found() {
@@ -40,7 +40,8 @@ impl MokaStore {
     /// Whether this thread's last lookup missed `key` and the store holds it now. Consumes the
     /// note: one miss answers one lock request.
     fn filled_since_last_miss(&self, key: &CacheKey) -> bool {
-        LAST_MISS.take() == Some(key.combined_bin()) && self.find(key).is_some()
+        let hash = key.combined_bin();
+        LAST_MISS.take() == Some(hash) && self.find(key, hash).is_some()
     }
 }
 

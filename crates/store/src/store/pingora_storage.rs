@@ -91,8 +91,9 @@ impl Storage for MokaStore {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let Some((entry, ban)) = self.find(key) else {
-            super::coalescing::note_miss(key);
+        let hash = key.combined_bin();
+        let Some((entry, ban)) = self.find(key, hash) else {
+            super::coalescing::note_miss(hash);
             return Ok(None);
         };
         super::coalescing::note_found();
