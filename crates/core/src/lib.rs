@@ -10,5 +10,6 @@ pub mod header_list;
 pub mod key;
 pub mod outcome;
 pub mod purge;
+pub mod request_target;
 pub mod units;
 pub mod vary;

@@ -100,8 +100,14 @@ where
             b"*" => 3,
             _ => continue,
         };
-        // A coding listed twice keeps its highest weight.
-        weights[slot] = Some(weights[slot].map_or(weight, |w| w.max(weight)));
+        // A coding listed twice keeps its highest weight, unless one listing refuses it: `q=0`
+        // says "not acceptable" (RFC 9110 §12.4.2), and a refusal must not be outvoted.
+        weights[slot] = Some(match weights[slot] {
+            Some(0) => 0,
+            _ if weight == 0 => 0,
+            Some(w) => w.max(weight),
+            None => weight,
+        });
     }
     let mut best = Coding::Identity;
     let mut best_weight = 0;
@@ -122,6 +128,35 @@ where
     I: IntoIterator<Item = &'a [u8]>,
 {
     choose_coding(accept_encoding).as_str().as_bytes().to_vec()
+}
+
+/// What a response's `Content-Encoding` says its body is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ContentCoding {
+    /// No coding (or only `identity`).
+    Identity,
+    /// Exactly one coding the gateway knows.
+    One(Coding),
+    /// A coding the gateway does not serve (`deflate`, `compress`), or several stacked.
+    Other,
+}
+
+fn content_coding(lines: &[&[u8]]) -> ContentCoding {
+    let mut found = ContentCoding::Identity;
+    for member in members(lines.iter().copied()) {
+        let coding = match member.to_ascii_lowercase().as_slice() {
+            b"identity" => continue,
+            b"gzip" | b"x-gzip" => Coding::Gzip,
+            b"br" => Coding::Brotli,
+            b"zstd" => Coding::Zstd,
+            _ => return ContentCoding::Other,
+        };
+        if found != ContentCoding::Identity {
+            return ContentCoding::Other;
+        }
+        found = ContentCoding::One(coding);
+    }
+    found
 }
 
 /// A route's compression settings (`routes[].compression`), validated.
@@ -151,8 +186,12 @@ pub enum Untouched {
     /// Only complete `200` answers: a `206` is a slice of the identity body, and other statuses
     /// are not what clients download.
     Status,
-    /// The upstream encoded it already: passed as is.
+    /// The upstream encoded it already, in the request's coding: passed as is, stored as the
+    /// variant of that coding.
     Encoded,
+    /// The upstream encoded it in another coding than the one asked for (or in several): passed
+    /// as is, never stored, since no other client of the variant is known to decode it.
+    ForeignCoding,
     /// `Cache-Control: no-transform` (RFC 9111 §5.2.2.6).
     NoTransform,
     /// A `Content-Range` body is a slice of the identity representation.
@@ -169,6 +208,7 @@ impl Untouched {
             Untouched::Disabled => "disabled",
             Untouched::Status => "status",
             Untouched::Encoded => "encoded",
+            Untouched::ForeignCoding => "foreign_coding",
             Untouched::NoTransform => "no_transform",
             Untouched::Range => "range",
             Untouched::Type => "type",
@@ -200,9 +240,21 @@ impl std::fmt::Display for Transform {
 }
 
 impl Transform {
-    /// Whether the answer depends on `Accept-Encoding` (and must say so in `Vary`).
+    /// Whether the answer depends on `Accept-Encoding` (and must say so in `Vary`): whatever the
+    /// gateway touched, and every answer the upstream encoded, which is valid only for clients
+    /// that accept its coding.
     pub fn varies(self) -> bool {
-        !matches!(self, Transform::Untouched(_))
+        matches!(
+            self,
+            Transform::VaryOnly
+                | Transform::Compress(_)
+                | Transform::Untouched(Untouched::Encoded | Untouched::ForeignCoding)
+        )
+    }
+
+    /// Whether the answer may be stored as the variant of the request's coding.
+    pub fn storable(self) -> bool {
+        self != Transform::Untouched(Untouched::ForeignCoding)
     }
 }
 
@@ -239,16 +291,21 @@ impl CompressionPolicy {
     /// answers get the same decision as GET's, so their headers match.
     pub fn decide(&self, response: &ResponseFacts<'_>, coding: Coding) -> Transform {
         let untouched = |why| Transform::Untouched(why);
+        // On every route, compression on or off: an encoded answer is valid only for its coding.
+        match content_coding(response.content_encoding) {
+            ContentCoding::Identity => {}
+            ContentCoding::One(encoded) if encoded == coding => {
+                return untouched(Untouched::Encoded)
+            }
+            ContentCoding::One(_) | ContentCoding::Other => {
+                return untouched(Untouched::ForeignCoding)
+            }
+        }
         if !self.enabled {
             return untouched(Untouched::Disabled);
         }
         if response.status != 200 {
             return untouched(Untouched::Status);
-        }
-        if members(response.content_encoding.iter().copied())
-            .any(|coding| !coding.eq_ignore_ascii_case(b"identity"))
-        {
-            return untouched(Untouched::Encoded);
         }
         if response.content_range {
             return untouched(Untouched::Range);

@@ -49,8 +49,11 @@ fn choose_coding_table() {
         (&[";q=1, gzip"], Gzip),
         // Other parameters are ignored.
         (&["br;level=5"], Brotli),
-        // Listed twice: the highest weight counts.
-        (&["gzip;q=0, gzip;q=0.5"], Gzip),
+        // Listed twice: the highest weight counts, but a `q=0` listing refuses the coding.
+        (&["gzip;q=0.2, gzip;q=0.5, br;q=0.3"], Gzip),
+        (&["gzip;q=0, gzip;q=0.5"], Identity),
+        (&["gzip, gzip;q=0"], Identity),
+        (&["gzip, gzip;q=0, br;q=0.1"], Brotli),
     ];
     for (lines, expected) in cases {
         assert_eq!(choose(lines), *expected, "Accept-Encoding {lines:?}");
@@ -198,13 +201,14 @@ fn decide_table() {
             br,
             Untouched(Skip::Status),
         ),
+        // Encoded by the upstream: valid only for the coding it carries.
         (
             Case {
                 content_encoding: &["gzip"],
                 ..JSON
             },
             br,
-            Untouched(Skip::Encoded),
+            Untouched(Skip::ForeignCoding),
         ),
         (
             Case {
@@ -212,6 +216,47 @@ fn decide_table() {
                 ..JSON
             },
             Coding::Identity,
+            Untouched(Skip::ForeignCoding),
+        ),
+        (
+            Case {
+                content_encoding: &["gzip"],
+                ..JSON
+            },
+            Coding::Gzip,
+            Untouched(Skip::Encoded),
+        ),
+        (
+            Case {
+                content_encoding: &["X-Gzip"],
+                status: 404,
+                ..JSON
+            },
+            Coding::Gzip,
+            Untouched(Skip::Encoded),
+        ),
+        (
+            Case {
+                content_encoding: &["gzip", "br"],
+                ..JSON
+            },
+            Coding::Gzip,
+            Untouched(Skip::ForeignCoding),
+        ),
+        (
+            Case {
+                content_encoding: &["deflate"],
+                ..JSON
+            },
+            Coding::Gzip,
+            Untouched(Skip::ForeignCoding),
+        ),
+        (
+            Case {
+                content_encoding: &["identity, br"],
+                ..JSON
+            },
+            br,
             Untouched(Skip::Encoded),
         ),
         (
@@ -327,6 +372,21 @@ fn decide_table() {
         ..policy()
     };
     assert_eq!(decide(&disabled, &JSON, br), Untouched(Skip::Disabled));
+    // Compression off does not make an upstream-encoded answer valid for every client.
+    let gzipped = Case {
+        content_encoding: &["gzip"],
+        ..JSON
+    };
+    assert_eq!(
+        decide(&disabled, &gzipped, Coding::Identity),
+        Untouched(Skip::ForeignCoding)
+    );
+    let kept = decide(&disabled, &gzipped, Coding::Gzip);
+    assert_eq!(kept, Untouched(Skip::Encoded));
+    assert!(kept.varies() && kept.storable());
+    assert!(!Untouched(Skip::ForeignCoding).storable());
+    assert!(Untouched(Skip::ForeignCoding).varies());
+    assert!(!Untouched(Skip::Disabled).varies());
     assert!(VaryOnly.varies() && Compress(br).varies());
     assert_eq!(Compress(br).to_string(), "compress:br");
     assert_eq!(VaryOnly.to_string(), "vary_only");

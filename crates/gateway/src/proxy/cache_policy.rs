@@ -155,6 +155,14 @@ pub fn store_decision(
     {
         return uncacheable(record, "max_variants");
     }
+    if record
+        .compression
+        .is_some_and(|transform| !transform.storable())
+    {
+        // Encoded in a coding the request's variant was not keyed on: no client of the
+        // variant could be sure to decode it.
+        return uncacheable(record, "foreign_coding");
+    }
     let now = SystemTime::now();
     let req = session.req_header();
     let directives = DirectiveLines::of(&resp.headers, &runtime.cache.targeted_fields);

@@ -27,12 +27,12 @@ pub fn prepare_request(upstream_request: &mut RequestHeader, coding: Coding) -> 
 /// `Vary: Accept-Encoding` when the answer depends on the coding, and for a compressed one
 /// `Content-Encoding`, no `Content-Length` nor `Accept-Ranges` (the length is known only at
 /// the end, and ranges apply to the identity copy), a weakened `ETag`. HEAD answers get the
-/// same headers as GET's; the encoder is set up only when a body follows.
+/// same headers as GET's; the encoder is set up whenever the upstream sends a body, which it
+/// does for a HEAD that Pingora fetches as a GET to store.
 pub fn on_response_header(
     record: &mut RequestRecord,
     route: &Route,
     resp: &mut ResponseHeader,
-    body_follows: bool,
 ) -> Result<()> {
     let Some(facts) = &record.request else {
         return Ok(());
@@ -81,7 +81,7 @@ pub fn on_response_header(
             }
         }
     }
-    if body_follows {
+    if record.upstream_body_follows {
         record.encoder = Encoder::new(coding, route.compression.level)
             .or_err(InternalError, "cannot start the response encoder")?;
     }

@@ -50,7 +50,7 @@ pub fn describe(record: &RequestRecord) -> String {
             out,
             "; key=\"{}|{}|{}",
             if facts.tls { "https" } else { "http" },
-            visible(facts.host.as_bytes()),
+            visible(facts.host().as_bytes()),
             record
                 .key
                 .as_ref()

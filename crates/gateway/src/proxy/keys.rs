@@ -30,7 +30,7 @@ fn primary_of(
     let primary = key::primary_key(&KeyParts {
         route: &route.name,
         tls: facts.tls,
-        host: &facts.host,
+        host: facts.host(),
         path_and_query,
         preflight,
     });
@@ -42,8 +42,8 @@ fn primary_of(
 }
 
 /// The request's primary key and its parts.
-pub fn request_key(req: &RequestHeader, route: &Route, facts: &RequestFacts) -> KeyFacts {
-    let path_and_query = req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+pub fn request_key(route: &Route, facts: &RequestFacts) -> KeyFacts {
+    let path_and_query = facts.target.path_and_query.as_str();
     let preflight = facts.preflight.as_ref().map(|ask| PreflightParts {
         origin: facts.origin.as_deref().unwrap_or_default(),
         request_method: &ask.method,
@@ -51,7 +51,7 @@ pub fn request_key(req: &RequestHeader, route: &Route, facts: &RequestFacts) -> 
     });
     KeyFacts {
         key: primary_of(route, facts, path_and_query, preflight),
-        path: req.uri.path().to_string(),
+        path: facts.target.path().to_string(),
         path_and_query: path_and_query.to_string(),
     }
 }
@@ -75,7 +75,7 @@ pub fn invalidated_keys<'a>(
         };
         let same_host = uri
             .authority()
-            .is_none_or(|a| a.as_str().eq_ignore_ascii_case(&facts.host));
+            .is_none_or(|a| a.as_str().eq_ignore_ascii_case(facts.host()));
         if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
             if pq.as_str().starts_with('/') {
                 keys.push(std::borrow::Cow::Owned(primary_of(
@@ -193,7 +193,7 @@ pub fn purge_tags(
     };
     EntryTags {
         // As in the key: case, trailing dot and the scheme's default port.
-        host: key::key_host(&facts.host, facts.tls),
+        host: key::key_host(facts.host(), facts.tls),
         path: key.path.clone(),
         path_and_query: key.path_and_query.clone(),
         origin,

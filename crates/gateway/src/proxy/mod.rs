@@ -105,25 +105,35 @@ impl ProxyHttp for Gateway {
         let runtime = self.state.runtime();
         let admitted = request_checks::admit(&runtime, session.req_header());
         record.runtime = Some(runtime);
-        let route = match admitted {
-            Ok(route) => route,
-            Err(refusal) => {
-                if refusal == request_checks::Refusal::HeaderTooLarge {
+        let (route, target) = match admitted {
+            Ok(admitted) => admitted,
+            Err((refusal, target)) => {
+                record.unrouted_target = target;
+                if matches!(
+                    refusal,
+                    request_checks::Refusal::HeaderTooLarge | request_checks::Refusal::BadTarget(_)
+                ) {
                     // Whatever follows on this connection cannot be trusted to be framed right.
                     session.set_keepalive(None);
                 }
+                let headers: Vec<(&'static str, String)> = refusal
+                    .headers()
+                    .iter()
+                    .map(|(name, value)| (*name, (*value).to_string()))
+                    .collect();
                 return answers::answer(
                     session,
                     record,
                     refusal.status(),
-                    &[],
+                    &headers,
                     refusal.body(),
                     CacheStatus::Bypass,
                 )
                 .await;
             }
         };
-        let facts = request_checks::facts(session, &route, self.state.admin_token.as_deref());
+        let facts =
+            request_checks::facts(session, &route, target, self.state.admin_token.as_deref());
         let edge_preflight =
             route.cors_mode == CorsMode::Edge && facts.kind == RequestKind::Preflight;
         if edge_preflight {
@@ -132,7 +142,7 @@ impl ProxyHttp for Gateway {
             record.route = Some(route.clone());
             return cors_stamp::answer_edge_preflight(session, record, &route).await;
         }
-        record.key = Some(keys::request_key(session.req_header(), &route, &facts));
+        record.key = Some(keys::request_key(&route, &facts));
         record.request = Some(facts);
         record.route = Some(route);
         if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
@@ -267,8 +277,7 @@ impl ProxyHttp for Gateway {
         // an entry shared by every origin.
         cors_stamp::on_upstream_response(record, &route, upstream_response)?;
         upstream::on_response_header(&self.state, session, record, &route, upstream_response);
-        let body_follows = session.req_header().method != http::Method::HEAD;
-        compress::on_response_header(record, &route, upstream_response, body_follows)
+        compress::on_response_header(record, &route, upstream_response)
     }
 
     fn upstream_response_body_filter(
@@ -288,6 +297,11 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         record: &mut RequestRecord,
     ) -> Result<()> {
+        if resp.status.is_informational() {
+            // An interim answer (`100 Continue`) says nothing about the final one: no cache
+            // status, no `Vary`, no CORS fields.
+            return Ok(());
+        }
         let status = cache_status(session, record);
         if let Err(e) = resp.insert_header(X_CACHE, HeaderValue::from_static(status.as_str())) {
             tracing::warn!("cannot set x-cache: {e}");

@@ -46,16 +46,8 @@ pub fn log_access(
     };
     let req = session.req_header();
     let response = session.response_written();
-    let facts = record.request.as_ref();
-    let host = facts.map_or_else(
-        || {
-            req.headers
-                .get(http::header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or_default()
-        },
-        |facts| facts.host.as_str(),
-    );
+    let target = record.target();
+    let host = target.map_or("", |t| t.host.as_str());
     let origin = record.origin().map(String::from_utf8_lossy);
     access_log.log(&AccessRecord {
         time: record.started_at,
@@ -65,7 +57,11 @@ pub fn log_access(
             .map(|addr| addr.ip()),
         method: req.method.as_str(),
         host,
-        path_and_query: req.uri.path_and_query().map_or("/", |pq| pq.as_str()),
+        // A target refused by the request-target rule is logged as received.
+        path_and_query: &target.map_or_else(
+            || String::from_utf8_lossy(req.raw_path()),
+            |t| std::borrow::Cow::Borrowed(t.path_and_query.as_str()),
+        ),
         status: response.map_or(0, |response| response.status.as_u16()),
         bytes_sent: session.body_bytes_sent() as u64,
         duration: record.started.elapsed(),

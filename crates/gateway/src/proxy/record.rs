@@ -10,6 +10,7 @@ use cors_edge_core::compression::{Coding, Transform};
 use cors_edge_core::cors::{RequestKind, UnsafeReason, UpstreamCors};
 use cors_edge_core::freshness::{CacheControl, HitAction, NotStorable, RequestFreshness};
 use cors_edge_core::outcome::{CacheStatus, CorsOutcome, TrafficKind};
+use cors_edge_core::request_target::RequestTarget;
 use cors_edge_store::PurgeTagSlot;
 use http::{HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
@@ -29,8 +30,8 @@ pub struct RequestFacts {
     /// `Origin` came in several field lines (or as a list): not an origin at all, so the
     /// answer carries no CORS grant whatever the upstream said.
     pub several_origins: bool,
-    /// The host as sent (`Host`, or the URI's authority).
-    pub host: String,
+    /// The host and origin-form path, from one parse of the request-target and `Host`.
+    pub target: RequestTarget,
     /// Arrived over TLS: http and https answers are cached apart.
     pub tls: bool,
     /// The request's `Cache-Control`, parsed, when it sent one.
@@ -56,6 +57,11 @@ pub struct PreflightAsk {
 }
 
 impl RequestFacts {
+    /// The host the request is for, as sent.
+    pub fn host(&self) -> &str {
+        &self.target.host
+    }
+
     /// `only-if-cached` (RFC 9111 §5.2.1.7).
     pub fn only_if_cached(&self) -> bool {
         self.cache_control
@@ -101,6 +107,9 @@ pub struct RequestRecord {
     pub runtime: Option<Arc<Runtime>>,
     pub route: Option<Arc<Route>>,
     pub request: Option<RequestFacts>,
+    /// The parsed target of a request refused before routing (a routed request's is in its
+    /// facts), for the access log.
+    pub unrouted_target: Option<RequestTarget>,
     pub key: Option<KeyFacts>,
     /// Upstream mode: the CORS facts of the upstream's response (set on the way back).
     pub response_cors: Option<UpstreamCors>,
@@ -115,6 +124,9 @@ pub struct RequestRecord {
     /// The cache was consulted (so an unstored response is a MISS, not a BYPASS).
     pub looked_up: bool,
     pub upstream_sent: Option<Instant>,
+    /// The request sent upstream expects a body back (not a HEAD; Pingora turns a cacheable
+    /// HEAD into a GET): compression encodes, and the cache stores, exactly this body.
+    pub upstream_body_follows: bool,
     pub upstream_duration: Option<Duration>,
     pub connect_failures: usize,
     /// Headers of an upstream 304, merged into the stored response (RFC 9111 §4.3.4).
@@ -134,6 +146,7 @@ impl RequestRecord {
             runtime: None,
             route: None,
             request: None,
+            unrouted_target: None,
             key: None,
             response_cors: None,
             hit: None,
@@ -143,6 +156,7 @@ impl RequestRecord {
             cors_outcome: None,
             looked_up: false,
             upstream_sent: None,
+            upstream_body_follows: false,
             upstream_duration: None,
             connect_failures: 0,
             not_modified: None,
@@ -154,6 +168,14 @@ impl RequestRecord {
 
     pub fn origin(&self) -> Option<&[u8]> {
         self.request.as_ref().and_then(|r| r.origin.as_deref())
+    }
+
+    /// The request's target and host, when its request-target parsed.
+    pub fn target(&self) -> Option<&RequestTarget> {
+        self.request
+            .as_ref()
+            .map(|facts| &facts.target)
+            .or(self.unrouted_target.as_ref())
     }
 
     pub fn kind(&self) -> RequestKind {

@@ -7,6 +7,7 @@ use cors_edge_core::compression;
 use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::freshness::{self, CacheControl};
 use cors_edge_core::outcome::TrafficKind;
+use cors_edge_core::request_target::{self, RequestTarget, TargetError, TargetForm, TargetInput};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
 use pingora::proxy::Session;
@@ -26,6 +27,10 @@ pub const DEBUG_HEADER: HeaderName = HeaderName::from_static("x-cors-edge-debug"
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     HeaderTooLarge,
+    /// The request-target or the host breaks the request-target rule (`request_target`).
+    BadTarget(TargetError),
+    /// `OPTIONS *`: a question about the server, answered by the gateway with what it allows.
+    AboutServer,
     NoRoute,
 }
 
@@ -33,6 +38,8 @@ impl Refusal {
     pub fn status(self) -> u16 {
         match self {
             Refusal::HeaderTooLarge => 431,
+            Refusal::BadTarget(_) => 400,
+            Refusal::AboutServer => 200,
             Refusal::NoRoute => 404,
         }
     }
@@ -40,7 +47,34 @@ impl Refusal {
     pub fn body(self) -> &'static str {
         match self {
             Refusal::HeaderTooLarge => "{\"error\":\"request header fields too large\"}\n",
+            Refusal::BadTarget(TargetError::Form) => {
+                "{\"error\":\"the request-target is not origin-form or absolute-form\"}\n"
+            }
+            Refusal::BadTarget(TargetError::AsteriskNotOptions) => {
+                "{\"error\":\"the request-target * is only valid with OPTIONS\"}\n"
+            }
+            Refusal::BadTarget(TargetError::Byte) => {
+                "{\"error\":\"the request-target holds a byte it may not\"}\n"
+            }
+            Refusal::BadTarget(TargetError::MissingHost) => {
+                "{\"error\":\"the request has no host\"}\n"
+            }
+            Refusal::BadTarget(TargetError::SeveralHosts) => {
+                "{\"error\":\"the request has several Host fields\"}\n"
+            }
+            Refusal::BadTarget(TargetError::BadHost) => {
+                "{\"error\":\"the host is not a valid authority\"}\n"
+            }
+            Refusal::AboutServer => "",
             Refusal::NoRoute => "{\"error\":\"no route matches this host and path\"}\n",
+        }
+    }
+
+    /// Header fields the answer carries besides the framing.
+    pub fn headers(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Refusal::AboutServer => &[("allow", "GET, HEAD, OPTIONS, POST, PUT, PATCH, DELETE")],
+            _ => &[],
         }
     }
 }
@@ -53,12 +87,18 @@ fn request_header_bytes(req: &RequestHeader) -> usize {
     })
 }
 
-pub fn request_host(req: &RequestHeader) -> &str {
-    req.headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
-        .unwrap_or("")
+/// The request's target and host, from one parse of the request line and `Host`
+/// ([`request_target::parse`]): the route match, the key, the upstream request and the access
+/// log all read this.
+pub fn target(req: &RequestHeader) -> Result<RequestTarget, TargetError> {
+    let host_lines = header_lines(&req.headers, header::HOST);
+    request_target::parse(&TargetInput {
+        method: req.method.as_str(),
+        target: req.raw_path(),
+        host_lines: &host_lines,
+        authority: req.uri.authority().map(|a| a.as_str()),
+        host_optional: req.version < http::Version::HTTP_11,
+    })
 }
 
 /// Every field line of `name`, as bytes. Takes a `HeaderName` constant on hot paths: a `&str`
@@ -71,15 +111,24 @@ pub fn header_lines(headers: &HeaderMap, name: impl header::AsHeaderName) -> Vec
         .collect()
 }
 
-/// The route for the request, or why it gets none.
-pub fn admit(runtime: &Runtime, req: &RequestHeader) -> Result<Arc<Route>, Refusal> {
+/// The route and target of the request, or why it gets none (with its target when that
+/// parsed, for the access log).
+#[allow(clippy::result_large_err)]
+pub fn admit(
+    runtime: &Runtime,
+    req: &RequestHeader,
+) -> Result<(Arc<Route>, RequestTarget), (Refusal, Option<RequestTarget>)> {
     if request_header_bytes(req) > MAX_REQUEST_HEADER_BYTES {
-        return Err(Refusal::HeaderTooLarge);
+        return Err((Refusal::HeaderTooLarge, None));
     }
-    runtime
-        .route_for(request_host(req), req.uri.path())
-        .cloned()
-        .ok_or(Refusal::NoRoute)
+    let target = target(req).map_err(|e| (Refusal::BadTarget(e), None))?;
+    if target.form == TargetForm::Asterisk {
+        return Err((Refusal::AboutServer, Some(target)));
+    }
+    match runtime.route_for(&target.host, target.path()) {
+        Some(route) => Ok((route.clone(), target)),
+        None => Err((Refusal::NoRoute, Some(target))),
+    }
 }
 
 /// Whether the request arrived over TLS.
@@ -118,7 +167,12 @@ fn wants_debug(req: &RequestHeader, route: &Route, admin_token: Option<&str>) ->
 }
 
 /// The facts of a routed request.
-pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> RequestFacts {
+pub fn facts(
+    session: &Session,
+    route: &Route,
+    target: RequestTarget,
+    admin_token: Option<&str>,
+) -> RequestFacts {
     let req = session.req_header();
     let origin = request_origin(&req.headers);
     // Joined lines read like one line holding a list: both are several origins.
@@ -138,7 +192,7 @@ pub fn facts(session: &Session, route: &Route, admin_token: Option<&str>) -> Req
     RequestFacts {
         kind,
         traffic: TrafficKind::of(kind, req.method.as_str()),
-        host: request_host(req).to_string(),
+        target,
         tls: is_tls(session),
         cache_control,
         pragma_no_cache,

@@ -10,7 +10,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::keys;
-use super::record::RequestRecord;
+use super::record::{RequestFacts, RequestRecord};
 use super::request_checks::DEBUG_HEADER;
 use crate::runtime::{CorsMode, Route};
 use crate::state::SharedState;
@@ -67,7 +67,7 @@ pub fn prepare_request(
                 .and_then(|a| a.as_inet())
                 .map(|a| a.ip()),
             tls: facts.tls,
-            host: &facts.host,
+            host: facts.host(),
             local_port: session
                 .server_addr()
                 .and_then(|a| a.as_inet())
@@ -94,8 +94,12 @@ pub fn prepare_request(
         }
     }
     if let Some(facts) = &record.request {
+        send_target(upstream_request, facts)?;
         super::compress::prepare_request(upstream_request, facts.coding)?;
     }
+    // Pingora fetches a cacheable HEAD as a GET, to store the body: whether a body comes back
+    // is decided by what is sent, not by what the client asked.
+    record.upstream_body_follows = upstream_request.method != http::Method::HEAD;
     // The debug token is for the gateway only.
     upstream_request.remove_header(&DEBUG_HEADER);
     if record.cors_mode() == Some(CorsMode::Edge) {
@@ -104,6 +108,23 @@ pub fn prepare_request(
         }
     }
     record.upstream_sent = Some(Instant::now());
+    Ok(())
+}
+
+/// The upstream is sent the origin-form target and the host the key was built from, whatever
+/// form the client used: an absolute-form target (`GET http://shop.example/p`) is never passed
+/// on verbatim, so the upstream cannot answer for another URL than the one cached.
+fn send_target(upstream_request: &mut RequestHeader, facts: &RequestFacts) -> Result<()> {
+    let target = &facts.target;
+    if upstream_request.raw_path() != target.path_and_query.as_bytes() {
+        let uri = http::Uri::try_from(target.path_and_query.as_str())
+            .or_err(InternalError, "the parsed request-target is not a URI")?;
+        upstream_request.set_uri(uri);
+    }
+    if target.rewritten() {
+        let host = cors_edge_core::key::key_host(&target.host, facts.tls);
+        upstream_request.insert_header(http::header::HOST, host)?;
+    }
     Ok(())
 }
 
