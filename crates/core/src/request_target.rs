@@ -9,7 +9,7 @@
 //!   upstream gets the origin-form and the authority as its `Host`;
 //! - asterisk-form (`*`): only with `OPTIONS`, a question about the server itself;
 //! - anything else (`evil-page?x=1`, `foo://host/x`, authority-form, a fragment, bytes outside
-//!   visible ASCII): refused with `400`.
+//!   visible ASCII, `"`, `<`, `>`, `` ` ``): refused with `400`.
 //!
 //! The host must be a valid URI authority (RFC 3986 §3.2: reg-name or IP literal, optional
 //! port, no user info); an HTTP/1.1 request without one, or with two `Host` lines, is refused
@@ -101,9 +101,12 @@ pub struct TargetInput<'a> {
     pub host_optional: bool,
 }
 
-/// A byte allowed in a request-target: visible ASCII except `#` (a fragment is never sent).
+/// A byte allowed in a request-target: visible ASCII except `#` (a fragment is never sent) and
+/// the delimiters RFC 3986 §2 excludes that the `http` crate's URI (what the upstream request
+/// is built from) also refuses: `"`, `<`, `>`, `` ` ``. (`{`, `}`, `|`, `\`, `^` are not valid
+/// either, but clients send them raw and the URI carries them as they are.)
 fn target_byte(b: u8) -> bool {
-    b.is_ascii_graphic() && b != b'#'
+    b.is_ascii_graphic() && !matches!(b, b'#' | b'"' | b'<' | b'>' | b'`')
 }
 
 /// RFC 3986 §3.2.2-3.2.3 `host [ ":" port ]`: a reg-name (unreserved, sub-delims,
@@ -139,7 +142,8 @@ pub fn valid_authority(authority: &str) -> bool {
         }
     };
     let reg_name_ok = host.is_none_or(|host| {
-        !host.is_empty()
+        // A name of dots is empty once its trailing dots go (as they do in the key).
+        !host.trim_end_matches('.').is_empty()
             && host.bytes().all(|b| {
                 b.is_ascii_alphanumeric()
                     || matches!(

@@ -83,6 +83,17 @@ fn targets_that_are_not_a_path_are_refused() {
     assert_eq!(refused("GET", "/caf\u{e9}", "h"), TargetError::Byte);
     assert_eq!(refused("GET", "/a b", "h"), TargetError::Byte);
     assert_eq!(refused("GET", "/a\x7f", "h"), TargetError::Byte);
+    for delimiter in ["\"", "<", ">", "`"] {
+        assert_eq!(
+            refused("GET", &format!("/a{delimiter}b?c"), "h"),
+            TargetError::Byte
+        );
+        assert_eq!(
+            refused("GET", &format!("/a?b{delimiter}c"), "h"),
+            TargetError::Byte
+        );
+    }
+    assert_eq!(ok("GET", "/a{b}|c^d\\e", "h").2, "/a{b}|c^d\\e");
 }
 
 #[test]
@@ -104,6 +115,8 @@ fn hosts_must_be_authorities() {
         "[::1",
         "[zz]",
         "[::1]x",
+        ".",
+        "...:80",
         "shop.example:",
     ] {
         if host == "shop.example:" {
