@@ -16,6 +16,15 @@
 //!   waits `idle_timeout` for its next request.
 //! - HTTP/2 (ALPN `h2`): Pingora serves the connection; [`h2`] bounds the handshake and first
 //!   request by the same deadline and closes it after `idle_timeout` without an open stream.
+//!
+//! Pipelined requests: bytes a client sends past the request being served (a pipelined next
+//! request) are served by nobody. Pingora 0.9.1 hands them to the next request only inside
+//! `HttpPersistentSettings`, which offers no way to read them, so this wrapper could not read
+//! that head with its timeouts; and without its pipelining switch Pingora answers `400` when
+//! they arrive during the exchange, after the upstream has the request. The proxy turns the
+//! switch on for the exchange and off before Pingora's reuse decision (`proxy/mod.rs`,
+//! `request_filter` and `logging`): the request is answered, then the connection closed, and
+//! the client sends the next request again on a new one.
 
 mod h2;
 mod head;
