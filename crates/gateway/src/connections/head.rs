@@ -87,7 +87,7 @@ fn verdict(buf: &[u8], start: usize) -> Verdict {
 
 /// Follows a head across reads. The buffer is parsed only when a read brings a CR or LF: a
 /// `Complete` needs the empty line, and a malformed line is known at its end at the latest.
-/// With Pingora's 256 header slots that bounds the parses per head (about two per line),
+/// With Pingora's 256 header slots that bounds the parses per head (a few per line),
 /// however the client splits it; empty lines before the request line are stepped over once.
 #[derive(Debug, Default)]
 pub(super) struct HeadScanner {
@@ -99,8 +99,11 @@ pub(super) struct HeadScanner {
 
 impl HeadScanner {
     pub(super) fn check(&mut self, buf: &[u8]) -> Verdict {
-        let fresh = &buf[self.scanned.min(buf.len())..];
-        let line_end = fresh.iter().any(|&b| b == b'\r' || b == b'\n');
+        let from = self.scanned.min(buf.len());
+        // From the last byte of the previous read: a CR there is judged by the byte after it.
+        let line_end = buf[from.saturating_sub(1)..]
+            .iter()
+            .any(|&b| b == b'\r' || b == b'\n');
         self.scanned = buf.len();
         loop {
             match buf.get(self.start..self.start + 2) {
@@ -216,6 +219,13 @@ mod tests {
         assert_eq!(whole(b"GET / HTTP/1.1\rHost: x"), Verdict::Invalid);
         assert_eq!(whole(b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n"), Verdict::Invalid);
         assert_eq!(whole(b"\r\rGET / HTTP/1.1\r\n\r\n"), Verdict::Invalid);
+    }
+
+    #[test]
+    fn a_bare_cr_is_judged_when_the_next_byte_comes() {
+        let mut scanner = HeadScanner::default();
+        assert_eq!(scanner.check(b"GET / HTTP/1.1\r"), Verdict::Partial);
+        assert_eq!(scanner.check(b"GET / HTTP/1.1\rH"), Verdict::Invalid);
     }
 
     #[test]
