@@ -57,9 +57,15 @@ impl TestCert {
     }
 
     /// A TLS connection offering only `alpn`.
-    async fn connect(&self, addr: SocketAddr, alpn: &[u8]) -> tokio_rustls::client::TlsStream<TcpStream> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        alpn: &[u8],
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
         let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.der.clone()).expect("trust the test certificate");
+        roots
+            .add(self.der.clone())
+            .expect("trust the test certificate");
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut client = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -85,7 +91,10 @@ fn config(upstream: SocketAddr, server: &str, extra: &str) -> String {
 
 /// Reads until the peer closes (or resets) the connection or `limit` passes; returns what came
 /// and whether it was closed by then.
-async fn read_until_close<S: AsyncRead + Unpin>(stream: &mut S, limit: Duration) -> (Vec<u8>, bool) {
+async fn read_until_close<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
     let closed = tokio::time::timeout(limit, async {
         let mut buf = [0u8; 4096];
@@ -103,13 +112,19 @@ async fn read_until_close<S: AsyncRead + Unpin>(stream: &mut S, limit: Duration)
 
 /// One metric's value from the admin API (0 when absent).
 async fn metric(gateway: &GatewayProcess, series: &str) -> f64 {
-    metric_in(&request(gateway.admin, "GET", "/metrics", &[]).await.text(), series)
+    metric_in(
+        &request(gateway.admin, "GET", "/metrics", &[]).await.text(),
+        series,
+    )
 }
 
 fn metric_in(metrics: &str, series: &str) -> f64 {
     metrics
         .lines()
-        .find(|line| line.strip_prefix(series).is_some_and(|rest| rest.starts_with(' ')))
+        .find(|line| {
+            line.strip_prefix(series)
+                .is_some_and(|rest| rest.starts_with(' '))
+        })
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0)
@@ -138,7 +153,11 @@ async fn wait_until_idle(gateway: &GatewayProcess) {
 async fn assert_refused(addr: SocketAddr) {
     let answer = send_raw_answer(addr, b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", MARGIN).await;
     assert!(answer.closed, "a connection over the cap was kept open");
-    assert!(answer.bytes.is_empty(), "a refused connection got an answer: {}", answer.text());
+    assert!(
+        answer.bytes.is_empty(),
+        "a refused connection got an answer: {}",
+        answer.text()
+    );
 }
 
 #[tokio::test]
@@ -165,14 +184,23 @@ async fn tls_connections_that_never_send_a_client_hello_hold_a_slot_until_the_he
     assert_refused(gateway.addr).await;
     let opened = Instant::now();
     for stream in &mut silent {
-        let (answer, closed) =
-            read_until_close(stream, Duration::from_secs(3) + MARGIN).await;
-        assert!(closed, "a connection without a ClientHello outlived the header timeout");
+        let (answer, closed) = read_until_close(stream, Duration::from_secs(3) + MARGIN).await;
+        assert!(
+            closed,
+            "a connection without a ClientHello outlived the header timeout"
+        );
         assert!(answer.is_empty());
     }
-    println!("silent TLS connections closed {:?} after opening (header_timeout 3s)", opened.elapsed());
+    println!(
+        "silent TLS connections closed {:?} after opening (header_timeout 3s)",
+        opened.elapsed()
+    );
     assert_eq!(
-        metric(&gateway, "cors_edge_connection_timeouts_total{phase=\"header\"}").await,
+        metric(
+            &gateway,
+            "cors_edge_connection_timeouts_total{phase=\"header\"}"
+        )
+        .await,
         2.0
     );
     // The slots are free again, and TLS still works.
@@ -182,7 +210,10 @@ async fn tls_connections_that_never_send_a_client_hello_hold_a_slot_until_the_he
         .await
         .expect("write");
     let (answer, _) = read_until_close(&mut h1, MARGIN).await;
-    assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(
+        String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"),
+        "{answer:?}"
+    );
 }
 
 #[tokio::test]
@@ -212,10 +243,17 @@ async fn http2_connections_without_a_request_hold_a_slot_only_until_the_header_t
     for stream in &mut idle {
         // The server's SETTINGS come first; then the close.
         let (_, closed) = read_until_close(stream, Duration::from_secs(3) + MARGIN).await;
-        assert!(closed, "an HTTP/2 connection without a request outlived the header timeout");
+        assert!(
+            closed,
+            "an HTTP/2 connection without a request outlived the header timeout"
+        );
     }
     assert_eq!(
-        metric(&gateway, "cors_edge_connection_timeouts_total{phase=\"header\"}").await,
+        metric(
+            &gateway,
+            "cors_edge_connection_timeouts_total{phase=\"header\"}"
+        )
+        .await,
         2.0
     );
     assert_eq!(request(gateway.addr, "GET", "/a", &[]).await.status, 200);
@@ -245,13 +283,24 @@ async fn idle_http2_connections_are_closed_at_the_idle_timeout() {
             .expect("request");
         let response = sender.send_request(request).await.expect("HTTP/2 response");
         assert_eq!(response.status(), 200);
-        let body = response.into_body().collect().await.expect("body").to_bytes();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         assert_eq!(&body[..], b"fine");
     }
     let idle_from = Instant::now();
     let closed = tokio::time::timeout(Duration::from_secs(1) + MARGIN, connection).await;
-    assert!(closed.is_ok(), "an idle HTTP/2 connection outlived the idle timeout");
-    println!("idle HTTP/2 connection closed {:?} after its last answer (idle_timeout 1s)", idle_from.elapsed());
+    assert!(
+        closed.is_ok(),
+        "an idle HTTP/2 connection outlived the idle timeout"
+    );
+    println!(
+        "idle HTTP/2 connection closed {:?} after its last answer (idle_timeout 1s)",
+        idle_from.elapsed()
+    );
     drop(sender);
     assert_eq!(
         wait_for_metric(&gateway, "cors_edge_connections_open", 0.0).await,
@@ -305,19 +354,31 @@ async fn the_admin_listener_has_a_connection_cap_and_a_head_timeout() {
     let mut half = Vec::new();
     for _ in 0..ADMIN_CAP - 1 {
         let mut stream = TcpStream::connect(gateway.admin).await.expect("connect");
-        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
         half.push(stream);
     }
     // ...and a kept-alive scrape on the last one, which sees them all counted.
     let mut scrape = TcpStream::connect(gateway.admin).await.expect("connect");
     let deadline = Instant::now() + Duration::from_secs(3);
     loop {
-        scrape.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
-        let open = metric_in(&read_answer(&mut scrape).await, "cors_edge_admin_connections_open");
+        scrape
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
+        let open = metric_in(
+            &read_answer(&mut scrape).await,
+            "cors_edge_admin_connections_open",
+        );
         if open == ADMIN_CAP as f64 {
             break;
         }
-        assert!(Instant::now() < deadline, "{open} admin connections counted");
+        assert!(
+            Instant::now() < deadline,
+            "{open} admin connections counted"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // One more is closed on arrival.
@@ -333,14 +394,27 @@ async fn the_admin_listener_has_a_connection_cap_and_a_head_timeout() {
             String::from_utf8_lossy(&answer)
         );
     }
-    assert_eq!(request(gateway.admin, "GET", "/healthz", &[]).await.status, 200);
-    assert_eq!(metric(&gateway, "cors_edge_admin_connections_refused_total").await, 1.0);
     assert_eq!(
-        metric(&gateway, "cors_edge_admin_connection_timeouts_total{phase=\"header\"}").await,
+        request(gateway.admin, "GET", "/healthz", &[]).await.status,
+        200
+    );
+    assert_eq!(
+        metric(&gateway, "cors_edge_admin_connections_refused_total").await,
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &gateway,
+            "cors_edge_admin_connection_timeouts_total{phase=\"header\"}"
+        )
+        .await,
         (ADMIN_CAP - 1) as f64
     );
     // The proxy's own count is apart.
-    assert_eq!(metric(&gateway, "cors_edge_connections_refused_total").await, 0.0);
+    assert_eq!(
+        metric(&gateway, "cors_edge_connections_refused_total").await,
+        0.0
+    );
 }
 
 #[tokio::test]
@@ -367,9 +441,15 @@ async fn heads_pingora_refuses_are_answered_400_at_once_not_408_at_the_header_ti
     assert_eq!(upstream.total(), 0);
     // A head that is only unfinished is still waited for, and served once whole.
     let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
-    stream.write_all(b"GET /a HTTP/1.1\r\nHo").await.expect("write");
+    stream
+        .write_all(b"GET /a HTTP/1.1\r\nHo")
+        .await
+        .expect("write");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stream.write_all(b"st: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    stream
+        .write_all(b"st: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
     let (answer, _) = read_until_close(&mut stream, MARGIN).await;
     assert!(String::from_utf8_lossy(&answer).starts_with("HTTP/1.1 200"));
 }
@@ -400,7 +480,10 @@ async fn a_request_pipelined_behind_a_post_never_turns_the_post_into_an_error() 
     stream.write_all(post).await.expect("write");
     let deadline = Instant::now() + MARGIN;
     while upstream.hits("/p") == 0 {
-        assert!(Instant::now() < deadline, "the POST never reached the upstream");
+        assert!(
+            Instant::now() < deadline,
+            "the POST never reached the upstream"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     stream.write_all(get).await.expect("write");
@@ -423,7 +506,10 @@ async fn a_request_pipelined_behind_a_post_never_turns_the_post_into_an_error() 
         "the POST's answer comes first: {}",
         String::from_utf8_lossy(&answer)
     );
-    assert!(statuses.iter().all(|s| s == "HTTP/1.1 200 OK"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s == "HTTP/1.1 200 OK"),
+        "{statuses:?}"
+    );
     assert_eq!(upstream.hits("/p"), 1);
 
     // Both in one segment: the same.
@@ -431,7 +517,15 @@ async fn a_request_pipelined_behind_a_post_never_turns_the_post_into_an_error() 
     both.extend_from_slice(get);
     let answer = send_raw_answer(gateway.addr, &both, MARGIN).await;
     let statuses = status_lines(&answer.bytes);
-    assert_eq!(statuses.first().map(String::as_str), Some("HTTP/1.1 200 OK"), "{}", answer.text());
-    assert!(statuses.iter().all(|s| s == "HTTP/1.1 200 OK"), "{statuses:?}");
+    assert_eq!(
+        statuses.first().map(String::as_str),
+        Some("HTTP/1.1 200 OK"),
+        "{}",
+        answer.text()
+    );
+    assert!(
+        statuses.iter().all(|s| s == "HTTP/1.1 200 OK"),
+        "{statuses:?}"
+    );
     assert_eq!(upstream.hits("/p"), 2);
 }

@@ -12,9 +12,9 @@ use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
-use pingora::tls::ServerConfig;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::tls::ServerConfig;
 use thiserror::Error;
 
 use crate::admin::AdminApp;

@@ -129,7 +129,9 @@ pub(super) enum Head {
     /// The client closed the connection, or it broke.
     Closed,
     /// No complete head in time; `partial` when some of it had arrived.
-    TimedOut { partial: bool },
+    TimedOut {
+        partial: bool,
+    },
     TooLarge,
     /// The server is stopping and the connection was idle.
     ShuttingDown,
@@ -199,7 +201,10 @@ mod tests {
 
     #[test]
     fn a_head_is_complete_at_the_empty_line() {
-        assert_eq!(whole(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), Verdict::Complete);
+        assert_eq!(
+            whole(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Verdict::Complete
+        );
         assert_eq!(whole(b"GET / HTTP/1.1\nHost: x\n\n"), Verdict::Complete);
         assert_eq!(whole(b"GET / HTTP/1.1\r\n\r\nbody"), Verdict::Complete);
         assert_eq!(
@@ -217,7 +222,10 @@ mod tests {
     fn bare_cr_line_endings_are_refused_at_once() {
         assert_eq!(whole(b"GET / HTTP/1.1\rHost: x\r\r"), Verdict::Invalid);
         assert_eq!(whole(b"GET / HTTP/1.1\rHost: x"), Verdict::Invalid);
-        assert_eq!(whole(b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n"), Verdict::Invalid);
+        assert_eq!(
+            whole(b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n"),
+            Verdict::Invalid
+        );
         assert_eq!(whole(b"\r\rGET / HTTP/1.1\r\n\r\n"), Verdict::Invalid);
     }
 

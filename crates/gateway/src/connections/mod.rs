@@ -44,8 +44,8 @@ use pingora_prometheus::prometheus::{self, IntCounter, IntCounterVec, IntGauge, 
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
-use head::{read_head, Head};
 pub use head::MAX_HEAD_BYTES;
+use head::{read_head, Head};
 pub use tls::TlsListeners;
 
 /// Connections the admin listener holds at once (`admin.listen`): scrapes, probes, purges and
@@ -273,27 +273,26 @@ where
         let mut first_deadline = Some(deadline);
         loop {
             let new_connection = first_deadline.is_some();
-            let head = match read_head(&mut stream, first_deadline.take(), &self.limits, shutdown)
-                .await
-            {
-                Head::Complete(head) => head,
-                Head::Closed | Head::ShuttingDown => return None,
-                Head::TimedOut { partial } => {
-                    self.timed_out(if partial || new_connection {
-                        "header"
-                    } else {
-                        "idle"
-                    });
-                    if partial {
-                        refuse(stream, "408 Request Timeout").await;
+            let head =
+                match read_head(&mut stream, first_deadline.take(), &self.limits, shutdown).await {
+                    Head::Complete(head) => head,
+                    Head::Closed | Head::ShuttingDown => return None,
+                    Head::TimedOut { partial } => {
+                        self.timed_out(if partial || new_connection {
+                            "header"
+                        } else {
+                            "idle"
+                        });
+                        if partial {
+                            refuse(stream, "408 Request Timeout").await;
+                        }
+                        return None;
                     }
-                    return None;
-                }
-                Head::TooLarge => {
-                    refuse(stream, "431 Request Header Fields Too Large").await;
-                    return None;
-                }
-            };
+                    Head::TooLarge => {
+                        refuse(stream, "431 Request Header Fields Too Large").await;
+                        return None;
+                    }
+                };
             let mut session = ServerSession::new_http1(stream);
             match persistent.take() {
                 Some(settings) => settings.apply_to_session(&mut session),
