@@ -78,7 +78,7 @@ fn must<T>(result: prometheus::Result<T>) -> T {
 }
 
 impl ConnectionMetrics {
-    fn register(prefix: &str, listeners: &str, cap: &str, timeouts_of: &str) -> Self {
+    fn register(prefix: &str, listeners: &str, cap: &str) -> Self {
         let open = must(IntGauge::new(
             format!("{prefix}connections_open"),
             format!("Client connections open on the {listeners} listeners"),
@@ -91,8 +91,9 @@ impl ConnectionMetrics {
             Opts::new(
                 format!("{prefix}connection_timeouts_total"),
                 format!(
-                    "Client connections closed by a timeout: phase header ({timeouts_of}header_timeout: \
-                     TLS handshake and first request head), idle ({timeouts_of}idle_timeout)"
+                    "Client connections on the {listeners} listeners closed by a timeout: phase \
+                     header (server.header_timeout: TLS handshake and first request head), idle \
+                     (server.idle_timeout)"
                 ),
             ),
             &["phase"],
@@ -120,7 +121,6 @@ static PROXY_METRICS: Lazy<ConnectionMetrics> = Lazy::new(|| {
         "cors_edge_",
         "proxy (plain and TLS)",
         "server.max_connections",
-        "server.",
     )
 });
 
@@ -128,8 +128,7 @@ static ADMIN_METRICS: Lazy<ConnectionMetrics> = Lazy::new(|| {
     ConnectionMetrics::register(
         "cors_edge_admin_",
         "admin",
-        "64 (the admin listener's cap)",
-        "server.",
+        &format!("{ADMIN_MAX_CONNECTIONS} (the admin listener's cap)"),
     )
 });
 
@@ -302,7 +301,9 @@ where
                 session.set_keepalive(None);
             }
             // Pingora parses these bytes first and reads the stream only for what follows (a
-            // body); nothing is read twice.
+            // body); nothing is read twice. `persistent` never carries bytes of its own (Pingora
+            // asserts that): the proxy turns Pingora's pipelining off before reuse (`logging` in
+            // proxy/mod.rs) and the admin app never turns it on.
             session.set_pipelined_prefix(head);
             let reused = self.inner.process_new_http(session, shutdown).await?;
             let (next, settings) = reused.consume();
