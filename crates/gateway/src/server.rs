@@ -8,19 +8,19 @@ use cors_edge_core::config::{self, Config, ConfigErrors, TlsConfig};
 use cors_edge_store::{CoalescingLock, MokaStore, StoreOptions};
 use pingora::apps::http_app::HttpServer;
 use pingora::cache::lock::CacheKeyLockImpl;
-use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{L4BufferSettings, ListenerConfig};
 use pingora::proxy::http_proxy;
 use pingora::server::configuration::ServerConf;
 use pingora::server::Server;
 use pingora::services::background::background_service;
 use pingora::services::listening::Service;
+use pingora::tls::ServerConfig;
 use thiserror::Error;
 
 use crate::admin::AdminApp;
 use crate::background::{Housekeeping, ReloadOnHangup};
 use crate::cluster::ClusterBus;
-use crate::connections::{LimitedApp, Limits};
+use crate::connections::{self, LimitedApp, Limits, Listeners, TlsListeners};
 use crate::demo::DemoApi;
 pub use crate::listeners::Reservations;
 use crate::listeners::{BoundListeners, ListenAddress, ReadyReporter};
@@ -69,10 +69,12 @@ fn admin_token(config: &Config, path: &str) -> Result<Option<String>, StartError
     Ok(token.map(|t| t.trim().to_string()))
 }
 
-/// The certificate and key paths of the TLS listener, checked the way the listener will load
-/// them: Pingora panics on files it cannot use, so every failure is found (and named) here.
-fn check_tls(tls: &TlsConfig) -> Result<(String, String), String> {
-    use pingora::tls::{self as rustls, version, ServerConfig};
+/// The TLS listener's certificate and key, loaded and checked: every failure is found (and
+/// named) here. The result is the rustls config Pingora's TLS listener would build from them
+/// (TLS 1.2 and 1.3, no client certificates); the handshake itself runs inside the connection
+/// limits (`connections::TlsListeners`).
+fn check_tls(tls: &TlsConfig) -> Result<ServerConfig, String> {
+    use pingora::tls::{self as rustls, version};
     let cert = tls
         .cert
         .to_str()
@@ -125,8 +127,7 @@ fn check_tls(tls: &TlsConfig) -> Result<(String, String), String> {
     ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13])
         .with_no_client_auth()
         .with_single_cert(certs, private_key)
-        .map_err(|e| format!("tls.key {key} does not fit tls.cert {cert}: {e}"))?;
-    Ok((cert.to_string(), key.to_string()))
+        .map_err(|e| format!("tls.key {key} does not fit tls.cert {cert}: {e}"))
 }
 
 /// Starts the gateway and serves until a signal stops it. Returns only on a startup error.
@@ -201,13 +202,18 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     // Register every metric before the first scrape, not on the first request.
     once_cell::sync::Lazy::force(&crate::metrics::METRICS);
     crate::metrics::register_known_series();
-    crate::connections::register_metrics();
+    connections::register_metrics();
 
     let mut server = Server::new_with_opt_and_conf(None, server_conf);
     server.bootstrap();
 
     // Connection limits (server.header_timeout, idle_timeout, max_connections) around
-    // Pingora's proxy app; see connections.rs.
+    // Pingora's proxy app, on plain and TLS listeners alike; see connections/mod.rs. The TLS
+    // listeners are TCP listeners here: the limits count a connection before its handshake,
+    // which they run themselves (connections/tls.rs).
+    let tls_listeners = tls.as_ref().map(|(addresses, config)| {
+        TlsListeners::new(addresses.iter().map(|a| a.addr).collect(), config.clone())
+    });
     let mut proxy = Service::new(
         "Pingora HTTP Proxy Service".to_string(),
         LimitedApp::new(
@@ -218,6 +224,8 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
                 },
             ),
             limits,
+            Listeners::Proxy,
+            tls_listeners,
         ),
     );
     for address in &listen {
@@ -225,13 +233,11 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         // buffers of its own, and the default 64 KiB one would be held by every idle connection.
         add_tcp_unbuffered(&mut proxy, address);
     }
-    if let Some((tls_listen, (cert, key))) = &tls {
+    if let Some((tls_listen, _)) = &tls {
         for address in tls_listen {
-            // Checked by check_tls: intermediate() only records the paths.
-            let mut settings = TlsSettings::intermediate(cert, key)
-                .map_err(|e| runtime_error(format!("tls: {e}")))?;
-            settings.enable_h2();
-            proxy.add_tls_with_settings(&address.text(), address.socket_options(), settings);
+            // Pingora's default L4 buffer, as on its own TLS listeners: rustls reads records
+            // through it.
+            add_tcp(&mut proxy, address);
         }
     }
     server.add_service(proxy);
@@ -240,7 +246,20 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         state: state.clone(),
         cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
     };
-    let mut admin = Service::new("admin".to_string(), HttpServer::new_app(admin_app));
+    // The same limits on the admin listener, with a cap of its own.
+    let admin_limits = Limits {
+        max_connections: connections::ADMIN_MAX_CONNECTIONS,
+        ..limits
+    };
+    let mut admin = Service::new(
+        "admin".to_string(),
+        LimitedApp::new(
+            HttpServer::new_app(admin_app),
+            admin_limits,
+            Listeners::Admin,
+            None,
+        ),
+    );
     add_tcp(&mut admin, &admin_listen);
     server.add_service(admin);
 

@@ -102,6 +102,11 @@ impl ProxyHttp for Gateway {
         session: &mut Session,
         record: &mut RequestRecord,
     ) -> Result<bool> {
+        // Bytes of a next request that arrive while this one is proxied are set aside
+        // (Pingora's pipelining) instead of failing this request with `400` after the upstream
+        // has run it; `logging` turns it off before Pingora decides on reuse, so such a
+        // connection is closed after this answer (connections/mod.rs, "Pipelined requests").
+        session.downstream_session.set_pipelining_enabled(true);
         let runtime = self.state.runtime();
         let admitted = request_checks::admit(&runtime, session.req_header());
         record.runtime = Some(runtime);
@@ -355,6 +360,9 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, record: &mut RequestRecord) {
+        // Runs before Pingora's reuse decision: bytes set aside during this request (see
+        // `request_filter`) now close the connection instead of starting its next request.
+        session.downstream_session.set_pipelining_enabled(false);
         let status = cache_status(session, record);
         observe::request_done(&self.state, record, status);
         observe::log_access(&self.state, session, record, status);
