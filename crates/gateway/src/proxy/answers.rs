@@ -2,12 +2,12 @@
 //! and the JSON error answers for upstream failures.
 
 use bytes::Bytes;
-use cors_edge_core::outcome::CacheStatus;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, Session};
 
 use super::record::RequestRecord;
+use super::status::{self, Answerer};
 
 /// Writes a whole answer: `status`, `headers`, a JSON `body` (or none), `X-Cache`.
 pub async fn answer(
@@ -16,7 +16,6 @@ pub async fn answer(
     status: u16,
     headers: &[(&'static str, String)],
     body: &'static str,
-    cache_status: CacheStatus,
 ) -> Result<bool> {
     let mut resp = ResponseHeader::build(status, Some(headers.len() + 3))?;
     for (name, value) in headers {
@@ -26,8 +25,7 @@ pub async fn answer(
     if !body.is_empty() {
         resp.insert_header("content-type", "application/json")?;
     }
-    resp.insert_header("x-cache", cache_status.as_str())?;
-    record.cache_status = Some(cache_status);
+    status::write(&mut resp, status::of(session, record));
     let head_only = body.is_empty() || session.req_header().method == http::Method::HEAD;
     session
         .write_response_header(Box::new(resp), head_only)
@@ -68,12 +66,8 @@ pub async fn fail_to_proxy(
 ) -> FailToProxy {
     let (code, body) = failure(e);
     if code > 0 {
-        let status = if record.looked_up {
-            CacheStatus::Miss
-        } else {
-            CacheStatus::Bypass
-        };
-        record.cache_status = Some(status);
+        record.answerer = Answerer::Failure;
+        let cache_status = status::of(session, record);
         let mut resp = pingora::protocols::http::ServerSession::generate_error(code);
         if !body.is_empty() {
             if let Err(header_error) = resp
@@ -83,9 +77,7 @@ pub async fn fail_to_proxy(
                 tracing::warn!("cannot describe the error body: {header_error}");
             }
         }
-        if let Err(header_error) = resp.insert_header("x-cache", status.as_str()) {
-            tracing::warn!("cannot set x-cache: {header_error}");
-        }
+        status::write(&mut resp, cache_status);
         let body_bytes = Bytes::from_static(body.as_bytes());
         if let Err(write_error) = session.write_error_response(resp, body_bytes).await {
             tracing::debug!("cannot send the error response: {write_error}");

@@ -15,7 +15,8 @@ use super::record::{RequestRecord, StorageVerdict};
 use super::request_checks::header_lines;
 use crate::state::SharedState;
 
-const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
+/// Addressed to this cache (and removed before the client).
+pub const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
 
 /// The field lines a response's governing directives are chosen from (see
 /// `freshness::governing_directives`): the configured targeted fields, `Surrogate-Control`
@@ -68,9 +69,8 @@ pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord
 pub fn on_hit(record: &mut RequestRecord, meta: &CacheMeta) -> Option<ForcedFreshness> {
     let facts = record.request.as_ref()?;
     let runtime = record.runtime.as_ref()?;
-    if facts.cache_control.is_none() && !facts.pragma_no_cache {
-        // The request asks for nothing: the verdict would be Serve (fresh) or Stale (left to
-        // Pingora), so skip the parsing.
+    if !facts.constrains_freshness() {
+        // The verdict would be Serve (fresh) or Stale (left to Pingora): skip the parsing.
         return None;
     }
     let default_cc = CacheControl::default();

@@ -3,7 +3,7 @@
 //! every answer (`Vary`, the edge policy's grant), with the CORS decision recorded.
 
 use cors_edge_core::cors::{self, AllowOrigin, Decision, RequestKind};
-use cors_edge_core::outcome::{CacheStatus, CorsOutcome, PreflightResult};
+use cors_edge_core::outcome::{CorsOutcome, PreflightResult};
 use cors_edge_core::vary;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
@@ -14,12 +14,26 @@ use super::answers::answer;
 use super::keys::shared_across_origins;
 use super::record::RequestRecord;
 use super::request_checks::header_lines;
+use super::status::Answerer;
 use crate::metrics::METRICS;
 use crate::runtime::{CorsMode, Route};
 
 fn set_header(resp: &mut ResponseHeader, name: HeaderName, value: &str) {
     if let Err(e) = resp.insert_header(name.clone(), value) {
         tracing::warn!("cannot set {name}: {e}");
+    }
+}
+
+/// Removes every `Access-Control-*` field (a grant the gateway does not stand behind).
+fn remove_cors_fields(resp: &mut ResponseHeader) {
+    let names: Vec<HeaderName> = resp
+        .headers
+        .keys()
+        .filter(|name| name.as_str().starts_with("access-control-"))
+        .cloned()
+        .collect();
+    for name in names {
+        resp.remove_header(&name);
     }
 }
 
@@ -49,7 +63,8 @@ pub async fn answer_edge_preflight(
         (403, PreflightResult::Denied)
     };
     route.metrics.preflight(result);
-    answer(session, record, status, &headers, "", CacheStatus::Hit).await
+    record.answerer = Answerer::EdgePolicy;
+    answer(session, record, status, &headers, "").await
 }
 
 /// The upstream's response header on its way in: in upstream mode its CORS facts are recorded
@@ -83,15 +98,7 @@ pub fn on_upstream_response(
             }
         }
         CorsMode::Edge => {
-            let cors_headers: Vec<HeaderName> = upstream_response
-                .headers
-                .keys()
-                .filter(|name| name.as_str().starts_with("access-control-"))
-                .cloned()
-                .collect();
-            for name in cors_headers {
-                upstream_response.remove_header(&name);
-            }
+            remove_cors_fields(upstream_response);
             // Origin is not forwarded in edge mode, so the upstream cannot vary on it.
             let fields = vary::parse_vary(header_lines(&upstream_response.headers, header::VARY));
             if let vary::VaryFields::Fields(names) = fields {
@@ -119,15 +126,7 @@ pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Rout
         (CorsMode::Upstream, _) if record.request.as_ref().is_some_and(|r| r.several_origins) => {
             // Several `Origin` lines make no origin: whatever the upstream granted to the first
             // one, the browser gets no grant (the answer is still stored for this request only).
-            let granted: Vec<HeaderName> = resp
-                .headers
-                .keys()
-                .filter(|name| name.as_str().starts_with("access-control-"))
-                .cloned()
-                .collect();
-            for name in granted {
-                resp.remove_header(&name);
-            }
+            remove_cors_fields(resp);
             record.cors_outcome = Some(CorsOutcome::Policy(Decision::InvalidOrigin));
             let value = vary::vary_with_origin(header_lines(&resp.headers, header::VARY));
             set_header(resp, header::VARY, &value);

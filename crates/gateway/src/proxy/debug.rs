@@ -87,8 +87,8 @@ pub fn describe(record: &RequestRecord) -> String {
             let _ = write!(out, "; unsafe=[{}]", reasons.join(" "));
         }
     }
-    if let Some(verdict) = &record.hit {
-        let _ = write!(out, "; hit_verdict={:?}", verdict.action);
+    if let Some(action) = record.hit_action() {
+        let _ = write!(out, "; hit_verdict={action:?}");
     }
     match &record.storage {
         Some(StorageVerdict::Stored { fresh_for }) => {

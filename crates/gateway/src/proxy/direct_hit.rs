@@ -4,8 +4,6 @@
 
 use std::time::SystemTime;
 
-use cors_edge_core::freshness::{HitAction, RequestFreshness};
-use cors_edge_core::outcome::CacheStatus;
 use cors_edge_store::{FreshHit, MokaStore};
 use http::header::{self, HeaderName};
 use pingora::prelude::*;
@@ -13,13 +11,13 @@ use pingora::proxy::Session;
 
 use super::keys;
 use super::record::RequestRecord;
+use super::status::Answerer;
 
-/// Request fields that can make a stored response unusable as is or change how it is sent:
-/// those requests take Pingora's full cache path (freshness directives, conditionals, ranges,
-/// RFC 9111 §3.5 `Authorization`, protocol upgrades).
-const FULL_PATH_REQUEST_FIELDS: [HeaderName; 10] = [
-    header::CACHE_CONTROL,
-    header::PRAGMA,
+/// Request fields that change how a stored response is sent (conditionals, ranges), may forbid
+/// serving it (RFC 9111 §3.5 `Authorization`) or ask for a protocol change: those requests take
+/// Pingora's full cache path. Freshness directives are the other reason
+/// ([`RequestFacts::constrains_freshness`](super::record::RequestFacts::constrains_freshness)).
+const FULL_PATH_REQUEST_FIELDS: [HeaderName; 8] = [
     header::IF_NONE_MATCH,
     header::IF_MODIFIED_SINCE,
     header::IF_MATCH,
@@ -48,6 +46,7 @@ pub fn lookup(
         return None;
     };
     if !facts.cacheable
+        || facts.constrains_freshness()
         || req
             .headers
             .keys()
@@ -76,12 +75,7 @@ pub async fn serve(
     hit: FreshHit,
 ) -> Result<bool> {
     use pingora::proxy::ProxyHttp;
-    record.looked_up = true;
-    record.cache_status = Some(CacheStatus::Hit);
-    record.hit = Some(RequestFreshness {
-        action: HitAction::Serve,
-        only_if_cached: false,
-    });
+    record.answerer = Answerer::DirectHit;
     let mut header = hit.header;
     header.insert_header(header::AGE, hit.age.as_secs())?;
     header.set_version(http::Version::HTTP_11);

@@ -17,8 +17,9 @@ use super::record::{KeyFacts, RequestFacts, VarianceMemo};
 use super::request_checks::header_lines;
 use crate::runtime::{CorsMode, Route};
 
-const SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
-const CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
+/// The response fields that tag an entry for purges (and are removed before the client).
+pub const SURROGATE_KEY: http::HeaderName = http::HeaderName::from_static("surrogate-key");
+pub const CACHE_TAG: http::HeaderName = http::HeaderName::from_static("cache-tag");
 
 /// The primary key of a request to `path_and_query` on the request's route, host and scheme.
 fn primary_of(

@@ -23,18 +23,16 @@ mod keys;
 mod observe;
 mod record;
 mod request_checks;
+mod status;
 mod upstream;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use cors_edge_core::cors::RequestKind;
-use cors_edge_core::freshness::HitAction;
-use cors_edge_core::outcome::CacheStatus;
 use cors_edge_store::PurgeTagSlot;
-use http::header::{HeaderName, HeaderValue};
 use pingora::cache::key::HashBinary;
-use pingora::cache::{CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, RespCacheable};
+use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
@@ -46,47 +44,6 @@ use crate::state::SharedState;
 
 pub struct Gateway {
     pub state: Arc<SharedState>,
-}
-
-const X_CACHE: HeaderName = HeaderName::from_static("x-cache");
-const SURROGATE_KEY: HeaderName = HeaderName::from_static("surrogate-key");
-const CACHE_TAG: HeaderName = HeaderName::from_static("cache-tag");
-const SURROGATE_CONTROL: HeaderName = HeaderName::from_static("surrogate-control");
-
-/// The cache status of a request that went through Pingora's cache path, from its phase and
-/// the request's verdict (a stale answer the client accepted with `max-stale` is served as
-/// fresh by Pingora, and reported as STALE).
-fn status_from_phase(session: &Session, record: &RequestRecord) -> CacheStatus {
-    let looked_up = record.looked_up;
-    match session.cache.phase() {
-        CachePhase::Hit
-            if record
-                .hit
-                .is_some_and(|v| v.action == HitAction::ServeStale) =>
-        {
-            CacheStatus::Stale
-        }
-        CachePhase::Hit => CacheStatus::Hit,
-        CachePhase::Stale | CachePhase::StaleUpdating => CacheStatus::Stale,
-        CachePhase::Expired => CacheStatus::Expired,
-        CachePhase::Revalidated | CachePhase::RevalidatedNoCache(_) => CacheStatus::Revalidated,
-        CachePhase::Miss => CacheStatus::Miss,
-        _ if looked_up => CacheStatus::Miss,
-        _ => CacheStatus::Bypass,
-    }
-}
-
-/// The request's cache status: decided once, by the hook that answered or from the cache
-/// phase when the answer goes out.
-fn cache_status(session: &Session, record: &mut RequestRecord) -> CacheStatus {
-    match record.cache_status {
-        Some(status) => status,
-        None => {
-            let status = status_from_phase(session, record);
-            record.cache_status = Some(status);
-            status
-        }
-    }
 }
 
 #[async_trait]
@@ -132,7 +89,6 @@ impl ProxyHttp for Gateway {
                     refusal.status(),
                     &headers,
                     refusal.body(),
-                    CacheStatus::Bypass,
                 )
                 .await;
             }
@@ -205,7 +161,6 @@ impl ProxyHttp for Gateway {
                 504,
                 &[],
                 "{\"error\":\"only-if-cached and not in cache\"}\n",
-                CacheStatus::Miss,
             )
             .await?;
             return Ok(false);
@@ -307,16 +262,13 @@ impl ProxyHttp for Gateway {
             // status, no `Vary`, no CORS fields.
             return Ok(());
         }
-        let status = cache_status(session, record);
-        if let Err(e) = resp.insert_header(X_CACHE, HeaderValue::from_static(status.as_str())) {
-            tracing::warn!("cannot set x-cache: {e}");
-        }
+        status::write(resp, status::of(session, record));
         // Surrogate keys are for the cache, not for browsers.
-        resp.remove_header(&SURROGATE_KEY);
-        resp.remove_header(&CACHE_TAG);
+        resp.remove_header(&keys::SURROGATE_KEY);
+        resp.remove_header(&keys::CACHE_TAG);
         // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from every
         // answer too, cached or not, so a browser or a second CDN never acts on it.
-        resp.remove_header(&SURROGATE_CONTROL);
+        resp.remove_header(&cache_policy::SURROGATE_CONTROL);
         let Some(route) = record.route.clone() else {
             return Ok(());
         };
@@ -363,7 +315,7 @@ impl ProxyHttp for Gateway {
         // Runs before Pingora's reuse decision: bytes set aside during this request (see
         // `request_filter`) now close the connection instead of starting its next request.
         session.downstream_session.set_pipelining_enabled(false);
-        let status = cache_status(session, record);
+        let status = status::of(session, record);
         observe::request_done(&self.state, record, status);
         observe::log_access(&self.state, session, record, status);
     }

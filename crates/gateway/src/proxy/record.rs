@@ -17,6 +17,7 @@ use pingora::cache::key::HashBinary;
 use pingora::cache::CacheKey;
 
 use super::encoder::Encoder;
+use super::status::Answerer;
 use crate::runtime::{CorsMode, Route, Runtime};
 
 /// What the gateway knows about a routed request, computed once in `request_filter`.
@@ -60,6 +61,13 @@ impl RequestFacts {
     /// The host the request is for, as sent.
     pub fn host(&self) -> &str {
         &self.target.host
+    }
+
+    /// The request says something about the freshness it accepts (`Cache-Control`, or
+    /// `Pragma: no-cache`): the stored response's age must be judged against it, which the
+    /// direct hit does not do.
+    pub fn constrains_freshness(&self) -> bool {
+        self.cache_control.is_some() || self.pragma_no_cache
     }
 
     /// `only-if-cached` (RFC 9111 §5.2.1.7).
@@ -117,8 +125,9 @@ pub struct RequestRecord {
     pub hit: Option<RequestFreshness>,
     pub storage: Option<StorageVerdict>,
     pub variance: Option<VarianceMemo>,
-    /// Decided once: by the hook that answered, or from Pingora's cache phase when the
-    /// response header is sent.
+    /// Who produced the answer; with Pingora's cache phase, what the cache status is.
+    pub answerer: Answerer,
+    /// Decided once by [`super::status::of`], when the answer header goes out.
     pub cache_status: Option<CacheStatus>,
     pub cors_outcome: Option<CorsOutcome>,
     /// The cache was consulted (so an unstored response is a MISS, not a BYPASS).
@@ -152,6 +161,7 @@ impl RequestRecord {
             hit: None,
             storage: None,
             variance: None,
+            answerer: Answerer::Proxy,
             cache_status: None,
             cors_outcome: None,
             looked_up: false,
@@ -192,6 +202,15 @@ impl RequestRecord {
 
     pub fn cors_mode(&self) -> Option<CorsMode> {
         self.route.as_ref().map(|r| r.cors_mode)
+    }
+
+    /// The request's verdict on the stored answer: the one it recorded on Pingora's path, or
+    /// `Serve` for a direct hit (taken only for fresh entries and requests that constrain
+    /// nothing).
+    pub fn hit_action(&self) -> Option<HitAction> {
+        self.hit
+            .map(|verdict| verdict.action)
+            .or_else(|| (self.answerer == Answerer::DirectHit).then_some(HitAction::Serve))
     }
 
     /// The request forbids serving a stale copy: it asked for validation or for a fresher
