@@ -1,4 +1,4 @@
-//! The admin API on its own listener: purge, reload, metrics, health, stats.
+//! The admin API on its own listener: purge, cache listing, reload, metrics, health, stats.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -127,10 +127,10 @@ impl AdminApp {
             cluster.publish(&purge);
         }
         let soft = purge.soft;
-        let report = self.state.store.purge(purge.selector, soft);
+        let matched = crate::purge_scope::purge(&self.state, purge.selector, soft);
         METRICS.purges.with_label_values(&[label]).inc();
-        METRICS.purged_entries.inc_by(report.matched);
-        json_response(200, json!({ "purged": report.matched, "soft": soft }))
+        METRICS.purged_entries.inc_by(matched);
+        json_response(200, json!({ "purged": matched, "soft": soft }))
     }
 
     fn stats(&self) -> Response {
@@ -199,7 +199,7 @@ impl ServeHttp for AdminApp {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let allowed: &[http::Method] = match path.as_str() {
-            "/healthz" | "/readyz" | "/metrics" | "/stats" => {
+            "/healthz" | "/readyz" | "/metrics" | "/stats" | "/cache" => {
                 &[http::Method::GET, http::Method::HEAD]
             }
             "/purge" | "/reload" => &[http::Method::POST],
@@ -230,6 +230,12 @@ impl ServeHttp for AdminApp {
                 }
                 match path.as_str() {
                     "/stats" => self.stats(),
+                    "/cache" => {
+                        let query = session.req_header().uri.query().map(str::to_string);
+                        let (status, answer) =
+                            crate::admin_cache::inspect(&self.state, query.as_deref());
+                        json_response(status, answer)
+                    }
                     "/purge" => self.purge(session).await,
                     _ => self.reload(),
                 }
