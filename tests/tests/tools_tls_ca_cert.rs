@@ -9,8 +9,16 @@ use std::process::{Command, Output};
 use cors_edge_tests::gateway::TempDir;
 use cors_edge_tests::{binary_path, GatewayProcess, Reply, Upstream, UpstreamRequest};
 
+const ORIGINS: [&str; 2] = ["https://a.example", "https://b.example"];
+
 fn api(req: &UpstreamRequest) -> Reply {
-    let mut reply = Reply::ok("tls").header("cache-control", "max-age=60");
+    let mut reply = if req.method == "OPTIONS" {
+        Reply::status(204)
+            .header("access-control-allow-methods", "GET, PUT")
+            .header("access-control-max-age", "600")
+    } else {
+        Reply::ok("tls").header("cache-control", "max-age=60")
+    };
     if let Some(origin) = req.header("origin") {
         reply = reply
             .header("access-control-allow-origin", &origin)
@@ -101,7 +109,9 @@ async fn probe_and_loadtest_accept_a_ca_true_self_signed_server_certificate_in_c
     let gateway = start(&upstream, &cert);
     let url = format!("https://localhost:{}/data", gateway.tls[0].port());
 
-    let args = ["probe", &url, "--cacert", &cert, "--json", "--origin", "https://a.example"];
+    let args = [
+        "probe", &url, "--cacert", &cert, "--json", "--origin", ORIGINS[0], "--origin", ORIGINS[1],
+    ];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
@@ -123,7 +133,7 @@ async fn a_ca_true_certificate_for_another_name_is_still_refused() {
     let upstream = Upstream::start(api).await;
     let gateway = start(&upstream, &cert);
     let url = format!("https://localhost:{}/data", gateway.tls[0].port());
-    let args = ["probe", &url, "--cacert", &cert, "--json"];
+    let args = ["probe", &url, "--cacert", &cert, "--json", "--origin", ORIGINS[0]];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_ne!(output.status.code(), Some(0), "{}", shown(&output));
     let all = shown(&output);
@@ -133,7 +143,7 @@ async fn a_ca_true_certificate_for_another_name_is_still_refused() {
     );
     // A certificate that is not in the file is refused whatever its name.
     let stranger = make_cert(&dir.0, "localhost");
-    let args = ["probe", &url, "--cacert", &stranger, "--json"];
+    let args = ["probe", &url, "--cacert", &stranger, "--json", "--origin", ORIGINS[0]];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_ne!(output.status.code(), Some(0), "{}", shown(&output));
     assert_eq!(upstream.total(), 0, "no request got through");
