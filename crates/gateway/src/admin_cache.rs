@@ -22,15 +22,12 @@ pub fn inspect(state: &SharedState, query: Option<&str>) -> (u16, Value) {
     let mut truncated = false;
     let mut scanned = 0;
     for selector in crate::purge_scope::keyed(&runtime, selector) {
-        let listing = state.store.list(&selector, limit - entries.len(), now);
+        let listing = state.store.list(&selector, limit.saturating_sub(entries.len()), now);
         scanned += listing.scanned;
         truncated |= listing.truncated;
+        // Once the limit is reached, a later spelling is listed with 0 left: its walk stops
+        // at its first match, which only sets `truncated`.
         entries.extend(listing.entries.iter().map(entry_json));
-        if entries.len() == limit {
-            // Another spelling may have more; say so rather than walk again.
-            truncated = true;
-            break;
-        }
     }
     (
         200,
