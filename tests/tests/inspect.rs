@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::process::Command;
 
-use cors_edge_tests::{binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
+};
 use serde_json::Value;
 
 const TOKEN: &str = "inspect-secret";
@@ -91,13 +93,22 @@ async fn a_url_lists_one_variant_per_origin_with_its_acao() {
         let origin = entry["origin"].as_str().unwrap_or_default();
         assert_eq!(entry["method"], "GET");
         assert_eq!(entry["url"], "/x");
-        assert_eq!(entry["access_control"]["access-control-allow-origin"], origin, "{entry}");
+        assert_eq!(
+            entry["access_control"]["access-control-allow-origin"], origin,
+            "{entry}"
+        );
         assert_eq!(entry["variance"][":origin"], origin, "{entry}");
         assert_eq!(entry["state"], "fresh");
         assert_eq!(entry["status"], 200);
         assert_eq!(entry["size_bytes"], "/x body".len());
         assert_eq!(entry["tags"], serde_json::json!(["t1", "t2"]));
-        assert!(entry["vary"].as_str().unwrap_or_default().contains("Origin"), "{entry}");
+        assert!(
+            entry["vary"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Origin"),
+            "{entry}"
+        );
         let fresh = entry["fresh_secs"].as_u64().unwrap_or(0);
         assert!(fresh > 0 && fresh <= 300, "{entry}");
     }
@@ -128,18 +139,35 @@ async fn an_origin_lists_its_entries_across_urls_and_preflights() {
     let listed = entries(&answer);
     let mut urls: Vec<(String, String)> = listed
         .iter()
-        .map(|e| (e["method"].as_str().unwrap_or("").into(), e["url"].as_str().unwrap_or("").into()))
+        .map(|e| {
+            (
+                e["method"].as_str().unwrap_or("").into(),
+                e["url"].as_str().unwrap_or("").into(),
+            )
+        })
         .collect();
     urls.sort();
-    let wanted: Vec<(String, String)> = [("GET", "/a"), ("GET", "/b"), ("GET", "/c"), ("OPTIONS", "/a")]
-        .iter()
-        .map(|(m, u)| (m.to_string(), u.to_string()))
-        .collect();
+    let wanted: Vec<(String, String)> = [
+        ("GET", "/a"),
+        ("GET", "/b"),
+        ("GET", "/c"),
+        ("OPTIONS", "/a"),
+    ]
+    .iter()
+    .map(|(m, u)| (m.to_string(), u.to_string()))
+    .collect();
     assert_eq!(urls, wanted, "{answer}");
     assert!(listed.iter().all(|e| e["origin"] == APP), "{answer}");
-    let options = listed.iter().find(|e| e["method"] == "OPTIONS").cloned().unwrap_or_default();
+    let options = listed
+        .iter()
+        .find(|e| e["method"] == "OPTIONS")
+        .cloned()
+        .unwrap_or_default();
     assert_eq!(options["preflight"]["request_method"], "PUT", "{options}");
-    assert_eq!(options["preflight"]["request_headers"], "x-a,x-b", "{options}");
+    assert_eq!(
+        options["preflight"]["request_headers"], "x-a,x-b",
+        "{options}"
+    );
     // Several fields narrow.
     let (_, narrowed) = inspect(&gateway, &format!("origin={APP}&prefix=/b")).await;
     assert_eq!(entries(&narrowed).len(), 1, "{narrowed}");
@@ -180,9 +208,21 @@ async fn bad_queries_are_400_with_the_reason_and_the_token_is_required() {
     }
     let missing = request(gateway.admin, "GET", "/cache?url=/x", &[]).await;
     assert_eq!(missing.status, 401);
-    let wrong = request(gateway.admin, "GET", "/cache?url=/x", &[("authorization", "Bearer no")]).await;
+    let wrong = request(
+        gateway.admin,
+        "GET",
+        "/cache?url=/x",
+        &[("authorization", "Bearer no")],
+    )
+    .await;
     assert_eq!(wrong.status, 403);
-    let post = request(gateway.admin, "POST", "/cache", &[("authorization", "Bearer no")]).await;
+    let post = request(
+        gateway.admin,
+        "POST",
+        "/cache",
+        &[("authorization", "Bearer no")],
+    )
+    .await;
     assert_eq!(post.status, 405);
 }
 
@@ -223,7 +263,16 @@ async fn the_inspect_command_prints_a_table_or_the_json() {
     let base = format!("http://{}", gateway.admin);
     let (code, table, stderr) = tokio::task::spawn_blocking({
         let base = base.clone();
-        move || run_inspect(&["--admin", &base, "--url", "/t?x=1", "--token-env", "INSPECT_TOKEN"])
+        move || {
+            run_inspect(&[
+                "--admin",
+                &base,
+                "--url",
+                "/t?x=1",
+                "--token-env",
+                "INSPECT_TOKEN",
+            ])
+        }
     })
     .await
     .expect("join");
@@ -232,23 +281,38 @@ async fn the_inspect_command_prints_a_table_or_the_json() {
     assert!(lines[0].starts_with("METHOD"), "{table}");
     assert_eq!(lines.len(), 4, "heading, two rows, count: {table}");
     for origin in [APP, OTHER] {
-        let row = lines.iter().find(|l| l.contains(origin)).copied().unwrap_or_default();
+        let row = lines
+            .iter()
+            .find(|l| l.contains(origin))
+            .copied()
+            .unwrap_or_default();
         assert_eq!(row.matches(origin).count(), 2, "origin and its ACAO: {row}");
         assert!(row.contains("/t?x=1") && row.contains("fresh"), "{row}");
     }
     assert_eq!(lines[3], "2 entries");
     let (code, json, stderr) = tokio::task::spawn_blocking({
         let base = base.clone();
-        move || run_inspect(&["--admin", &base, "--origin", APP, "--json", "--token-env", "INSPECT_TOKEN"])
+        move || {
+            run_inspect(&[
+                "--admin",
+                &base,
+                "--origin",
+                APP,
+                "--json",
+                "--token-env",
+                "INSPECT_TOKEN",
+            ])
+        }
     })
     .await
     .expect("join");
     assert_eq!(code, 0, "{stderr}");
     let answer: Value = serde_json::from_str(&json).expect("JSON");
     assert_eq!(entries(&answer).len(), 1, "{answer}");
-    let (code, _, stderr) = tokio::task::spawn_blocking(move || run_inspect(&["--admin", &base, "--all"]))
-        .await
-        .expect("join");
+    let (code, _, stderr) =
+        tokio::task::spawn_blocking(move || run_inspect(&["--admin", &base, "--all"]))
+            .await
+            .expect("join");
     assert_eq!(code, 1);
     assert!(stderr.contains("401"), "{stderr}");
 }

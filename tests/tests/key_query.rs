@@ -48,16 +48,18 @@ const SPELLINGS: [&str; 3] = ["?b=1&a=2", "?a=2&b=1", "?a=2&b=1&utm_source=x&_=1
 async fn sorted_and_ignored_spellings_are_one_entry_and_three_without_a_rule() {
     let upstream = Upstream::start(api).await;
     let gateway = GatewayProcess::start(&config(upstream.addr));
-    let statuses = |responses: &[Response]| -> Vec<String> {
-        responses.iter().map(Response::cache).collect()
-    };
+    let statuses =
+        |responses: &[Response]| -> Vec<String> { responses.iter().map(Response::cache).collect() };
 
     let mut shaped = Vec::new();
     for query in SPELLINGS {
         shaped.push(get(gateway.addr, &format!("/shaped/items{query}")).await);
     }
     assert_eq!(statuses(&shaped), ["MISS", "HIT", "HIT"]);
-    assert_eq!(received(&upstream, "/shaped/items"), ["/shaped/items?b=1&a=2"]);
+    assert_eq!(
+        received(&upstream, "/shaped/items"),
+        ["/shaped/items?b=1&a=2"]
+    );
     // The stored answer is the first spelling's; every spelling gets it.
     for response in &shaped {
         assert_eq!(response.text(), "answer to /shaped/items?b=1&a=2");
@@ -69,7 +71,12 @@ async fn sorted_and_ignored_spellings_are_one_entry_and_three_without_a_rule() {
     }
     assert_eq!(statuses(&plain), ["MISS", "MISS", "MISS"]);
     for query in SPELLINGS {
-        assert_eq!(get(gateway.addr, &format!("/plain/items{query}")).await.cache(), "HIT");
+        assert_eq!(
+            get(gateway.addr, &format!("/plain/items{query}"))
+                .await
+                .cache(),
+            "HIT"
+        );
     }
     assert_eq!(received(&upstream, "/plain/items").len(), 3);
 }
@@ -94,10 +101,22 @@ async fn the_upstream_receives_the_clients_query_unchanged() {
 async fn a_repeated_parameters_order_still_separates_entries() {
     let upstream = Upstream::start(api).await;
     let gateway = GatewayProcess::start(&config(upstream.addr));
-    assert_eq!(get(gateway.addr, "/shaped/r?a=1&b=0&a=2").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/shaped/r?a=2&b=0&a=1").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/shaped/r?b=0&a=1&a=2").await.cache(), "HIT");
-    assert_eq!(get(gateway.addr, "/shaped/r?a=2&_=9&b=0&a=1").await.cache(), "HIT");
+    assert_eq!(
+        get(gateway.addr, "/shaped/r?a=1&b=0&a=2").await.cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get(gateway.addr, "/shaped/r?a=2&b=0&a=1").await.cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get(gateway.addr, "/shaped/r?b=0&a=1&a=2").await.cache(),
+        "HIT"
+    );
+    assert_eq!(
+        get(gateway.addr, "/shaped/r?a=2&_=9&b=0&a=1").await.cache(),
+        "HIT"
+    );
     assert_eq!(received(&upstream, "/shaped/r").len(), 2);
 }
 
@@ -105,12 +124,33 @@ async fn a_repeated_parameters_order_still_separates_entries() {
 async fn only_keeps_just_the_listed_parameters() {
     let upstream = Upstream::start(api).await;
     let gateway = GatewayProcess::start(&config(upstream.addr));
-    assert_eq!(get(gateway.addr, "/only/x?id=1&page=2&sort=asc").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/only/x?id=1&page=2&sort=desc&fbclid=z").await.cache(), "HIT");
+    assert_eq!(
+        get(gateway.addr, "/only/x?id=1&page=2&sort=asc")
+            .await
+            .cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get(gateway.addr, "/only/x?id=1&page=2&sort=desc&fbclid=z")
+            .await
+            .cache(),
+        "HIT"
+    );
     // Not sorted on this route: order is part of the key.
-    assert_eq!(get(gateway.addr, "/only/x?page=2&id=1").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/only/x?id=2&page=2").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/only/x?id=1&page_size=5&page=2").await.cache(), "MISS");
+    assert_eq!(
+        get(gateway.addr, "/only/x?page=2&id=1").await.cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get(gateway.addr, "/only/x?id=2&page=2").await.cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get(gateway.addr, "/only/x?id=1&page_size=5&page=2")
+            .await
+            .cache(),
+        "MISS"
+    );
     assert_eq!(received(&upstream, "/only/x").len(), 4);
 }
 
@@ -139,7 +179,11 @@ async fn a_purge_by_the_clients_url_removes_the_normalized_entry() {
     let purged = purge(&gateway, r#"{"url": "/shaped/p?utm_medium=mail&a=2&b=1"}"#).await;
     assert_eq!(purged, 1);
     assert_eq!(get(gateway.addr, "/shaped/p?b=1&a=2").await.cache(), "MISS");
-    assert_eq!(get(gateway.addr, "/shaped/p?b=1&a=3").await.cache(), "HIT", "not named");
+    assert_eq!(
+        get(gateway.addr, "/shaped/p?b=1&a=3").await.cache(),
+        "HIT",
+        "not named"
+    );
     // With a host, the rule of the route that host and path take.
     let host = format!("{}", gateway.addr);
     let body = format!(r#"{{"url": "/shaped/p?_=1&a=3&b=1", "host": "{host}"}}"#);

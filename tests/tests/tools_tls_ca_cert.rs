@@ -34,7 +34,9 @@ fn make_cert(dir: &Path, name: &str) -> String {
     let cert = dir.join(format!("{name}.crt"));
     let key = dir.join(format!("{name}.key"));
     let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
         .arg("-subj")
         .arg(format!("/CN={name}"))
         .arg("-addext")
@@ -52,7 +54,10 @@ fn make_cert(dir: &Path, name: &str) -> String {
                 .output()
                 .expect("openssl x509");
             let text = String::from_utf8_lossy(&text.stdout);
-            assert!(text.contains("CA:TRUE"), "openssl made no CA:TRUE cert:\n{text}");
+            assert!(
+                text.contains("CA:TRUE"),
+                "openssl made no CA:TRUE cert:\n{text}"
+            );
         }
         _ => {
             let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).expect("params");
@@ -118,7 +123,15 @@ async fn probe_and_loadtest_accept_a_ca_true_self_signed_server_certificate_in_c
     let tls = report["connection"]["tls_version"].as_str().unwrap_or("");
     assert!(tls.starts_with("TLSv1."), "{report}");
 
-    let args = ["loadtest", &url, "--cacert", &cert, "--json", "--requests", "20"];
+    let args = [
+        "loadtest",
+        &url,
+        "--cacert",
+        &cert,
+        "--json",
+        "--requests",
+        "20",
+    ];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_eq!(output.status.code(), Some(0), "{}", shown(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
@@ -133,7 +146,9 @@ async fn a_ca_true_certificate_for_another_name_is_still_refused() {
     let upstream = Upstream::start(api).await;
     let gateway = start(&upstream, &cert);
     let url = format!("https://localhost:{}/data", gateway.tls[0].port());
-    let args = ["probe", &url, "--cacert", &cert, "--json", "--origin", ORIGINS[0]];
+    let args = [
+        "probe", &url, "--cacert", &cert, "--json", "--origin", ORIGINS[0],
+    ];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_ne!(output.status.code(), Some(0), "{}", shown(&output));
     let all = shown(&output);
@@ -143,7 +158,9 @@ async fn a_ca_true_certificate_for_another_name_is_still_refused() {
     );
     // A certificate that is not in the file is refused whatever its name.
     let stranger = make_cert(&dir.0, "localhost");
-    let args = ["probe", &url, "--cacert", &stranger, "--json", "--origin", ORIGINS[0]];
+    let args = [
+        "probe", &url, "--cacert", &stranger, "--json", "--origin", ORIGINS[0],
+    ];
     let output = run(args.iter().map(|a| a.to_string()).collect()).await;
     assert_ne!(output.status.code(), Some(0), "{}", shown(&output));
     assert_eq!(upstream.total(), 0, "no request got through");

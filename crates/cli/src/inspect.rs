@@ -72,7 +72,10 @@ async fn fetch(args: &InspectArgs) -> Result<(u16, String), String> {
         .parse()
         .map_err(|e| format!("--admin {:?} is not a URL: {e}", args.admin))?;
     if base.scheme_str() != Some("http") {
-        return Err(format!("--admin {:?}: only http:// is supported", args.admin));
+        return Err(format!(
+            "--admin {:?}: only http:// is supported",
+            args.admin
+        ));
     }
     let authority = base
         .authority()
@@ -86,7 +89,11 @@ async fn fetch(args: &InspectArgs) -> Result<(u16, String), String> {
         .await
         .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
     tokio::spawn(connection);
-    let target = format!("{}/cache?{}", base.path().trim_end_matches('/'), query(args));
+    let target = format!(
+        "{}/cache?{}",
+        base.path().trim_end_matches('/'),
+        query(args)
+    );
     let mut request = http::Request::get(target).header(http::header::HOST, authority.as_str());
     if let Some(token) = token(args)? {
         request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
@@ -192,7 +199,9 @@ pub async fn run(args: InspectArgs) -> i32 {
                     0
                 }
                 Err(e) => {
-                    eprintln!("cors-edge inspect: the admin API answered something else than JSON: {e}");
+                    eprintln!(
+                        "cors-edge inspect: the admin API answered something else than JSON: {e}"
+                    );
                     1
                 }
             }

@@ -51,7 +51,11 @@ pub enum InspectError {
 pub fn parse_query(query: Option<&str>) -> Result<InspectQuery, InspectError> {
     let mut values: [Option<String>; Field::ALL.len()] = Default::default();
     let mut limit = None;
-    for piece in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+    for piece in query
+        .unwrap_or_default()
+        .split('&')
+        .filter(|p| !p.is_empty())
+    {
         let (name, raw) = piece.split_once('=').unwrap_or((piece, ""));
         let decoded = percent_decode(raw).ok_or_else(|| InspectError::Encoding {
             name: name.to_string(),

@@ -22,7 +22,9 @@ pub fn inspect(state: &SharedState, query: Option<&str>) -> (u16, Value) {
     let mut truncated = false;
     let mut scanned = 0;
     for selector in crate::purge_scope::keyed(&runtime, selector) {
-        let listing = state.store.list(&selector, limit.saturating_sub(entries.len()), now);
+        let listing = state
+            .store
+            .list(&selector, limit.saturating_sub(entries.len()), now);
         scanned += listing.scanned;
         truncated |= listing.truncated;
         // Once the limit is reached, a later spelling is listed with 0 left: its walk stops
@@ -71,10 +73,9 @@ fn entry_json(entry: &ListedEntry) -> Value {
         if name.starts_with("access-control-") {
             access_control.insert(
                 name.to_string(),
-                header_value(entry, name).unwrap_or_else(|| {
-                    String::from_utf8_lossy(value.as_bytes()).into_owned()
-                })
-                .into(),
+                header_value(entry, name)
+                    .unwrap_or_else(|| String::from_utf8_lossy(value.as_bytes()).into_owned())
+                    .into(),
             );
         }
     }

@@ -26,7 +26,11 @@ fn lists_what_a_selector_matches_as_lookups_would_find_it() {
     let listing = store.list(&by_origin(7), 100, now);
     assert!(!listing.truncated);
     assert_eq!(listing.scanned, entries as u64, "a walk over every entry");
-    let mut paths: Vec<&str> = listing.entries.iter().map(|e| e.tags.path.as_str()).collect();
+    let mut paths: Vec<&str> = listing
+        .entries
+        .iter()
+        .map(|e| e.tags.path.as_str())
+        .collect();
     paths.sort_unstable();
     let mut wanted = [path(7), path(7 + ORIGINS), path(7 + 2 * ORIGINS)];
     wanted.sort_unstable();

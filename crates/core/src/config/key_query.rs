@@ -61,10 +61,8 @@ pub(super) fn check(key: &KeyPath, config: &KeyQueryConfig) -> Vec<(KeyPath, Str
         let Some(names) = names else { continue };
         let mut seen: Vec<&str> = Vec::new();
         for (i, name) in names.iter().enumerate() {
-            let problem = pattern_problem(name).or_else(|| {
-                seen.contains(&name.as_str())
-                    .then_some("is listed twice")
-            });
+            let problem = pattern_problem(name)
+                .or_else(|| seen.contains(&name.as_str()).then_some("is listed twice"));
             if let Some(problem) = problem {
                 errors.push((key.key(list).index(i), format!("{name:?} {problem}")));
             }

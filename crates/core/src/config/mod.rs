@@ -24,8 +24,8 @@ mod tests_compression;
 mod tests_validation;
 
 pub use compression::CompressionConfig;
-pub use key_query::KeyQueryConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
+pub use key_query::KeyQueryConfig;
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{

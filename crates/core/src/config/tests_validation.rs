@@ -393,7 +393,10 @@ fn route_key_query() {
         "{BASE}    cache:\n      key_query: {{ ignore: [a], only: [b] }}\n"
     ));
     assert_eq!(key(&error), "routes[0].cache.key_query");
-    assert!(error.message.contains("ignore and only are exclusive"), "{error}");
+    assert!(
+        error.message.contains("ignore and only are exclusive"),
+        "{error}"
+    );
 
     let all = errors(&format!(
         "{BASE}    cache:\n      key_query: {{ only: [id, \"u*m\", id, \"a=b\", \"\"] }}\n"
@@ -407,8 +410,12 @@ fn route_key_query() {
     assert!(found[2].1.contains("is not a parameter name"));
     assert!(found[3].1.contains("is empty"));
 
-    let error = one(&format!("{BASE}    cache:\n      key_query: {{ only: [] }}\n"));
+    let error = one(&format!(
+        "{BASE}    cache:\n      key_query: {{ only: [] }}\n"
+    ));
     assert!(error.message.contains("ignore: [\"*\"]"), "{error}");
-    let error = one(&format!("{BASE}    cache:\n      key_query: {{ sorted: true }}\n"));
+    let error = one(&format!(
+        "{BASE}    cache:\n      key_query: {{ sorted: true }}\n"
+    ));
     assert!(error.to_string().contains("sorted"), "{error}");
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::observe::{LeakExample, Observation};
-use super::plan::Shape;
 use super::plan::LoadPlan;
+use super::plan::Shape;
 use super::report::{
     CacheSummary, LatencySummary, LeakSummary, LoadtestReport, RequestMix, RunSettings,
 };
@@ -284,5 +284,4 @@ impl WorkerStats {
             latency_histogram,
         }
     }
-
 }
