@@ -80,6 +80,13 @@ stored="$(curl -s "http://$admin/stats" | python3 -c 'import json,sys; print(jso
 echo "stored entries: $stored"
 [ "$stored" -ge "$entries" ] || { echo "the cache holds $stored entries, not $entries" >&2; exit 1; }
 
+# One walk at a time with nothing else asked of the gateway: the cost of the walk itself.
+alone=()
+for _ in 1 2 3; do
+  alone+=("$(curl -s -o /dev/null -w '%{time_total}' "http://$admin/cache?prefix=/&limit=10000")")
+done
+echo "walks alone (s): ${alone[*]}"
+
 load() {
   "$bin" loadtest "http://$listen/o/1k/hot" --paths 10 --origins 1 --no-origin-share 0 \
     --preflight-share 0 --concurrency 8 --duration "$duration" --json >"$work/load.json"
@@ -110,6 +117,7 @@ out="$here/results-$(date -u +%Y-%m-%d).md"
   echo
   echo "cors-edge at $(cd "$root" && git rev-parse --short HEAD), one worker thread; loadtest: 10 hot paths,"
   echo "8 connections, $duration per run; walker: curl of /cache?prefix=/&limit=10000 back to back."
+  echo "Three walks with no load, seconds each (curl's time_total): ${alone[*]}."
   echo
   echo "| round | during | hit requests | hit ratio | p50 µs | p99 µs | walks | mean walk |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
