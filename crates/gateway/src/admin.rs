@@ -133,6 +133,21 @@ impl AdminApp {
         json_response(200, json!({ "purged": matched, "soft": soft }))
     }
 
+    /// `GET /cache`: the walk runs on a blocking thread, so the admin API's own thread keeps
+    /// answering `/healthz` and `/metrics` while it lasts.
+    async fn cache(&self, session: &ServerSession) -> Response {
+        let query = session.req_header().uri.query().map(str::to_string);
+        let state = Arc::clone(&self.state);
+        match tokio::task::spawn_blocking(move || {
+            crate::admin_cache::inspect(&state, query.as_deref())
+        })
+        .await
+        {
+            Ok((status, answer)) => json_response(status, answer),
+            Err(e) => error(500, format!("the cache listing failed: {e}")),
+        }
+    }
+
     fn stats(&self) -> Response {
         let stats = self.state.store.stats();
         let counters = &self.state.counters;
@@ -230,12 +245,7 @@ impl ServeHttp for AdminApp {
                 }
                 match path.as_str() {
                     "/stats" => self.stats(),
-                    "/cache" => {
-                        let query = session.req_header().uri.query().map(str::to_string);
-                        let (status, answer) =
-                            crate::admin_cache::inspect(&self.state, query.as_deref());
-                        json_response(status, answer)
-                    }
+                    "/cache" => self.cache(session).await,
                     "/purge" => self.purge(session).await,
                     _ => self.reload(),
                 }
