@@ -23,6 +23,15 @@ fn config(upstream: SocketAddr) -> String {
 }
 
 fn api(req: &UpstreamRequest) -> Reply {
+    if req.method == "OPTIONS" {
+        let mut reply = Reply::status(204)
+            .header("access-control-allow-methods", "GET, PUT")
+            .header("access-control-max-age", "600");
+        if let Some(origin) = req.header("origin") {
+            reply = reply.header("access-control-allow-origin", &origin);
+        }
+        return reply;
+    }
     Reply::ok(format!("answer to {}", req.path_and_query)).header("cache-control", "max-age=300")
 }
 
@@ -189,4 +198,45 @@ async fn a_purge_by_the_clients_url_removes_the_normalized_entry() {
     let body = format!(r#"{{"url": "/shaped/p?_=1&a=3&b=1", "host": "{host}"}}"#);
     assert_eq!(purge(&gateway, &body).await, 1);
     assert_eq!(get(gateway.addr, "/shaped/p?b=1&a=3").await.cache(), "MISS");
+}
+
+#[tokio::test]
+async fn head_and_preflights_use_the_shaped_key_too() {
+    let upstream = Upstream::start(api).await;
+    let gateway = GatewayProcess::start(&config(upstream.addr));
+    assert_eq!(get(gateway.addr, "/shaped/h?b=1&a=2").await.cache(), "MISS");
+    let head = request(gateway.addr, "HEAD", "/shaped/h?a=2&utm_id=7&b=1", &[]).await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.cache(), "HIT", "HEAD is answered from the GET's entry");
+    let preflight = |target: &'static str| {
+        let addr = gateway.addr;
+        async move {
+            request(
+                addr,
+                "OPTIONS",
+                target,
+                &[
+                    ("origin", "https://app.example"),
+                    ("access-control-request-method", "PUT"),
+                ],
+            )
+            .await
+        }
+    };
+    let first = preflight("/shaped/pf?b=1&a=2").await;
+    assert_eq!(first.status, 204);
+    assert_eq!(first.cache(), "MISS");
+    let second = preflight("/shaped/pf?_=5&a=2&b=1").await;
+    assert_eq!(
+        second.cache(),
+        "HIT",
+        "the preflight's key is shaped as well"
+    );
+    let options: Vec<String> = upstream
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "OPTIONS")
+        .map(|r| r.path_and_query)
+        .collect();
+    assert_eq!(options, ["/shaped/pf?b=1&a=2"]);
 }
