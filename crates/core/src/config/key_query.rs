@@ -38,6 +38,19 @@ impl KeyQueryConfig {
     }
 }
 
+impl KeyQueryConfig {
+    /// One phrase for `cors-edge check`: `sorted, ignore [utm_*, _]`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![if self.sort { "sorted" } else { "in sent order" }.to_string()];
+        for (list, names) in [("ignore", &self.ignore), ("only", &self.only)] {
+            if let Some(names) = names {
+                parts.push(format!("{list} [{}]", names.join(", ")));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
 /// `key_query`: `ignore` or `only`, not both; names well-formed and each listed once.
 pub(super) fn check(key: &KeyPath, config: &KeyQueryConfig) -> Vec<(KeyPath, String)> {
     let mut errors = Vec::new();

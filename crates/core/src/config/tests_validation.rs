@@ -387,6 +387,13 @@ fn route_key_query() {
         rule.key_target("/items?a=2&b=1&utm_source=x&_=1"),
         "/items?a=2&b=1"
     );
+    assert!(
+        config
+            .summary()
+            .contains("key query: sorted, ignore [utm_*, _]"),
+        "{}",
+        config.summary()
+    );
     assert_eq!(load(BASE).unwrap().routes[0].cache.key_query, None);
 
     let error = one(&format!(
