@@ -143,7 +143,10 @@ impl AdminApp {
         })
         .await
         {
-            Ok((status, answer)) => json_response(status, answer),
+            Ok((status, mut body)) => {
+                body.push(b'\n');
+                respond(status, "application/json", body)
+            }
             Err(e) => error(500, format!("the cache listing failed: {e}")),
         }
     }
