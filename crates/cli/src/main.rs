@@ -1,7 +1,8 @@
 //! The `cors-edge` command: run the gateway, check a config, start the demo, and the client
-//! tools (purge, probe, loadtest).
+//! tools (purge, inspect, probe, loadtest).
 
 mod demo;
+mod inspect;
 mod purge;
 
 use std::path::PathBuf;
@@ -40,6 +41,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Purge cached entries through the admin API.
     Purge(purge::PurgeArgs),
+    /// List what the cache holds for a URL, an origin, a host, a prefix or a tag.
+    Inspect(inspect::InspectArgs),
     /// The CDN-and-CORS debugging checklist, automated against any URL.
     Probe(cors_edge_tools::probe::ProbeArgs),
     /// Load generator for cache behaviour, with cross-origin leak detection.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Purge(args) => block_on(purge::run(args)),
+        Command::Inspect(args) => block_on(inspect::run(args)),
         Command::Probe(args) => block_on(async move {
             cors_edge_tools::probe::run(args).await.unwrap_or_else(|e| {
                 eprintln!("cors-edge probe: {e}");

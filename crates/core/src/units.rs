@@ -184,7 +184,7 @@ impl From<Duration> for DurationValue {
     }
 }
 
-const BARE_NUMBER_HINT: &str = "a duration needs a unit (ms, s, m or h), e.g. use a unit: 10s";
+const BARE_NUMBER_HINT: &str = "a duration needs a unit (ms, s, m, h or d), e.g. use a unit: 10s";
 
 impl FromStr for DurationValue {
     type Err = UnitError;
@@ -192,7 +192,7 @@ impl FromStr for DurationValue {
     fn from_str(text: &str) -> Result<Self, Self::Err> {
         let bad = || {
             UnitError(format!(
-                "{text:?} is not a duration (expected a whole number with ms, s, m or h, e.g. 10s, 250ms, 1h)"
+                "{text:?} is not a duration (expected a whole number with ms, s, m, h or d, e.g. 10s, 250ms, 1h, 1d)"
             ))
         };
         let (number, unit) = split_number(text).ok_or_else(bad)?;
@@ -202,6 +202,8 @@ impl FromStr for DurationValue {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            // A day of 24 hours, as in nginx (`1d`); no calendar involved.
+            "d" => 86_400_000,
             _ => return Err(bad()),
         };
         number
@@ -218,7 +220,9 @@ impl fmt::Display for DurationValue {
             // Only reachable for values built in code; the file format has no finer unit.
             return write!(f, "{}ns", self.0.as_nanos());
         }
-        if ms != 0 && ms.is_multiple_of(3_600_000) {
+        if ms != 0 && ms.is_multiple_of(86_400_000) {
+            write!(f, "{}d", ms / 86_400_000)
+        } else if ms != 0 && ms.is_multiple_of(3_600_000) {
             write!(f, "{}h", ms / 3_600_000)
         } else if ms != 0 && ms.is_multiple_of(60_000) {
             write!(f, "{}m", ms / 60_000)
@@ -334,13 +338,21 @@ mod tests {
             Duration::from_secs(600)
         );
         assert!("0s".parse::<DurationValue>().unwrap().is_zero());
+        assert_eq!(
+            "1d".parse::<DurationValue>().unwrap().0,
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            "7d".parse::<DurationValue>().unwrap().0,
+            Duration::from_secs(7 * 86_400)
+        );
     }
 
     #[test]
     fn bare_numbers_and_unknown_units_are_refused() {
         let err = "10".parse::<DurationValue>().unwrap_err().to_string();
         assert!(err.contains("use a unit: 10s"), "{err}");
-        for text in ["10S", "1d", "1.5s", "s", "", "-1s", "10 sec"] {
+        for text in ["10S", "1D", "1w", "1.5s", "s", "", "-1s", "10 sec", "1 day"] {
             let err = text.parse::<DurationValue>().unwrap_err().to_string();
             assert!(err.contains("is not a duration"), "{text}: {err}");
         }
@@ -358,6 +370,8 @@ mod tests {
         assert_eq!(DurationValue::from_secs(600).to_string(), "10m");
         assert_eq!(DurationValue::from_millis(1500).to_string(), "1500ms");
         assert_eq!(DurationValue::from_secs(0).to_string(), "0s");
+        assert_eq!(DurationValue::from_secs(86_400).to_string(), "1d");
+        assert_eq!(DurationValue::from_secs(90_000).to_string(), "25h");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The admin API on its own listener: purge, reload, metrics, health, stats.
+//! The admin API on its own listener: purge, cache listing, reload, metrics, health, stats.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -133,10 +133,28 @@ impl AdminApp {
             cluster.publish(&purge);
         }
         let soft = purge.soft;
-        let report = self.state.store.purge(purge.selector, soft);
+        let matched = crate::purge_scope::purge(&self.state, purge.selector, soft);
         METRICS.purges.with_label_values(&[label]).inc();
-        METRICS.purged_entries.inc_by(report.matched);
-        json_response(200, json!({ "purged": report.matched, "soft": soft }))
+        METRICS.purged_entries.inc_by(matched);
+        json_response(200, json!({ "purged": matched, "soft": soft }))
+    }
+
+    /// `GET /cache`: the walk runs on a blocking thread, so the admin API's own thread keeps
+    /// answering `/healthz` and `/metrics` while it lasts.
+    async fn cache(&self, session: &ServerSession) -> Response {
+        let query = session.req_header().uri.query().map(str::to_string);
+        let state = Arc::clone(&self.state);
+        match tokio::task::spawn_blocking(move || {
+            crate::admin_cache::inspect(&state, query.as_deref())
+        })
+        .await
+        {
+            Ok((status, mut body)) => {
+                body.push(b'\n');
+                respond(status, "application/json", body)
+            }
+            Err(e) => error(500, format!("the cache listing failed: {e}")),
+        }
     }
 
     fn stats(&self) -> Response {
@@ -205,7 +223,7 @@ impl ServeHttp for AdminApp {
         let method = session.req_header().method.clone();
         let path = session.req_header().uri.path().to_string();
         let allowed: &[http::Method] = match path.as_str() {
-            "/healthz" | "/readyz" | "/metrics" | "/stats" => {
+            "/healthz" | "/readyz" | "/metrics" | "/stats" | "/cache" => {
                 &[http::Method::GET, http::Method::HEAD]
             }
             "/purge" | "/reload" => &[http::Method::POST],
@@ -236,6 +254,7 @@ impl ServeHttp for AdminApp {
                 }
                 match path.as_str() {
                     "/stats" => self.stats(),
+                    "/cache" => self.cache(session).await,
                     "/purge" => self.purge(session).await,
                     _ => self.reload(),
                 }

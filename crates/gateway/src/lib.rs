@@ -3,6 +3,7 @@
 
 pub mod access_log;
 pub mod admin;
+mod admin_cache;
 mod allocator;
 pub mod background;
 pub mod cluster;
@@ -11,6 +12,7 @@ pub mod demo;
 pub mod listeners;
 pub mod metrics;
 pub mod proxy;
+pub mod purge_scope;
 pub mod runtime;
 pub mod server;
 pub mod state;

@@ -50,6 +50,8 @@ pub struct Route {
     pub forwarding: ForwardingPolicy,
     /// `cache.key_headers`, lower-cased: part of every stored response's variance.
     pub key_headers: Vec<String>,
+    /// `cache.key_query`: how the query enters the key (none: as sent).
+    pub key_query: Option<cors_edge_core::key_query::KeyQuery>,
     /// `compression`: which answers are compressed, and how hard.
     pub compression: cors_edge_core::compression::CompressionPolicy,
 }
@@ -164,6 +166,7 @@ impl Runtime {
                 metrics: route_metrics.get(&route.name),
                 forwarding: route.forwarding_policy(&config.server),
                 key_headers: route.cache.key_header_names(),
+                key_query: route.cache.key_query.as_ref().map(|q| q.rule()),
                 compression: route.compression.policy(),
             }));
         }

@@ -8,4 +8,7 @@ mod store;
 
 pub use bans::BanOutcome;
 pub use index::StoreStats;
-pub use store::{CoalescingLock, FreshHit, MokaStore, PurgeReport, PurgeTagSlot, StoreOptions};
+pub use store::{
+    CoalescingLock, EntryState, FreshHit, ListedEntry, Listing, MokaStore, PurgeReport,
+    PurgeTagSlot, StoreOptions,
+};

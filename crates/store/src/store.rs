@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use cors_edge_core::inspect::EntryListing;
 use cors_edge_core::purge::{EntryTags, Selector};
 use moka::notification::RemovalCause;
 use moka::policy::EvictionPolicy;
@@ -39,6 +40,8 @@ pub struct PurgeTagSlot {
     /// while the fetch is in flight still invalidates it.
     pub fetch_started: SystemTime,
     tags: Arc<std::sync::OnceLock<EntryTags>>,
+    /// What `GET /cache` shows of the entry beyond its tags.
+    listing: Arc<std::sync::OnceLock<Arc<EntryListing>>>,
 }
 
 impl PurgeTagSlot {
@@ -46,7 +49,13 @@ impl PurgeTagSlot {
         PurgeTagSlot {
             fetch_started,
             tags: Arc::default(),
+            listing: Arc::default(),
         }
+    }
+
+    /// Sets how the entry about to be stored was asked for; only the first call counts.
+    pub fn describe(&self, listing: EntryListing) {
+        let _ = self.listing.set(Arc::new(listing));
     }
 
     /// Sets the tags of the entry about to be stored; only the first call counts.
@@ -56,6 +65,10 @@ impl PurgeTagSlot {
 
     fn tags(&self) -> EntryTags {
         self.tags.get().cloned().unwrap_or_default()
+    }
+
+    fn listing(&self) -> Option<Arc<EntryListing>> {
+        self.listing.get().cloned()
     }
 }
 
@@ -87,6 +100,7 @@ struct EntryInfo {
     fetched_at: SystemTime,
     /// For a `Vary` variant, its `CacheMeta` provenance (see [`MokaStore::promote_variant`]).
     varied: Option<SystemTime>,
+    listing: Option<Arc<EntryListing>>,
 }
 
 struct Entry {
@@ -428,17 +442,22 @@ impl MokaStore {
         meta.fresh_until() + Duration::from_secs(u64::from(stale)).max(grace)
     }
 
-    fn entry_tags(key: &CacheKey, meta: &CacheMeta) -> (EntryTags, SystemTime) {
+    fn entry_tags(
+        key: &CacheKey,
+        meta: &CacheMeta,
+    ) -> (EntryTags, SystemTime, Option<Arc<EntryListing>>) {
         match key.extensions.get::<PurgeTagSlot>() {
-            Some(slot) => (slot.tags(), slot.fetch_started),
-            None => (EntryTags::default(), meta.created()),
+            Some(slot) => (slot.tags(), slot.fetch_started, slot.listing()),
+            None => (EntryTags::default(), meta.created(), None),
         }
     }
 }
 
 mod coalescing;
+mod listing;
 mod stored_meta;
 pub use coalescing::CoalescingLock;
+pub use listing::{EntryState, ListedEntry, Listing};
 use stored_meta::StoredMeta;
 mod pingora_storage;
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 mod compression;
 mod error;
+mod key_query;
 mod load;
 mod log;
 mod model;
@@ -24,6 +25,7 @@ mod tests_validation;
 
 pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
+pub use key_query::KeyQueryConfig;
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{

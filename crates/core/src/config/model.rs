@@ -318,7 +318,7 @@ impl Default for RouteMatch {
 #[serde(
     deny_unknown_fields,
     default,
-    expecting = "a mapping with enabled, max_ttl and key_headers"
+    expecting = "a mapping with enabled, max_ttl, key_headers and key_query"
 )]
 pub struct RouteCacheConfig {
     /// Default true. False: every request is `X-Cache: BYPASS`.
@@ -331,6 +331,9 @@ pub struct RouteCacheConfig {
     /// is a variant of its own, as if the response had `Vary` on them, within
     /// `cache.max_variants`. Names are case-insensitive. Default none.
     pub key_headers: Vec<String>,
+    /// How the query enters the key (sorted, parameters ignored or kept); absent: as sent.
+    /// The upstream always receives the query the client sent.
+    pub key_query: Option<super::key_query::KeyQueryConfig>,
 }
 
 impl Default for RouteCacheConfig {
@@ -339,6 +342,7 @@ impl Default for RouteCacheConfig {
             enabled: true,
             max_ttl: None,
             key_headers: Vec::new(),
+            key_query: None,
         }
     }
 }

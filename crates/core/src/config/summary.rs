@@ -136,6 +136,10 @@ fn route_line(route: &RouteConfig) -> String {
         (true, None) => "cache on".to_string(),
         (true, Some(ttl)) => format!("cache on (max ttl {ttl})"),
     };
+    let cache = match (&route.cache.key_query, route.cache.enabled) {
+        (Some(key_query), true) => format!("{cache}, key query: {}", key_query.describe()),
+        _ => cache,
+    };
     let cors = &route.cors;
     let origins = if cors.allow_any_origin {
         "any origin".to_string()

@@ -375,3 +375,54 @@ fn route_header_lists() {
         assert!(message.contains(want), "{key}: {message}");
     }
 }
+
+#[test]
+fn route_key_query() {
+    let config = load(&format!(
+        "{BASE}    cache:\n      key_query: {{ sort: true, ignore: [utm_*, _] }}\n"
+    ))
+    .unwrap();
+    let rule = config.routes[0].cache.key_query.as_ref().unwrap().rule();
+    assert_eq!(
+        rule.key_target("/items?a=2&b=1&utm_source=x&_=1"),
+        "/items?a=2&b=1"
+    );
+    assert!(
+        config
+            .summary()
+            .contains("key query: sorted, ignore [utm_*, _]"),
+        "{}",
+        config.summary()
+    );
+    assert_eq!(load(BASE).unwrap().routes[0].cache.key_query, None);
+
+    let error = one(&format!(
+        "{BASE}    cache:\n      key_query: {{ ignore: [a], only: [b] }}\n"
+    ));
+    assert_eq!(key(&error), "routes[0].cache.key_query");
+    assert!(
+        error.message.contains("ignore and only are exclusive"),
+        "{error}"
+    );
+
+    let all = errors(&format!(
+        "{BASE}    cache:\n      key_query: {{ only: [id, \"u*m\", id, \"a=b\", \"\"] }}\n"
+    ));
+    let found: Vec<(String, &str)> = all.iter().map(|e| (key(e), e.message.as_str())).collect();
+    assert_eq!(found.len(), 4, "{found:?}");
+    assert_eq!(found[0].0, "routes[0].cache.key_query.only[1]");
+    assert!(found[0].1.contains("'*' only as its last character"));
+    assert_eq!(found[1].0, "routes[0].cache.key_query.only[2]");
+    assert!(found[1].1.contains("listed twice"));
+    assert!(found[2].1.contains("is not a parameter name"));
+    assert!(found[3].1.contains("is empty"));
+
+    let error = one(&format!(
+        "{BASE}    cache:\n      key_query: {{ only: [] }}\n"
+    ));
+    assert!(error.message.contains("ignore: [\"*\"]"), "{error}");
+    let error = one(&format!(
+        "{BASE}    cache:\n      key_query: {{ sorted: true }}\n"
+    ));
+    assert!(error.to_string().contains("sorted"), "{error}");
+}

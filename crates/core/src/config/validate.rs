@@ -437,6 +437,12 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
         );
     }
 
+    if let Some(key_query) = &route.cache.key_query {
+        let at = key.key("cache").key("key_query");
+        for (key, message) in super::key_query::check(&at, key_query) {
+            errors.push(key, message);
+        }
+    }
     check_cors(errors, &key.key("cors"), &route.cors);
     for (key, message) in super::compression::check(&key.key("compression"), &route.compression) {
         errors.push(key, message);

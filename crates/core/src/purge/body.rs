@@ -106,12 +106,7 @@ fn parse(body: &[u8], unknown: Unknown) -> Result<Purge, PurgeError> {
         .deserialize(&mut deserializer)
         .and_then(|raw| deserializer.end().map(|()| raw))
         .map_err(|e| PurgeError::Body(e.to_string()))?;
-    let mut selector = Selector::default();
-    for (field, value) in Field::ALL.into_iter().zip(raw.values) {
-        if let Some(value) = value {
-            *selector.slot(field) = Some(field.normalize(value)?);
-        }
-    }
+    let selector = Selector::from_values(raw.values)?;
     match (raw.all.unwrap_or(false), selector.is_everything()) {
         (true, false) => Err(PurgeError::AllWithOthers),
         (false, true) => Err(PurgeError::Empty),
@@ -119,6 +114,20 @@ fn parse(body: &[u8], unknown: Unknown) -> Result<Purge, PurgeError> {
             selector,
             soft: raw.soft.unwrap_or(false),
         }),
+    }
+}
+
+impl Selector {
+    /// A selector from the values given per field (indexed by [`Field::index`]), each checked
+    /// and normalized: what `POST /purge` and `GET /cache` both read their selectors with.
+    pub fn from_values(values: [Option<String>; Field::ALL.len()]) -> Result<Selector, PurgeError> {
+        let mut selector = Selector::default();
+        for (field, value) in Field::ALL.into_iter().zip(values) {
+            if let Some(value) = value {
+                *selector.slot(field) = Some(field.normalize(value)?);
+            }
+        }
+        Ok(selector)
     }
 }
 

@@ -62,7 +62,8 @@ impl Field {
         }
     }
 
-    fn from_name(name: &str) -> Option<Field> {
+    /// The field of a selector member name (`origin`, `url`, ...).
+    pub fn from_name(name: &str) -> Option<Field> {
         Field::ALL.into_iter().find(|field| field.name() == name)
     }
 

@@ -283,8 +283,8 @@ impl ClusterBus {
                 "cluster: skipping stream entry {id} that is not a purge this node understands"
             ),
             Message::Purge(purge) => {
-                let report = self.state.store.purge(purge.selector, purge.soft);
-                METRICS.purged_entries.inc_by(report.matched);
+                let matched = crate::purge_scope::purge(&self.state, purge.selector, purge.soft);
+                METRICS.purged_entries.inc_by(matched);
                 CLUSTER_METRICS.received.inc();
             }
         }

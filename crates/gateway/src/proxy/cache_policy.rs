@@ -256,6 +256,12 @@ pub fn store_decision(
     if let (Some(slot), Some(facts), Some(key)) = (&record.purge_tags, &record.request, &record.key)
     {
         slot.fill(keys::purge_tags(&route, facts, key, stored.headers()));
+        slot.describe(super::listing::describe(
+            &route,
+            facts,
+            session.req_header(),
+            stored.headers(),
+        ));
     }
     RespCacheable::Cacheable(stored)
 }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::key::{self, KeyParts, PreflightParts};
+use cors_edge_core::key_query;
 use cors_edge_core::purge::{self, EntryTags};
 use cors_edge_core::vary;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -44,7 +45,9 @@ fn primary_of(
 
 /// The request's primary key and its parts.
 pub fn request_key(route: &Route, facts: &RequestFacts) -> KeyFacts {
-    let path_and_query = facts.target.path_and_query.as_str();
+    let sent = facts.target.path_and_query.as_str();
+    // `cache.key_query` shapes the key's query only; the upstream gets `sent`.
+    let path_and_query = &*key_query::key_target(route.key_query.as_ref(), sent);
     let preflight = facts.preflight.as_ref().map(|ask| PreflightParts {
         origin: facts.origin.as_deref().unwrap_or_default(),
         request_method: &ask.method,
@@ -79,11 +82,9 @@ pub fn invalidated_keys<'a>(
             .is_none_or(|a| a.as_str().eq_ignore_ascii_case(facts.host()));
         if let (true, Some(pq)) = (same_host, uri.path_and_query()) {
             if pq.as_str().starts_with('/') {
+                let target = key_query::key_target(route.key_query.as_ref(), pq.as_str());
                 keys.push(std::borrow::Cow::Owned(primary_of(
-                    route,
-                    facts,
-                    pq.as_str(),
-                    None,
+                    route, facts, &target, None,
                 )));
             }
         }

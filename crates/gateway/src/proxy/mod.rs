@@ -20,6 +20,7 @@ mod debug;
 mod direct_hit;
 mod encoder;
 mod keys;
+mod listing;
 mod observe;
 mod record;
 mod request_checks;

@@ -118,12 +118,13 @@ impl Storage for MokaStore {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<MissHandler> {
-        let (tags, fetched_at) = Self::entry_tags(key, meta);
+        let (tags, fetched_at, listing) = Self::entry_tags(key, meta);
         let info = EntryInfo {
             primary: key.primary_bin(),
             tags,
             fetched_at,
             varied: meta.variance().map(|_| meta.provenance()),
+            listing,
         };
         Ok(Box::new(MemoryMiss {
             store: self,
@@ -168,6 +169,7 @@ impl Storage for MokaStore {
             tags: old.info.tags.clone(),
             fetched_at,
             varied: meta.variance().map(|_| meta.provenance()),
+            listing: old.info.listing.clone(),
         };
         let entry = Entry {
             meta: StoredMeta::new(meta)?,

@@ -120,5 +120,5 @@ pub async fn execute(args: &LoadtestArgs) -> Result<LoadtestReport, ToolError> {
         return Err(err);
     }
     let series = shared.timeline.finish(elapsed);
-    Ok(LoadtestReport::from_totals(&plan, totals, elapsed, series))
+    Ok(totals.into_report(&plan, elapsed, series))
 }

@@ -7,8 +7,12 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use super::observe::{LeakExample, Observation};
+use super::plan::LoadPlan;
 use super::plan::Shape;
-use super::report::RequestMix;
+use super::report::{
+    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, RequestMix, RunSettings,
+};
+use super::series::{HistogramBucket, SeriesPoint};
 use crate::leak::LeakKind;
 use crate::net::{Negotiated, RequestError};
 use crate::ToolError;
@@ -187,5 +191,97 @@ impl WorkerStats {
             }
         }
         Ok(())
+    }
+}
+
+impl WorkerStats {
+    /// The report of a run from the workers' summed statistics.
+    pub(crate) fn into_report(
+        self,
+        plan: &LoadPlan,
+        elapsed: Duration,
+        (timeline, latency_histogram): (Vec<SeriesPoint>, Vec<HistogramBucket>),
+    ) -> LoadtestReport {
+        let totals = self;
+        let errors: u64 = totals.error_kinds.values().sum();
+        let requests = totals.responses + errors;
+        let elapsed_seconds = elapsed.as_secs_f64();
+        let latency = &totals.latency;
+        let latency_us = (totals.responses > 0).then(|| LatencySummary {
+            min: latency.min(),
+            mean: latency.mean(),
+            p50: latency.value_at_quantile(0.50),
+            p90: latency.value_at_quantile(0.90),
+            p99: latency.value_at_quantile(0.99),
+            p999: latency.value_at_quantile(0.999),
+            max: latency.max(),
+        });
+        let status = totals
+            .statuses
+            .iter()
+            .enumerate()
+            .filter(|(_, count)| **count > 0)
+            .map(|(code, count)| (code.to_string(), *count))
+            .collect();
+        let statuses: BTreeMap<String, u64> = totals.cache_statuses.into_iter().collect();
+        let hits = ["HIT", "STALE"]
+            .iter()
+            .filter_map(|name| statuses.get(*name))
+            .sum();
+        let with_status: u64 = statuses.values().sum();
+        let count = |kind| totals.leak_counts.get(&kind).copied().unwrap_or(0);
+        let mut examples = totals.leak_examples;
+        examples.sort_by_key(|example| example.kind);
+        let leaks = LeakSummary {
+            total: totals.leak_counts.values().sum(),
+            wrong_origin: count(LeakKind::WrongOrigin),
+            missing_vary_origin: count(LeakKind::MissingVaryOrigin),
+            acao_without_origin: count(LeakKind::AcaoWithoutOrigin),
+            examples,
+        };
+        LoadtestReport {
+            url: plan.url.clone(),
+            settings: RunSettings {
+                concurrency: plan.concurrency,
+                origins: plan.origins.len(),
+                paths: plan.paths.len(),
+                preflight_share: plan.preflight_share,
+                no_origin_share: plan.no_origin_share,
+                duration_limit_seconds: plan.bounds.duration.map(|limit| limit.as_secs_f64()),
+                request_limit: plan.bounds.requests,
+                rate: plan.rate,
+                interval_seconds: plan.interval.as_secs_f64(),
+            },
+            elapsed_seconds,
+            requests,
+            responses: totals.responses,
+            errors,
+            requests_per_second: if elapsed_seconds > 0.0 {
+                requests as f64 / elapsed_seconds
+            } else {
+                0.0
+            },
+            sent: totals.sent,
+            latency_us,
+            status,
+            cache: CacheSummary {
+                hit_ratio: (with_status > 0).then(|| hits as f64 / with_status as f64),
+                statuses,
+                without_status: totals.without_cache_status,
+                hits,
+            },
+            passed: errors == 0 && leaks.total == 0,
+            leaks,
+            error_kinds: totals
+                .error_kinds
+                .into_iter()
+                .map(|(kind, count)| (kind.to_string(), count))
+                .collect(),
+            error_examples: totals.error_examples,
+            connections: totals.connections,
+            connects: totals.connects,
+            timeline,
+            latency_histogram,
+        }
     }
 }

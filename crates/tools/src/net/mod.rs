@@ -2,6 +2,7 @@
 //! system's roots or `--cacert` (SNI from the URL's host), and which HTTP version by ALPN
 //! (`--http1.1`, `--http2`). Both tools connect only through [`connect`].
 
+mod own_cert;
 mod route;
 mod stream;
 mod tls;

@@ -1,16 +1,19 @@
 //! The rustls client configuration: the system's root certificates (through
 //! rustls-native-certs, the same store curl and the OS use), or `--cacert`, or none at all
-//! with `--insecure`.
+//! with `--insecure`. A `--cacert` server certificate marked `CA:TRUE` is accepted as curl
+//! accepts it (see `own_cert`).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 
+use super::own_cert::CacertVerifier;
 use crate::ToolError;
 
 pub(crate) fn client_config(
@@ -28,11 +31,24 @@ pub(crate) fn client_config(
             .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
             .with_no_client_auth()
     } else {
-        let roots = match cacert {
-            Some(path) => roots_from_file(path)?,
-            None => system_roots()?,
-        };
-        builder.with_root_certificates(roots).with_no_client_auth()
+        match cacert {
+            Some(path) => {
+                let (roots, file) = roots_from_file(path)?;
+                let webpki = WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    Arc::clone(&provider),
+                )
+                .build()
+                .map_err(|err| certificate_error(path, err.to_string()))?;
+                builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(CacertVerifier::new(webpki, file)))
+                    .with_no_client_auth()
+            }
+            None => builder
+                .with_root_certificates(system_roots()?)
+                .with_no_client_auth(),
+        }
     };
     config.alpn_protocols = alpn;
     Ok(Arc::new(config))
@@ -45,16 +61,21 @@ fn certificate_error(path: &Path, reason: impl Into<String>) -> ToolError {
     }
 }
 
-/// The certificates of a PEM file; a file without one is an error, not an empty store.
-fn roots_from_file(path: &Path) -> Result<RootCertStore, ToolError> {
+/// The certificates of a PEM file, as trust anchors and as they are; a file without one is an
+/// error, not an empty store.
+fn roots_from_file(
+    path: &Path,
+) -> Result<(RootCertStore, Vec<CertificateDer<'static>>), ToolError> {
     let mut roots = RootCertStore::empty();
+    let mut file = Vec::new();
     let certificates = CertificateDer::pem_file_iter(path)
         .map_err(|err| certificate_error(path, err.to_string()))?;
     for certificate in certificates {
         let certificate = certificate.map_err(|err| certificate_error(path, err.to_string()))?;
         roots
-            .add(certificate)
+            .add(certificate.clone())
             .map_err(|err| certificate_error(path, err.to_string()))?;
+        file.push(certificate);
     }
     if roots.is_empty() {
         return Err(certificate_error(
@@ -62,7 +83,7 @@ fn roots_from_file(path: &Path) -> Result<RootCertStore, ToolError> {
             "no PEM certificate (-----BEGIN CERTIFICATE-----) in the file",
         ));
     }
-    Ok(roots)
+    Ok((roots, file))
 }
 
 fn system_roots() -> Result<RootCertStore, ToolError> {
