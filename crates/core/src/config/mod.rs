@@ -7,6 +7,7 @@
 //! # Ok::<(), cors_edge_core::config::ConfigErrors>(())
 //! ```
 
+mod cluster;
 mod compression;
 mod error;
 mod load;
@@ -22,11 +23,12 @@ mod tests_compression;
 #[cfg(test)]
 mod tests_validation;
 
+pub use cluster::{expand_env, ClusterConfig};
 pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
+    AdminConfig, CacheConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
     RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
 };

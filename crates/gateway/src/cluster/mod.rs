@@ -17,6 +17,7 @@
 //! [`redis_stream`] is the only file that talks to Redis.
 
 mod outbox;
+pub mod ring;
 mod redis_stream;
 mod resume;
 mod wire;

@@ -15,6 +15,7 @@ use http::{HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheKey;
 
+use super::cluster_route::PeerFacts;
 use super::encoder::Encoder;
 use crate::runtime::{CorsMode, Route, Runtime};
 
@@ -124,6 +125,8 @@ pub struct RequestRecord {
     pub compression: Option<Transform>,
     /// The body's encoder while a compressed answer streams from the upstream.
     pub encoder: Option<Encoder>,
+    /// The sharded cache: the request's hop (decided once), failover.
+    pub peer: PeerFacts,
 }
 
 impl RequestRecord {
@@ -149,6 +152,7 @@ impl RequestRecord {
             purge_tags: None,
             compression: None,
             encoder: None,
+            peer: PeerFacts::default(),
         }
     }
 
