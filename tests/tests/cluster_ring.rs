@@ -80,6 +80,7 @@ async fn spread_over_nodes(mode: &'static str) {
     // One node: one fetch per URL and origin in upstream mode, one per URL in edge mode.
     let one_node = if mode == "edge" { 100 } else { 300 };
     let fetched = upstream.total();
+    eprintln!("{mode}: {fetched} origin fetches for {} requests over 3 nodes", work.len());
     assert!(
         fetched * 100 <= one_node * 105,
         "{mode}: {fetched} origin fetches for {} requests; one node makes {one_node}",
@@ -185,7 +186,8 @@ async fn a_killed_owner_fails_over_to_the_upstream_and_rejoins() {
     }
     let failovers = metric(&cluster.nodes[survivors[0]], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await
         + metric(&cluster.nodes[survivors[1]], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await;
-    let _ = failovers; // Failover or ring removal, whichever came first, both answer.
+    // Failover (owner unreachable) or ring removal (health check), whichever came first.
+    eprintln!("failovers while the owner was down: {failovers}");
     // Back on the same address: the health check takes it into the ring again.
     let peers = cluster.addresses();
     let config = cluster.config.yaml(&victim_addr.to_string(), &peers, Some(victim_addr));
@@ -233,7 +235,8 @@ async fn a_forged_peer_marker_changes_nothing() {
     let second = get(&cluster.nodes[other], "/forged", &[]).await;
     assert_eq!(first.status, 200);
     assert_eq!(second.cache(), "HIT");
-    assert_eq!(upstream.hits("/forged"), 1, "one origin fetch for the URL");
+    let fetched = upstream.requests().iter().filter(|r| r.path_and_query == "/forged").count();
+    assert_eq!(fetched, 1, "one origin fetch for the URL");
     for seen in upstream.requests() {
         assert!(seen.header("x-cors-edge-peer").is_none(), "the marker reached the upstream");
     }
