@@ -81,6 +81,7 @@ impl NodeConfig {
             "listen: [\"{listen}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
              upstreams:\n  api:\n    servers: [\"{}\"]\n    read_timeout: 30s\n\
              routes:\n  - name: api\n    upstream: api\n    debug: true\n{cors}\
+             server: {{ grace_period: 1s, shutdown_timeout: 1s }}\n\
              cluster:\n  redis_url: \"{}\"\n  channel: {}\n  local_ttl: {}\n  health_check_interval: 200ms\n",
             self.upstream, self.redis_url, self.channel, self.local_ttl
         );

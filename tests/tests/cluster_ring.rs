@@ -8,6 +8,7 @@
 //! Needs `redis-server` (or its path in `$REDIS_SERVER`).
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -140,10 +141,10 @@ async fn owner_of(cluster: &Cluster, path: &str) -> usize {
     }
 }
 
-/// The owner killed with SIGKILL under load: every request is still answered (the upstream
-/// answers what the owner would have); the ring drops it, and takes it back when it returns.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_killed_owner_fails_over_to_the_upstream_and_rejoins() {
+/// The owner of a URL stopped under load (`KILL`: a crash; `TERM`: a rolling restart's
+/// graceful stop) and started again on its address: every request is answered meanwhile (the
+/// upstream answers what the owner would have), the ring drops it and takes it back.
+async fn owner_down_under_load(signal: &'static str) {
     let redis = Redis::start();
     let upstream = Upstream::start(|req| {
         Reply::ok(req.path().to_string()).header("cache-control", "max-age=300")
@@ -154,53 +155,90 @@ async fn a_killed_owner_fails_over_to_the_upstream_and_rejoins() {
     let victim_addr = cluster.nodes[victim].addr;
     let survivors: Vec<usize> = (0..3).filter(|i| *i != victim).collect();
     let addresses: Vec<_> = survivors.iter().map(|i| cluster.nodes[*i].addr).collect();
-    let load = tokio::spawn(async move {
-        let mut failures = Vec::new();
-        let mut answered = 0;
-        for round in 0..400 {
-            let node = addresses[round % 2];
-            let path = format!("/load/{round}");
-            let response = request(node, "GET", &path, &[("host", HOST)]).await;
-            if response.status == 200 && response.text() == path {
-                answered += 1;
-            } else {
-                failures.push((path, response.status));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut answered = 0;
+            let mut round = 0;
+            while !stop.load(Ordering::Relaxed) || round < 200 {
+                let path = format!("/load/{}", round % 500);
+                let response = request(addresses[round % 2], "GET", &path, &[("host", HOST)]).await;
+                if response.status == 200 && response.text() == path {
+                    answered += 1;
+                } else {
+                    failures.push((path, response.status));
+                }
+                round += 1;
             }
-            if round % 50 == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        (answered, failures)
-    });
+            (answered, failures)
+        })
+    };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let pid = cluster.nodes[victim].pid();
-    let killed = std::process::Command::new("kill").args(["-KILL", &pid.to_string()]).status();
-    assert!(killed.is_ok_and(|s| s.success()));
-    let (answered, failures) = load.await.expect("load task");
-    assert!(failures.is_empty(), "failed requests: {failures:?}");
-    assert_eq!(answered, 400);
+    cluster.nodes[victim].signal(signal);
+    assert!(cluster.nodes[victim].wait_exit(Duration::from_secs(20)), "the owner did not stop");
     for i in &survivors {
         wait_ring(&cluster.nodes[*i], 2).await;
-        let response = get(&cluster.nodes[*i], "/victim", &[]).await;
-        assert_eq!(response.status, 200);
+        assert_eq!(get(&cluster.nodes[*i], "/victim", &[]).await.status, 200);
     }
-    let failovers = metric(&cluster.nodes[survivors[0]], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await
-        + metric(&cluster.nodes[survivors[1]], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await;
-    // Failover (owner unreachable) or ring removal (health check), whichever came first.
-    eprintln!("failovers while the owner was down: {failovers}");
     // Back on the same address: the health check takes it into the ring again.
-    let peers = cluster.addresses();
-    let config = cluster.config.yaml(&victim_addr.to_string(), &peers, Some(victim_addr));
-    let restarted = GatewayProcess::start_with_env(&config, &[("CORS_EDGE_PEER_TOKEN", PEER_TOKEN)]);
-    cluster.nodes[victim] = restarted;
+    let config = cluster.config.yaml(&victim_addr.to_string(), &cluster.addresses(), Some(victim_addr));
+    let env = [("CORS_EDGE_PEER_TOKEN", PEER_TOKEN)];
+    cluster.nodes[victim] = GatewayProcess::start_with_env(&config, &env);
     for node in &cluster.nodes {
         wait_ring(node, 3).await;
     }
+    stop.store(true, Ordering::Relaxed);
+    let (answered, failures) = load.await.expect("load task");
+    assert!(failures.is_empty(), "{signal}: failed requests: {failures:?}");
+    let mut failovers = 0.0;
+    for i in &survivors {
+        failovers += metric(&cluster.nodes[*i], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await;
+    }
+    eprintln!("{signal}: {answered} requests answered, {failovers} failovers, 0 failed");
     let before = upstream.hits("/victim");
     let response = get(&cluster.nodes[survivors[0]], "/victim", &[("cache-control", "no-cache")]).await;
     assert_eq!(response.status, 200);
-    assert_eq!(owner_in(&response.header("x-cors-edge-debug")).as_deref(), Some(victim_addr.to_string().as_str()));
+    let owner = owner_in(&response.header("x-cors-edge-debug"));
+    assert_eq!(owner, Some(victim_addr.to_string()), "the restarted owner owns its keys again");
     assert_eq!(upstream.hits("/victim"), before + 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_owner_fails_over_to_the_upstream_and_rejoins() {
+    owner_down_under_load("KILL").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_fails_no_request() {
+    owner_down_under_load("TERM").await;
+}
+
+/// A node refuses to start in a ring without the peer token, or when `self` is not a peer; a
+/// reload saying so is refused and the running ring stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn misconfigured_rings_are_refused() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(per_origin).await;
+    let config = node_config(&upstream, &redis, "upstream", "2s");
+    let me: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
+    let peers: Vec<std::net::SocketAddr> = vec!["127.0.0.1:1".parse().unwrap(), me];
+    let yaml = config.yaml("{listen}", &peers, Some(me));
+    let error = GatewayProcess::try_start(&yaml, &[]).err().expect("refused without a token");
+    assert!(error.contains("CORS_EDGE_PEER_TOKEN"), "{error}");
+    let env = [("CORS_EDGE_PEER_TOKEN", PEER_TOKEN)];
+    let outsider = config.yaml("{listen}", &peers[..1], Some(me));
+    let error = GatewayProcess::try_start(&outsider, &env).err().expect("refused: self is no peer");
+    assert!(error.contains("is not among the resolved cluster.peers"), "{error}");
+
+    let cluster = Cluster::start(3, config.clone()).await;
+    let node = &cluster.nodes[0];
+    node.rewrite_config(&config.yaml("{listen}", &peers[..1], Some(node.addr)));
+    let reload = request(node.admin, "POST", "/reload", &[]).await;
+    assert_eq!(reload.status, 400, "{}", reload.text());
+    assert!(reload.text().contains("not among"), "{}", reload.text());
+    wait_ring(node, 3).await;
 }
 
 /// A client sending the peer marker without the right secret is an ordinary client: its

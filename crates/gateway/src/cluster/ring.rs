@@ -107,6 +107,23 @@ fn settings_of(config: &ClusterConfig) -> Result<PeerSettings, String> {
     })
 }
 
+/// A starting pod may not be in its headless Service's DNS answer yet: `self` missing from the
+/// peers is retried for a few seconds before the node refuses to start.
+fn settings_at_start(config: &ClusterConfig) -> Result<PeerSettings, String> {
+    let deadline = std::time::Instant::now() + START_RESOLVE_PATIENCE;
+    loop {
+        match settings_of(config) {
+            Err(e) if std::time::Instant::now() < deadline => {
+                tracing::info!("cluster: {e}; resolving again");
+                std::thread::sleep(Duration::from_millis(500));
+            }
+            done => return done,
+        }
+    }
+}
+
+const START_RESOLVE_PATIENCE: Duration = Duration::from_secs(5);
+
 fn list(addresses: &[SocketAddr]) -> String {
     let texts: Vec<String> = addresses.iter().map(ToString::to_string).collect();
     texts.join(", ")
@@ -129,7 +146,7 @@ impl Membership {
                 config.peer_token_env
             ));
         }
-        let settings = settings_of(config)?;
+        let settings = settings_at_start(config)?;
         let names = Arc::new(ArcSwap::from_pointee(settings.peers.clone()));
         let discovery = PeerDiscovery {
             names: names.clone(),

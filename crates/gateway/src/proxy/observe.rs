@@ -57,6 +57,8 @@ pub fn log_access(
         |facts| facts.host.as_str(),
     );
     let origin = record.origin().map(String::from_utf8_lossy);
+    let owner = (record.peer.hop != cors_edge_core::cluster::Hop::Alone)
+        .then(|| record.peer.owner_label());
     access_log.log(&AccessRecord {
         time: record.started_at,
         client: session
@@ -76,5 +78,6 @@ pub fn log_access(
         origin: origin.as_deref(),
         cors_decision: record.cors_outcome,
         unsafe_reasons: record.unsafe_reasons(),
+        owner: owner.as_deref(),
     });
 }

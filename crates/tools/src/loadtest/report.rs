@@ -48,6 +48,35 @@ pub struct CacheSummary {
     pub hit_ratio: Option<f64>,
 }
 
+impl CacheSummary {
+    /// From the count per cache status and the responses without one.
+    pub(crate) fn of(statuses: BTreeMap<String, u64>, without_status: u64) -> Self {
+        let hits = ["HIT", "STALE"]
+            .iter()
+            .filter_map(|name| statuses.get(*name))
+            .sum();
+        let with_status: u64 = statuses.values().sum();
+        CacheSummary {
+            hit_ratio: (with_status > 0).then(|| hits as f64 / with_status as f64),
+            statuses,
+            without_status,
+            hits,
+        }
+    }
+}
+
+/// One node of a cluster the run spread its connections over (one `--connect-to` each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// Where its connections went.
+    pub address: String,
+    pub responses: u64,
+    pub errors: u64,
+    /// The node's own cache statuses: a MISS on a node of a sharded cache may still have
+    /// been served from its owner's cache; the upstream's request count tells what reached it.
+    pub cache: CacheSummary,
+}
+
 /// Cross-origin leaks seen, counted by kind, with a few examples of each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeakSummary {
@@ -106,6 +135,9 @@ pub struct LoadtestReport {
     pub latency_histogram: Vec<HistogramBucket>,
     /// No errors and no leaks.
     pub passed: bool,
+    /// Per node, when several `--connect-to` rules matched (a cluster); empty otherwise.
+    #[serde(default)]
+    pub nodes: Vec<NodeSummary>,
 }
 
 impl LoadtestReport {
@@ -114,6 +146,7 @@ impl LoadtestReport {
         totals: WorkerStats,
         elapsed: Duration,
         (timeline, latency_histogram): (Vec<SeriesPoint>, Vec<HistogramBucket>),
+        nodes: Vec<NodeSummary>,
     ) -> Self {
         let errors: u64 = totals.error_kinds.values().sum();
         let requests = totals.responses + errors;
@@ -136,11 +169,6 @@ impl LoadtestReport {
             .map(|(code, count)| (code.to_string(), *count))
             .collect();
         let statuses: BTreeMap<String, u64> = totals.cache_statuses.into_iter().collect();
-        let hits = ["HIT", "STALE"]
-            .iter()
-            .filter_map(|name| statuses.get(*name))
-            .sum();
-        let with_status: u64 = statuses.values().sum();
         let count = |kind| totals.leak_counts.get(&kind).copied().unwrap_or(0);
         let mut examples = totals.leak_examples;
         examples.sort_by_key(|example| example.kind);
@@ -176,12 +204,7 @@ impl LoadtestReport {
             sent: totals.sent,
             latency_us,
             status,
-            cache: CacheSummary {
-                hit_ratio: (with_status > 0).then(|| hits as f64 / with_status as f64),
-                statuses,
-                without_status: totals.without_cache_status,
-                hits,
-            },
+            cache: CacheSummary::of(statuses, totals.without_cache_status),
             passed: errors == 0 && leaks.total == 0,
             leaks,
             error_kinds: totals
@@ -194,6 +217,7 @@ impl LoadtestReport {
             connects: totals.connects,
             timeline,
             latency_histogram,
+            nodes,
         }
     }
 

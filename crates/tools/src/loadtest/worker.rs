@@ -116,6 +116,7 @@ impl Connection {
 /// while idle is reopened and the request sent again, as browsers do.
 async fn send(
     plan: &LoadPlan,
+    endpoint: &Endpoint,
     stats: &mut WorkerStats,
     connection: &mut Option<Connection>,
     buffer: &mut Vec<u8>,
@@ -130,7 +131,7 @@ async fn send(
         let mut open = match connection.take() {
             Some(open) if open.is_reusable() => open,
             _ => {
-                let (open, negotiated) = Connection::open(&plan.endpoint).await?;
+                let (open, negotiated) = Connection::open(endpoint).await?;
                 stats.note_connection(negotiated);
                 open
             }
@@ -155,7 +156,7 @@ async fn send(
             }
             Connection::Http2(sender) => {
                 let request = request::build(&plan.base_headers, path.clone(), cors);
-                let head = sender.exchange(&plan.endpoint, request).await?;
+                let head = sender.exchange(endpoint, request).await?;
                 Observation::of(
                     head.status.as_u16(),
                     &head.headers,
@@ -199,6 +200,7 @@ pub(crate) async fn worker(
         let outcome = timer
             .limit(send(
                 plan,
+                plan.endpoint_of(index),
                 &mut stats,
                 &mut connection,
                 &mut buffer,
