@@ -28,7 +28,14 @@ impl Redis {
         let child = Command::new(binary)
             .args(["--port", "0", "--unixsocket"])
             .arg(&socket)
-            .args(["--unixsocketperm", "700", "--save", "", "--appendonly", "no"])
+            .args([
+                "--unixsocketperm",
+                "700",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(&dir.0)
             .stdout(Stdio::null())
@@ -87,7 +94,10 @@ impl NodeConfig {
         );
         if let Some(me) = me {
             let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
-            yaml.push_str(&format!("  peers: [{}]\n  self: \"{me}\"\n", list.join(", ")));
+            yaml.push_str(&format!(
+                "  peers: [{}]\n  self: \"{me}\"\n",
+                list.join(", ")
+            ));
         }
         yaml
     }
@@ -130,7 +140,9 @@ impl Cluster {
 
     /// The node at `address`.
     pub fn index_of(&self, address: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.addr.to_string() == address)
+        self.nodes
+            .iter()
+            .position(|n| n.addr.to_string() == address)
     }
 }
 

@@ -20,7 +20,11 @@ use cors_edge_tests::cluster::{
 use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
 
 const HOST: &str = "api.test";
-const ORIGINS: [&str; 3] = ["https://a.example", "https://b.example", "https://c.example"];
+const ORIGINS: [&str; 3] = [
+    "https://a.example",
+    "https://b.example",
+    "https://c.example",
+];
 
 /// Per-origin answers (upstream mode): the origin's own ACAO, `Vary: Origin`, cacheable.
 fn per_origin(req: &UpstreamRequest) -> Reply {
@@ -34,7 +38,12 @@ fn per_origin(req: &UpstreamRequest) -> Reply {
     reply
 }
 
-fn node_config(upstream: &Upstream, redis: &Redis, mode: &'static str, ttl: &'static str) -> NodeConfig {
+fn node_config(
+    upstream: &Upstream,
+    redis: &Redis,
+    mode: &'static str,
+    ttl: &'static str,
+) -> NodeConfig {
     NodeConfig {
         upstream: upstream.addr,
         redis_url: redis.url(),
@@ -44,7 +53,11 @@ fn node_config(upstream: &Upstream, redis: &Redis, mode: &'static str, ttl: &'st
     }
 }
 
-async fn get(node: &GatewayProcess, path: &str, headers: &[(&str, &str)]) -> cors_edge_tests::Response {
+async fn get(
+    node: &GatewayProcess,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> cors_edge_tests::Response {
     let mut all = vec![("host", HOST)];
     all.extend_from_slice(headers);
     request(node.addr, "GET", path, &all).await
@@ -72,7 +85,12 @@ async fn spread_over_nodes(mode: &'static str) {
         let node = &cluster.nodes[random.below(3)];
         let response = get(node, path, &[("origin", origin)]).await;
         assert_eq!(response.status, 200, "{path} {origin}: {}", response.text());
-        assert_eq!(response.header("access-control-allow-origin"), *origin, "{path} via {}", node.addr);
+        assert_eq!(
+            response.header("access-control-allow-origin"),
+            *origin,
+            "{path} via {}",
+            node.addr
+        );
         if mode == "upstream" {
             assert_eq!(response.text(), format!("{path} for {origin}"));
         }
@@ -81,7 +99,10 @@ async fn spread_over_nodes(mode: &'static str) {
     // One node: one fetch per URL and origin in upstream mode, one per URL in edge mode.
     let one_node = if mode == "edge" { 100 } else { 300 };
     let fetched = upstream.total();
-    eprintln!("{mode}: {fetched} origin fetches for {} requests over 3 nodes", work.len());
+    eprintln!(
+        "{mode}: {fetched} origin fetches for {} requests over 3 nodes",
+        work.len()
+    );
     assert!(
         fetched * 100 <= one_node * 105,
         "{mode}: {fetched} origin fetches for {} requests; one node makes {one_node}",
@@ -90,7 +111,11 @@ async fn spread_over_nodes(mode: &'static str) {
     let forwarded: f64 = {
         let mut sum = 0.0;
         for node in &cluster.nodes {
-            sum += metric(node, "cors_edge_cluster_peer_requests_total{result=\"forwarded\"}").await;
+            sum += metric(
+                node,
+                "cors_edge_cluster_peer_requests_total{result=\"forwarded\"}",
+            )
+            .await;
         }
         sum
     };
@@ -113,7 +138,8 @@ async fn every_url_is_fetched_once_across_three_nodes_edge_mode() {
 async fn concurrent_misses_on_every_node_make_one_origin_fetch() {
     let redis = Redis::start();
     let upstream = Upstream::start(|req| per_origin(req).delay(Duration::from_millis(600))).await;
-    let cluster = Arc::new(Cluster::start(3, node_config(&upstream, &redis, "upstream", "2s")).await);
+    let cluster =
+        Arc::new(Cluster::start(3, node_config(&upstream, &redis, "upstream", "2s")).await);
     let mut tasks = Vec::new();
     for i in 0..20 {
         let cluster = cluster.clone();
@@ -127,7 +153,11 @@ async fn concurrent_misses_on_every_node_make_one_origin_fetch() {
         assert_eq!(response.status, 200);
         assert_eq!(response.header("access-control-allow-origin"), ORIGINS[0]);
     }
-    assert_eq!(upstream.hits("/hot"), 1, "origin fetches for 20 concurrent requests");
+    assert_eq!(
+        upstream.hits("/hot"),
+        1,
+        "origin fetches for 20 concurrent requests"
+    );
 }
 
 /// Which node owns `path`, as a node's debug header says.
@@ -136,7 +166,9 @@ async fn owner_of(cluster: &Cluster, path: &str) -> usize {
     let debug = response.header("x-cors-edge-debug");
     match owner_in(&debug).as_deref() {
         Some("self") => 0,
-        Some(address) => cluster.index_of(address).unwrap_or_else(|| panic!("owner {address}?")),
+        Some(address) => cluster
+            .index_of(address)
+            .unwrap_or_else(|| panic!("owner {address}?")),
         None => panic!("no owner in the debug header: {debug}"),
     }
 }
@@ -177,13 +209,20 @@ async fn owner_down_under_load(signal: &'static str) {
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     cluster.nodes[victim].signal(signal);
-    assert!(cluster.nodes[victim].wait_exit(Duration::from_secs(20)), "the owner did not stop");
+    assert!(
+        cluster.nodes[victim].wait_exit(Duration::from_secs(20)),
+        "the owner did not stop"
+    );
     for i in &survivors {
         wait_ring(&cluster.nodes[*i], 2).await;
         assert_eq!(get(&cluster.nodes[*i], "/victim", &[]).await.status, 200);
     }
     // Back on the same address: the health check takes it into the ring again.
-    let config = cluster.config.yaml(&victim_addr.to_string(), &cluster.addresses(), Some(victim_addr));
+    let config = cluster.config.yaml(
+        &victim_addr.to_string(),
+        &cluster.addresses(),
+        Some(victim_addr),
+    );
     let env = [("CORS_EDGE_PEER_TOKEN", PEER_TOKEN)];
     cluster.nodes[victim] = GatewayProcess::start_with_env(&config, &env);
     for node in &cluster.nodes {
@@ -191,17 +230,33 @@ async fn owner_down_under_load(signal: &'static str) {
     }
     stop.store(true, Ordering::Relaxed);
     let (answered, failures) = load.await.expect("load task");
-    assert!(failures.is_empty(), "{signal}: failed requests: {failures:?}");
+    assert!(
+        failures.is_empty(),
+        "{signal}: failed requests: {failures:?}"
+    );
     let mut failovers = 0.0;
     for i in &survivors {
-        failovers += metric(&cluster.nodes[*i], "cors_edge_cluster_peer_requests_total{result=\"failover\"}").await;
+        failovers += metric(
+            &cluster.nodes[*i],
+            "cors_edge_cluster_peer_requests_total{result=\"failover\"}",
+        )
+        .await;
     }
     eprintln!("{signal}: {answered} requests answered, {failovers} failovers, 0 failed");
     let before = upstream.hits("/victim");
-    let response = get(&cluster.nodes[survivors[0]], "/victim", &[("cache-control", "no-cache")]).await;
+    let response = get(
+        &cluster.nodes[survivors[0]],
+        "/victim",
+        &[("cache-control", "no-cache")],
+    )
+    .await;
     assert_eq!(response.status, 200);
     let owner = owner_in(&response.header("x-cors-edge-debug"));
-    assert_eq!(owner, Some(victim_addr.to_string()), "the restarted owner owns its keys again");
+    assert_eq!(
+        owner,
+        Some(victim_addr.to_string()),
+        "the restarted owner owns its keys again"
+    );
     assert_eq!(upstream.hits("/victim"), before + 1);
 }
 
@@ -225,12 +280,19 @@ async fn misconfigured_rings_are_refused() {
     let me: std::net::SocketAddr = "127.0.0.1:2".parse().unwrap();
     let peers: Vec<std::net::SocketAddr> = vec!["127.0.0.1:1".parse().unwrap(), me];
     let yaml = config.yaml("{listen}", &peers, Some(me));
-    let error = GatewayProcess::try_start(&yaml, &[]).err().expect("refused without a token");
+    let error = GatewayProcess::try_start(&yaml, &[])
+        .err()
+        .expect("refused without a token");
     assert!(error.contains("CORS_EDGE_PEER_TOKEN"), "{error}");
     let env = [("CORS_EDGE_PEER_TOKEN", PEER_TOKEN)];
     let outsider = config.yaml("{listen}", &peers[..1], Some(me));
-    let error = GatewayProcess::try_start(&outsider, &env).err().expect("refused: self is no peer");
-    assert!(error.contains("is not among the resolved cluster.peers"), "{error}");
+    let error = GatewayProcess::try_start(&outsider, &env)
+        .err()
+        .expect("refused: self is no peer");
+    assert!(
+        error.contains("is not among the resolved cluster.peers"),
+        "{error}"
+    );
 
     let cluster = Cluster::start(3, config.clone()).await;
     let node = &cluster.nodes[0];
@@ -251,34 +313,74 @@ async fn a_forged_peer_marker_changes_nothing() {
     let cluster = Cluster::start(3, node_config(&upstream, &redis, "upstream", "60s")).await;
     let owner = owner_of(&cluster, "/forged").await;
     let other = (owner + 1) % 3;
-    let forgeries = ["wrong", "", "https", "wrong https", &PEER_TOKEN[1..], "test-peer-secret-0123456789x"];
+    let forgeries = [
+        "wrong",
+        "",
+        "https",
+        "wrong https",
+        &PEER_TOKEN[1..],
+        "test-peer-secret-0123456789x",
+    ];
     for (i, forged) in forgeries.iter().enumerate() {
         let path = format!("/forged?{i}");
         let owner_now = owner_of(&cluster, &path).await;
         let other = (owner_now + 1) % 3;
         // On a non-owner: still forwarded to the owner, keyed as http.
-        let response = get(&cluster.nodes[other], &path, &[("x-cors-edge-peer", forged)]).await;
+        let response = get(
+            &cluster.nodes[other],
+            &path,
+            &[("x-cors-edge-peer", forged)],
+        )
+        .await;
         assert_eq!(response.status, 200);
         let debug = response.header("x-cors-edge-debug");
-        assert_eq!(owner_in(&debug), Some(cluster.nodes[owner_now].addr.to_string()), "{forged:?}: {debug}");
+        assert_eq!(
+            owner_in(&debug),
+            Some(cluster.nodes[owner_now].addr.to_string()),
+            "{forged:?}: {debug}"
+        );
         assert!(debug.contains("key=\"http|"), "{forged:?}: {debug}");
         assert!(!response.has("x-cors-edge-peer"));
     }
     // Sent to the owner: it answers as the owner it is, not "for a peer".
-    let response = get(&cluster.nodes[owner], "/forged", &[("x-cors-edge-peer", "wrong https")]).await;
-    assert_eq!(owner_in(&response.header("x-cors-edge-debug")).as_deref(), Some("self"));
+    let response = get(
+        &cluster.nodes[owner],
+        "/forged",
+        &[("x-cors-edge-peer", "wrong https")],
+    )
+    .await;
+    assert_eq!(
+        owner_in(&response.header("x-cors-edge-debug")).as_deref(),
+        Some("self")
+    );
     // A forged marker did not make the non-owner skip its local cache rules: the next plain
     // request there is a local HIT of what the owner answered.
-    let first = get(&cluster.nodes[other], "/forged", &[("x-cors-edge-peer", "nope")]).await;
+    let first = get(
+        &cluster.nodes[other],
+        "/forged",
+        &[("x-cors-edge-peer", "nope")],
+    )
+    .await;
     let second = get(&cluster.nodes[other], "/forged", &[]).await;
     assert_eq!(first.status, 200);
     assert_eq!(second.cache(), "HIT");
-    let fetched = upstream.requests().iter().filter(|r| r.path_and_query == "/forged").count();
+    let fetched = upstream
+        .requests()
+        .iter()
+        .filter(|r| r.path_and_query == "/forged")
+        .count();
     assert_eq!(fetched, 1, "one origin fetch for the URL");
     for seen in upstream.requests() {
-        assert!(seen.header("x-cors-edge-peer").is_none(), "the marker reached the upstream");
+        assert!(
+            seen.header("x-cors-edge-peer").is_none(),
+            "the marker reached the upstream"
+        );
     }
-    let refused = metric(&cluster.nodes[other], "cors_edge_cluster_peer_requests_total{result=\"refused\"}").await;
+    let refused = metric(
+        &cluster.nodes[other],
+        "cors_edge_cluster_peer_requests_total{result=\"refused\"}",
+    )
+    .await;
     assert!(refused >= 1.0);
 }
 
@@ -290,7 +392,10 @@ async fn wait_purges_received(cluster: &Cluster, except: usize, count: f64) {
         }
         let deadline = Instant::now() + Duration::from_secs(20);
         while metric(node, "cors_edge_cluster_purges_received_total").await < count {
-            assert!(Instant::now() < deadline, "node {i} never received purge {count}");
+            assert!(
+                Instant::now() < deadline,
+                "node {i} never received purge {count}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -301,7 +406,11 @@ async fn warm_everywhere(cluster: &Cluster, path: &str) {
     for node in &cluster.nodes {
         let deadline = Instant::now() + Duration::from_secs(20);
         while get(node, path, &[]).await.cache() != "HIT" {
-            assert!(Instant::now() < deadline, "{path} never a HIT on {}", node.addr);
+            assert!(
+                Instant::now() < deadline,
+                "{path} never a HIT on {}",
+                node.addr
+            );
         }
     }
 }
@@ -355,6 +464,10 @@ async fn purge_and_unsafe_methods_reach_owner_and_local_copies() {
     assert_miss_everywhere(&cluster, owner, "/p", "after a POST").await;
     // The POST and one refetch by the owner; the others fetched from the owner.
     assert_eq!(upstream.hits("/p"), before + 2);
-    let seen: HashSet<String> = upstream.requests().iter().map(|r| r.method.to_string()).collect();
+    let seen: HashSet<String> = upstream
+        .requests()
+        .iter()
+        .map(|r| r.method.to_string())
+        .collect();
     assert!(seen.contains("POST"));
 }

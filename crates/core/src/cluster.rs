@@ -139,7 +139,10 @@ mod tests {
             assert_ne!(base, other);
         }
         // Framed: moving bytes between parts changes the key.
-        assert_ne!(ring_key("ab", "c", false, "/"), ring_key("a", "bc", false, "/"));
+        assert_ne!(
+            ring_key("ab", "c", false, "/"),
+            ring_key("a", "bc", false, "/")
+        );
     }
 
     #[test]

@@ -161,7 +161,9 @@ impl AdminApp {
         let members: Vec<serde_json::Value> = membership
             .members()
             .iter()
-            .map(|m| json!({ "address": m.address.to_string(), "healthy": m.healthy, "self": m.me }))
+            .map(
+                |m| json!({ "address": m.address.to_string(), "healthy": m.healthy, "self": m.me }),
+            )
             .collect();
         json!({
             "sharded": settings.sharded,

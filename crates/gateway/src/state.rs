@@ -101,7 +101,11 @@ impl SharedState {
             Runtime::build(Arc::new(config), &mut metrics).map_err(|e| e.to_string())?
         };
         // The purge stream needs a restart; the ring (peers, self, timeouts) changes here.
-        match (&runtime.config.cluster, &current.config.cluster, &self.membership) {
+        match (
+            &runtime.config.cluster,
+            &current.config.cluster,
+            &self.membership,
+        ) {
             (Some(new), Some(old), Some(membership))
                 if new.redis_url == old.redis_url && new.channel == old.channel =>
             {

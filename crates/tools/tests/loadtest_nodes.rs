@@ -37,8 +37,20 @@ async fn connect_to_rules_spread_connections_over_nodes() {
     for node in &report.nodes {
         assert!(node.cache.hit_ratio.is_some(), "{}", report.render_text());
     }
-    assert!(report.render_text().contains(&format!("node       {}", first.addr)));
+    assert!(report
+        .render_text()
+        .contains(&format!("node       {}", first.addr)));
     // One rule: no per-node section.
-    let single = loadtest_args(&["http://edge.test/api", "--requests", "10", "--connect-to", &rule_one]);
-    assert!(loadtest::execute(&single).await.expect("runs").nodes.is_empty());
+    let single = loadtest_args(&[
+        "http://edge.test/api",
+        "--requests",
+        "10",
+        "--connect-to",
+        &rule_one,
+    ]);
+    assert!(loadtest::execute(&single)
+        .await
+        .expect("runs")
+        .nodes
+        .is_empty());
 }

@@ -193,10 +193,7 @@ fn check_host_port(text: &str) -> Result<(), &'static str> {
 
 /// Replaces every `${NAME}` in `text` with `lookup(NAME)`; an unset or empty variable, or an
 /// unclosed `${`, is an error naming it.
-pub fn expand_env(
-    text: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+pub fn expand_env(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -271,13 +268,22 @@ mod tests {
     #[test]
     fn malformed_entries() {
         for (extra, wanted) in [
-            ("  peers: [\"10.0.0.1\"]\n  self: 10.0.0.1:1\n", "cluster.peers[0]"),
+            (
+                "  peers: [\"10.0.0.1\"]\n  self: 10.0.0.1:1\n",
+                "cluster.peers[0]",
+            ),
             ("  peers: [\"a:0\"]\n  self: a:1\n", "cluster.peers[0]"),
             ("  peers: [\"::1:80\"]\n  self: a:1\n", "cluster.peers[0]"),
             ("  peers: [\"a:1\"]\n  self: a\n", "cluster.self"),
             ("  peer_token_env: \"my token\"\n", "cluster.peer_token_env"),
-            ("  peer_connect_timeout: 0s\n", "cluster.peer_connect_timeout"),
-            ("  health_check_interval: 0s\n", "cluster.health_check_interval"),
+            (
+                "  peer_connect_timeout: 0s\n",
+                "cluster.peer_connect_timeout",
+            ),
+            (
+                "  health_check_interval: 0s\n",
+                "cluster.health_check_interval",
+            ),
             (
                 "  peers: [\"a:1\"]\n  self: \"${CORS_EDGE_TEST_SURELY_UNSET}:1\"\n",
                 "cluster.self",

@@ -29,6 +29,6 @@ pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
-    RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
+    AdminConfig, CacheConfig, Config, CorsConfig, CorsMode, HealthCheckConfig, RouteCacheConfig,
+    RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
 };

@@ -327,10 +327,18 @@ mod tests {
             ..hit()
         };
         let json = line(&record, AccessLogFormat::Json);
-        assert!(json.ends_with(r#""unsafe":[],"owner":"10.0.0.2:8080"}
-"#), "{json}");
+        assert!(
+            json.ends_with(
+                r#""unsafe":[],"owner":"10.0.0.2:8080"}
+"#
+            ),
+            "{json}"
+        );
         let text = line(&record, AccessLogFormat::Text);
-        assert!(text.ends_with(" unsafe=- owner=\"10.0.0.2:8080\"\n"), "{text}");
+        assert!(
+            text.ends_with(" unsafe=- owner=\"10.0.0.2:8080\"\n"),
+            "{text}"
+        );
         assert!(!line(&hit(), AccessLogFormat::Json).contains("owner"));
     }
 

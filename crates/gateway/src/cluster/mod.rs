@@ -17,9 +17,9 @@
 //! [`redis_stream`] is the only file that talks to Redis.
 
 mod outbox;
-pub mod ring;
 mod redis_stream;
 mod resume;
+pub mod ring;
 mod wire;
 
 use std::sync::Arc;

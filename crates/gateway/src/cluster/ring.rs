@@ -151,7 +151,8 @@ impl Membership {
         let discovery = PeerDiscovery {
             names: names.clone(),
         };
-        let mut ring = LoadBalancer::<Consistent>::from_backends(Backends::new(Box::new(discovery)));
+        let mut ring =
+            LoadBalancer::<Consistent>::from_backends(Backends::new(Box::new(discovery)));
         let mut check = TcpHealthCheck::new();
         check.peer_template.options.connection_timeout = Some(settings.connect_timeout);
         ring.set_health_check(check);
@@ -204,7 +205,11 @@ impl Membership {
         let Some(me) = settings.me.filter(|_| settings.sharded) else {
             return Owner::Nobody;
         };
-        match self.ring.select(key, 256).and_then(|b| b.addr.as_inet().copied()) {
+        match self
+            .ring
+            .select(key, 256)
+            .and_then(|b| b.addr.as_inet().copied())
+        {
             None => Owner::Nobody,
             Some(address) if address == me => Owner::Me,
             Some(address) => Owner::Peer(address),
@@ -239,7 +244,10 @@ impl Membership {
         let healthy = members.iter().filter(|m| m.healthy).count();
         PEER_METRICS.set_ring(members.len(), healthy);
         if !self.updated_once.swap(true, Ordering::Relaxed) {
-            tracing::info!("cluster: ring of {} nodes, {healthy} healthy", members.len());
+            tracing::info!(
+                "cluster: ring of {} nodes, {healthy} healthy",
+                members.len()
+            );
         }
     }
 }

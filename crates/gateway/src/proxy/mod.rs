@@ -284,8 +284,7 @@ impl ProxyHttp for Gateway {
             return e;
         }
         // Pingora's default.
-        if !session.req_header().method.is_idempotent()
-            || session.as_ref().retry_buffer_truncated()
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
         {
             e.set_retry(false);
         } else {

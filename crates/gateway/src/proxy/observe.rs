@@ -57,8 +57,8 @@ pub fn log_access(
         |facts| facts.host.as_str(),
     );
     let origin = record.origin().map(String::from_utf8_lossy);
-    let owner = (record.peer.hop != cors_edge_core::cluster::Hop::Alone)
-        .then(|| record.peer.owner_label());
+    let owner =
+        (record.peer.hop != cors_edge_core::cluster::Hop::Alone).then(|| record.peer.owner_label());
     access_log.log(&AccessRecord {
         time: record.started_at,
         client: session

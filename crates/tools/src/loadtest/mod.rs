@@ -39,8 +39,7 @@ pub use crate::leak::LeakKind;
 pub use args::{LoadtestArgs, DEFAULT_DURATION};
 pub use observe::LeakExample;
 pub use report::{
-    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, NodeSummary, RequestMix,
-    RunSettings,
+    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, NodeSummary, RequestMix, RunSettings,
 };
 pub use series::{HistogramBucket, SeriesPoint};
 
