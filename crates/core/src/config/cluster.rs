@@ -139,7 +139,13 @@ impl ClusterConfig {
                 errors.push((key.key("peers").index(i), format!("{peer:?} {why}")));
             }
         }
-        match (self.sharded(), self.self_expanded()) {
+        // The environment is read at start (`self_expanded`); here only the shape: a variable
+        // stands for a host, so `cors-edge check` passes outside the pod.
+        let shape = self
+            .self_address
+            .as_deref()
+            .map(|text| expand_env(text, |_| Some("host".to_string())));
+        match (self.sharded(), shape) {
             (true, None) => errors.push((
                 key.key("self"),
                 "required with peers: this node's own entry among them (host:port, e.g. ${POD_IP}:8080)"
@@ -285,13 +291,26 @@ mod tests {
                 "cluster.health_check_interval",
             ),
             (
-                "  peers: [\"a:1\"]\n  self: \"${CORS_EDGE_TEST_SURELY_UNSET}:1\"\n",
+                "  peers: [\"a:1\"]\n  self: \"${POD_IP:1\"\n",
                 "cluster.self",
             ),
+            ("  peers: [\"a:1\"]\n  self: \"${POD_IP}\"\n", "cluster.self"),
         ] {
             let error = one(&cluster(extra));
             assert_eq!(key(&error), wanted, "{extra}");
         }
+    }
+
+    #[test]
+    fn self_from_the_environment_is_checked_for_shape_only() {
+        // Unset here (as on a developer's machine running `cors-edge check`): valid; the
+        // gateway reads it at start.
+        let config = load(&cluster(
+            "  peers: [\"a:1\"]\n  self: \"${CORS_EDGE_TEST_SURELY_UNSET}:1\"\n",
+        ))
+        .unwrap();
+        let expanded = config.cluster.unwrap().self_expanded().unwrap();
+        assert!(expanded.unwrap_err().contains("CORS_EDGE_TEST_SURELY_UNSET"));
     }
 
     #[test]
