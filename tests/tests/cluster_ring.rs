@@ -160,6 +160,44 @@ async fn concurrent_misses_on_every_node_make_one_origin_fetch() {
     );
 }
 
+/// Preflights live with their URL's owner: 3 origins × 6 preflights to random nodes make one
+/// upstream OPTIONS per origin, and each answer grants its own origin.
+#[tokio::test(flavor = "multi_thread")]
+async fn preflights_are_cached_once_across_the_nodes() {
+    let redis = Redis::start();
+    let upstream = Upstream::start(|req| {
+        let origin = req.header("origin").unwrap_or_default();
+        Reply::status(204)
+            .header("access-control-allow-origin", &origin)
+            .header("access-control-allow-methods", "GET, PUT")
+            .header("access-control-allow-headers", "content-type")
+            .header("access-control-max-age", "600")
+            .header("vary", "Origin")
+    })
+    .await;
+    let cluster = Cluster::start(3, node_config(&upstream, &redis, "upstream", "2s")).await;
+    let mut random = Seeded(0x0f7_1035);
+    for round in 0..18 {
+        let origin = ORIGINS[round % 3];
+        let node = &cluster.nodes[random.below(3)];
+        let headers = [
+            ("host", HOST),
+            ("origin", origin),
+            ("access-control-request-method", "PUT"),
+            ("access-control-request-headers", "content-type"),
+        ];
+        let response = request(node.addr, "OPTIONS", "/pre", &headers).await;
+        assert_eq!(response.status, 204, "{}", response.text());
+        assert_eq!(response.header("access-control-allow-origin"), origin);
+    }
+    let options = upstream
+        .requests()
+        .iter()
+        .filter(|r| r.method == "OPTIONS")
+        .count();
+    assert_eq!(options, 3, "one upstream preflight per origin");
+}
+
 /// Which node owns `path`, as a node's debug header says.
 async fn owner_of(cluster: &Cluster, path: &str) -> usize {
     let response = get(&cluster.nodes[0], path, &[]).await;

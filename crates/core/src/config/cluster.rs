@@ -294,7 +294,10 @@ mod tests {
                 "  peers: [\"a:1\"]\n  self: \"${POD_IP:1\"\n",
                 "cluster.self",
             ),
-            ("  peers: [\"a:1\"]\n  self: \"${POD_IP}\"\n", "cluster.self"),
+            (
+                "  peers: [\"a:1\"]\n  self: \"${POD_IP}\"\n",
+                "cluster.self",
+            ),
         ] {
             let error = one(&cluster(extra));
             assert_eq!(key(&error), wanted, "{extra}");
@@ -310,7 +313,9 @@ mod tests {
         ))
         .unwrap();
         let expanded = config.cluster.unwrap().self_expanded().unwrap();
-        assert!(expanded.unwrap_err().contains("CORS_EDGE_TEST_SURELY_UNSET"));
+        assert!(expanded
+            .unwrap_err()
+            .contains("CORS_EDGE_TEST_SURELY_UNSET"));
     }
 
     #[test]
