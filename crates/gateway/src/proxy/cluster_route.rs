@@ -153,6 +153,12 @@ pub fn prepare_forward(
         return Error::e_explain(InternalError, "forwarding without a peer token");
     };
     let tls = record.request.as_ref().is_some_and(|facts| facts.tls);
+    if let Some(facts) = &record.request {
+        if !upstream_request.headers.contains_key(http::header::HOST) {
+            // An HTTP/2 client's :authority: the owner keys and routes by the same host.
+            upstream_request.insert_header(http::header::HOST, facts.host.as_str())?;
+        }
+    }
     upstream_request.remove_header(&DEBUG_HEADER);
     upstream_request.insert_header(PEER, cluster::marker_value(token, tls))?;
     PEER_METRICS.count(PeerResult::Forwarded);
