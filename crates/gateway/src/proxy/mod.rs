@@ -11,6 +11,16 @@
 //! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`],
 //! [`compress`]) → `upstream_response_body_filter` ([`compress`]) → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
 //! `logging`.
+//!
+//! In a ring (`cluster.peers`, [`cluster_route`]): `request_filter` first removes the peer
+//! marker (`take_marker`) and, once the key is known, decides the request's hop (`decide`:
+//! alone, owner, for a peer, or forward to the owner). A forwarded local miss goes to the owner:
+//! `upstream_peer` (`peer`) → `upstream_request_filter` (`prepare_forward`, instead of
+//! `upstream::prepare_request`) → `upstream_response_filter` (`on_owner_response`); an
+//! unreachable owner fails over to the upstream through `fail_to_connect` /
+//! `error_while_proxy` (`failover`, a retry that calls `upstream_peer` again);
+//! `response_cache_filter` caps the local copy at `cluster.local_ttl`; a successful unsafe
+//! method's invalidation is published to every node (`publish_invalidation`).
 
 mod answers;
 mod cache_policy;
