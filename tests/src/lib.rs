@@ -4,6 +4,7 @@
 //! The binary is `target/<profile>/cors-edge` next to the test executable, or `$CORS_EDGE_BIN`.
 
 pub mod client;
+pub mod cluster;
 pub mod gateway;
 pub mod upstream;
 

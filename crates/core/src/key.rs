@@ -60,7 +60,7 @@ impl KeyParts<'_> {
     }
 }
 
-fn push_framed(buf: &mut Vec<u8>, part: &[u8]) {
+pub(crate) fn push_framed(buf: &mut Vec<u8>, part: &[u8]) {
     let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
     buf.extend_from_slice(&len.to_be_bytes());
     buf.extend_from_slice(&part[..len as usize]);

@@ -1,6 +1,7 @@
 //! Pure logic of cors-edge. Nothing in this crate does I/O or knows about Pingora, so every
 //! rule here is unit-tested, property-tested and fuzzed without a server.
 
+pub mod cluster;
 pub mod compression;
 pub mod config;
 pub mod cors;

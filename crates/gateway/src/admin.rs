@@ -170,8 +170,32 @@ impl AdminApp {
                 "hits": counters.hits.load(Ordering::Relaxed),
                 "misses": counters.misses.load(Ordering::Relaxed),
                 "preflight_hits": counters.preflight_hits.load(Ordering::Relaxed),
+                "ring": self.ring(),
             }),
         )
+    }
+
+    /// The sharded cache's ring: this node and every member with its health (`null` without
+    /// `cluster:`).
+    fn ring(&self) -> serde_json::Value {
+        let Some(membership) = &self.state.membership else {
+            return serde_json::Value::Null;
+        };
+        let settings = membership.settings();
+        let members: Vec<serde_json::Value> = membership
+            .members()
+            .iter()
+            .map(
+                |m| json!({ "address": m.address.to_string(), "healthy": m.healthy, "self": m.me }),
+            )
+            .collect();
+        json!({
+            "sharded": settings.sharded,
+            "self": settings.me.map(|a| a.to_string()),
+            "healthy": membership.members().iter().filter(|m| m.healthy).count(),
+            "members": members,
+            "local_ttl_ms": u64::try_from(settings.local_ttl.as_millis()).unwrap_or(u64::MAX),
+        })
     }
 
     fn ready(&self) -> Response {

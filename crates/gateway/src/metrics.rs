@@ -264,3 +264,76 @@ pub fn render() -> Vec<u8> {
     }
     buffer
 }
+
+/// The sharded cache (`cluster.peers`): what happened between nodes, and the ring's size.
+pub struct PeerMetrics {
+    requests: IntCounterVec,
+    ring_members: IntGauge,
+    ring_healthy: IntGauge,
+}
+
+/// The `result` label values of `cors_edge_cluster_peer_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerResult {
+    /// A local miss sent to its owner.
+    Forwarded,
+    /// A request from an authenticated peer, answered by this node as the owner.
+    ServedAsOwner,
+    /// The owner was unreachable: fetched from the upstream instead.
+    Failover,
+    /// A request carried the peer marker with a wrong or missing token (an ordinary client).
+    Refused,
+}
+
+impl PeerResult {
+    pub const ALL: [PeerResult; 4] = [
+        PeerResult::Forwarded,
+        PeerResult::ServedAsOwner,
+        PeerResult::Failover,
+        PeerResult::Refused,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PeerResult::Forwarded => "forwarded",
+            PeerResult::ServedAsOwner => "served_as_owner",
+            PeerResult::Failover => "failover",
+            PeerResult::Refused => "refused",
+        }
+    }
+}
+
+impl PeerMetrics {
+    pub fn count(&self, result: PeerResult) {
+        self.requests.with_label_values(&[result.as_str()]).inc();
+    }
+
+    pub fn set_ring(&self, members: usize, healthy: usize) {
+        self.ring_members
+            .set(i64::try_from(members).unwrap_or(i64::MAX));
+        self.ring_healthy
+            .set(i64::try_from(healthy).unwrap_or(i64::MAX));
+    }
+}
+
+pub static PEER_METRICS: Lazy<PeerMetrics> = Lazy::new(|| {
+    let requests = counter_vec(
+        "cors_edge_cluster_peer_requests_total",
+        "Requests between nodes of the sharded cache, by result (forwarded, served_as_owner, failover, refused)",
+        &["result"],
+    );
+    for result in PeerResult::ALL {
+        requests.with_label_values(&[result.as_str()]);
+    }
+    PeerMetrics {
+        requests,
+        ring_members: gauge(
+            "cors_edge_cluster_ring_members",
+            "Nodes in the ring (the resolved cluster.peers)",
+        ),
+        ring_healthy: gauge(
+            "cors_edge_cluster_ring_size",
+            "Healthy nodes in the ring: the nodes keys are spread over",
+        ),
+    }
+});

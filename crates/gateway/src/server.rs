@@ -221,6 +221,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
                 &server.configuration,
                 Gateway {
                     state: state.clone(),
+                    cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
                 },
             ),
             limits,
@@ -271,8 +272,18 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     ));
     server.add_service(background_service(
         "reload-on-sighup",
-        ReloadOnHangup { state },
+        ReloadOnHangup {
+            state: state.clone(),
+        },
     ));
+    if let Some(membership) = &state.membership {
+        server.add_service(background_service(
+            "cluster-ring",
+            crate::cluster::ring::RingKeeper {
+                membership: membership.clone(),
+            },
+        ));
+    }
     if let Some((bus, _)) = cluster {
         server.add_service(background_service("cluster-purge", bus));
     }

@@ -13,6 +13,7 @@ use parking_lot::Mutex;
 use pingora::cache::lock::CacheKeyLockImpl;
 
 use crate::access_log::AccessLog;
+use crate::cluster::ring::Membership;
 use crate::runtime::{RouteMetricsCache, Runtime};
 
 #[derive(Default)]
@@ -32,6 +33,8 @@ pub struct SharedState {
     pub counters: Counters,
     /// `None` when `log.access` is off.
     pub access_log: Option<AccessLog>,
+    /// The sharded cache's membership and ring (`cluster:` at start; `peers` may be empty).
+    pub membership: Option<Arc<Membership>>,
 }
 
 impl SharedState {
@@ -44,6 +47,10 @@ impl SharedState {
     ) -> Result<Self, String> {
         let mut route_metrics = RouteMetricsCache::default();
         let access_log = AccessLog::start(config.log.access.as_ref())?;
+        let membership = match &config.cluster {
+            Some(cluster) => Some(Arc::new(Membership::new(cluster)?)),
+            None => None,
+        };
         let runtime = Runtime::build(config, &mut route_metrics).map_err(|e| e.to_string())?;
         Ok(SharedState {
             runtime: ArcSwap::from_pointee(runtime),
@@ -54,6 +61,7 @@ impl SharedState {
             admin_token,
             counters: Counters::default(),
             access_log,
+            membership,
         })
     }
 
@@ -85,9 +93,6 @@ impl SharedState {
         if config.tls != current.config.tls {
             restart_needed.push("tls");
         }
-        if config.cluster != current.config.cluster {
-            restart_needed.push("cluster");
-        }
         if config.log != current.config.log {
             restart_needed.push("log");
         }
@@ -95,6 +100,20 @@ impl SharedState {
             let mut metrics = self.route_metrics.lock();
             Runtime::build(Arc::new(config), &mut metrics).map_err(|e| e.to_string())?
         };
+        // The purge stream needs a restart; the ring (peers, self, timeouts) changes here.
+        match (
+            &runtime.config.cluster,
+            &current.config.cluster,
+            &self.membership,
+        ) {
+            (Some(new), Some(old), Some(membership))
+                if new.redis_url == old.redis_url && new.channel == old.channel =>
+            {
+                membership.reconfigure(new)?;
+            }
+            (new, old, _) if new != old => restart_needed.push("cluster"),
+            _ => {}
+        }
         let routes = runtime.routes.len();
         self.runtime.store(Arc::new(runtime));
         Ok(ReloadReport {

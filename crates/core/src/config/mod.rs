@@ -7,6 +7,7 @@
 //! # Ok::<(), cors_edge_core::config::ConfigErrors>(())
 //! ```
 
+mod cluster;
 mod compression;
 mod error;
 mod key_query;
@@ -23,12 +24,13 @@ mod tests_compression;
 #[cfg(test)]
 mod tests_validation;
 
+pub use cluster::{expand_env, ClusterConfig};
 pub use compression::CompressionConfig;
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use key_query::KeyQueryConfig;
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, ClusterConfig, Config, CorsConfig, CorsMode, HealthCheckConfig,
-    RouteCacheConfig, RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
+    AdminConfig, CacheConfig, Config, CorsConfig, CorsMode, HealthCheckConfig, RouteCacheConfig,
+    RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
 };

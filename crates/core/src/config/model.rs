@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::cluster::ClusterConfig;
 use super::compression::CompressionConfig;
 use super::log::LogConfig;
 use crate::cors::PolicySpec;
@@ -456,25 +457,6 @@ pub struct TlsConfig {
 
 fn default_tls_listen() -> Vec<String> {
     vec!["0.0.0.0:8443".to_string()]
-}
-
-/// `cluster:`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(
-    deny_unknown_fields,
-    expecting = "a mapping with redis_url and channel"
-)]
-pub struct ClusterConfig {
-    /// `redis://` or `rediss://` URL. Required.
-    pub redis_url: String,
-    /// Name of the Redis stream purges travel on (a stream rather than pub/sub, so a node that
-    /// was disconnected catches up). Default `cors-edge-purge`.
-    #[serde(default = "default_channel")]
-    pub channel: String,
-}
-
-fn default_channel() -> String {
-    "cors-edge-purge".to_string()
 }
 
 /// `server:`: process settings (not in the SPEC example).

@@ -72,6 +72,15 @@ impl Config {
                     mask_password(&cluster.redis_url),
                     cluster.channel
                 );
+                if cluster.sharded() {
+                    let _ = writeln!(
+                        out,
+                        "           peers {} (self {}), local copies {}",
+                        cluster.peers.join(", "),
+                        cluster.self_address.as_deref().unwrap_or("?"),
+                        cluster.local_ttl
+                    );
+                }
             }
             None => {
                 let _ = writeln!(out, "cluster    off");

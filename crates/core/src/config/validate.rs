@@ -38,7 +38,11 @@ pub(crate) fn validate(config: &Config) -> Vec<ConfigError> {
     check_cache(config, &mut errors);
     check_upstreams(config, &mut errors);
     check_routes(config, &mut errors);
-    check_cluster(config, &mut errors);
+    if let Some(cluster) = &config.cluster {
+        for (key, message) in cluster.check() {
+            errors.push(key, message);
+        }
+    }
     check_server(config, &mut errors);
     for (key, message) in super::log::check(&config.log) {
         errors.push(key, message);
@@ -509,40 +513,6 @@ fn policy_message(error: PolicyError) -> String {
             "{entry:?} is not an origin (expected scheme://host[:port], e.g. https://app.example.com): it {reason}"
         ),
         other => other.to_string(),
-    }
-}
-
-fn check_cluster(config: &Config, errors: &mut Errors) {
-    let Some(cluster) = &config.cluster else {
-        return;
-    };
-    let key = KeyPath::top("cluster");
-    let url = cluster.redis_url.trim();
-    // A unix socket (`redis+unix:///path`, `unix:///path`) for a Redis on the same machine.
-    let rest = url
-        .strip_prefix("redis://")
-        .or_else(|| url.strip_prefix("rediss://"))
-        .or_else(|| url.strip_prefix("redis+unix://"))
-        .or_else(|| url.strip_prefix("unix://"));
-    match rest {
-        None => errors.push(
-            key.key("redis_url"),
-            format!(
-                "{:?} is not a Redis URL (expected redis://host:port, rediss://host:port or redis+unix:///path)",
-                cluster.redis_url
-            ),
-        ),
-        Some("") => errors.push(
-            key.key("redis_url"),
-            format!("{:?} has no host", cluster.redis_url),
-        ),
-        Some(_) => {}
-    }
-    if cluster.channel.trim().is_empty() {
-        errors.push(
-            key.key("channel"),
-            "the purge channel name is empty (default cors-edge-purge)",
-        );
     }
 }
 

@@ -65,7 +65,12 @@ fn json(r: &AccessRecord<'_>, out: &mut String) {
         }
         json_string(reason.as_str(), out);
     }
-    out.push_str("]}");
+    out.push(']');
+    if let Some(owner) = r.owner {
+        out.push_str(",\"owner\":");
+        json_string(owner, out);
+    }
+    out.push('}');
 }
 
 /// `TIME CLIENT "METHOD HOST PATH" STATUS BYTES DURATION_MS cache=… kind=… route=…
@@ -116,6 +121,11 @@ fn text(r: &AccessRecord<'_>, out: &mut String) {
             out.push(',');
         }
         out.push_str(reason.as_str());
+    }
+    if let Some(owner) = r.owner {
+        out.push_str(" owner=\"");
+        text_escaped(owner, out);
+        out.push('"');
     }
 }
 
@@ -239,6 +249,7 @@ mod tests {
             origin: Some("https://app.example.com"),
             cors_decision: Some(CorsOutcome::UpstreamOrigin),
             unsafe_reasons: &[],
+            owner: None,
         }
     }
 
@@ -307,6 +318,28 @@ mod tests {
         for (record, format, wanted) in cases {
             assert_eq!(line(&record, format), format!("{wanted}\n"));
         }
+    }
+
+    #[test]
+    fn the_owner_appears_only_in_a_ring() {
+        let record = AccessRecord {
+            owner: Some("10.0.0.2:8080"),
+            ..hit()
+        };
+        let json = line(&record, AccessLogFormat::Json);
+        assert!(
+            json.ends_with(
+                r#""unsafe":[],"owner":"10.0.0.2:8080"}
+"#
+            ),
+            "{json}"
+        );
+        let text = line(&record, AccessLogFormat::Text);
+        assert!(
+            text.ends_with(" unsafe=- owner=\"10.0.0.2:8080\"\n"),
+            "{text}"
+        );
+        assert!(!line(&hit(), AccessLogFormat::Json).contains("owner"));
     }
 
     #[test]

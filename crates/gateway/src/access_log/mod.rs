@@ -57,6 +57,9 @@ pub struct AccessRecord<'a> {
     pub cors_decision: Option<CorsOutcome>,
     /// Why the upstream response had to be protected (`unsafe_upstream_responses_total`).
     pub unsafe_reasons: &'a [UnsafeReason],
+    /// The sharded cache (`cluster.peers`): the key's owner (`self`, `self (for a peer)`, or
+    /// the owner's address). `None` outside a ring: the field is left out of the line.
+    pub owner: Option<&'a str>,
 }
 
 /// The running access log. Cheap to call from any thread.

@@ -19,6 +19,7 @@
 mod outbox;
 mod redis_stream;
 mod resume;
+pub mod ring;
 mod wire;
 
 use std::sync::Arc;

@@ -149,6 +149,12 @@ pub fn store_decision(
     let (Some(route), Some(runtime)) = (record.route.clone(), record.runtime.clone()) else {
         return uncacheable(record, "no_route");
     };
+    // A local copy of the owner's answer (sharded cache) stays fresh `cluster.local_ttl` at most.
+    let local_cap = super::cluster_route::local_cap(state, record);
+    if local_cap.is_some_and(|cap| cap.is_zero()) {
+        return uncacheable(record, "local_ttl_0");
+    }
+    let cap = |fresh_for: Duration| local_cap.map_or(fresh_for, |cap| fresh_for.min(cap));
     let cache_key = session.cache.cache_key();
     if cache_key.get_variance_key().is_some()
         && state.store.variants_of(cache_key) >= runtime.cache.max_variants
@@ -184,7 +190,7 @@ pub fn store_decision(
             route.max_ttl,
             runtime.cache.negative_preflight_ttl,
         );
-        let Some(ttl) = ttl else {
+        let Some(ttl) = ttl.map(cap) else {
             record.storage = Some(StorageVerdict::NotStored("preflight_not_cacheable"));
             return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
         };
@@ -238,13 +244,17 @@ pub fn store_decision(
                 let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
                 let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
                 record.storage = Some(StorageVerdict::Stored {
-                    fresh_for: fresh.fresh_for,
+                    fresh_for: cap(fresh.fresh_for),
                 });
+                let fresh_until = match local_cap {
+                    Some(local) => (created + fresh.lifetime).min(now + local),
+                    None => created + fresh.lifetime,
+                };
                 // Fresh until `created + lifetime`, which is in the past for a response that
                 // arrived stale: how stale it is (for `max-stale`, RFC 9111 §5.2.1.2, and the
                 // stale windows) counts from when it really expired, not from its arrival.
                 CacheMeta::new(
-                    created + fresh.lifetime,
+                    fresh_until,
                     created,
                     secs(fresh.stale_while_revalidate),
                     secs(fresh.stale_if_error),

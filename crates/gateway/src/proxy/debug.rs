@@ -108,6 +108,9 @@ pub fn describe(record: &RequestRecord) -> String {
     if let Some(transform) = record.compression {
         let _ = write!(out, "; compression={transform}");
     }
+    if record.peer.hop != cors_edge_core::cluster::Hop::Alone {
+        let _ = write!(out, "; owner={}", record.peer.owner_label());
+    }
     if out.len() > MAX_DEBUG_HEADER {
         let mut end = MAX_DEBUG_HEADER;
         while !out.is_char_boundary(end) {

@@ -11,9 +11,20 @@
 //! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`],
 //! [`compress`]) → `upstream_response_body_filter` ([`compress`]) → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
 //! `logging`.
+//!
+//! In a ring (`cluster.peers`, [`cluster_route`]): `request_filter` first removes the peer
+//! marker (`take_marker`) and, once the key is known, decides the request's hop (`decide`:
+//! alone, owner, for a peer, or forward to the owner). A forwarded local miss goes to the owner:
+//! `upstream_peer` (`peer`) → `upstream_request_filter` (`prepare_forward`, instead of
+//! `upstream::prepare_request`) → `upstream_response_filter` (`on_owner_response`); an
+//! unreachable owner fails over to the upstream through `fail_to_connect` /
+//! `error_while_proxy` (`failover`, a retry that calls `upstream_peer` again);
+//! `response_cache_filter` caps the local copy at `cluster.local_ttl`; a successful unsafe
+//! method's invalidation is published to every node (`publish_invalidation`).
 
 mod answers;
 mod cache_policy;
+mod cluster_route;
 mod compress;
 mod cors_stamp;
 mod debug;
@@ -45,6 +56,8 @@ use crate::state::SharedState;
 
 pub struct Gateway {
     pub state: Arc<SharedState>,
+    /// Publishes the invalidations of unsafe methods to the other nodes (`cluster:`).
+    pub cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 #[async_trait]
@@ -65,6 +78,8 @@ impl ProxyHttp for Gateway {
         // has run it; `logging` turns it off before Pingora decides on reuse, so such a
         // connection is closed after this answer (connections/mod.rs, "Pipelined requests").
         session.downstream_session.set_pipelining_enabled(true);
+        // Before anything reads the request: only a peer with the token keeps its marker's say.
+        cluster_route::take_marker(&self.state, session, record);
         let runtime = self.state.runtime();
         let admitted = request_checks::admit(&runtime, session.req_header());
         record.runtime = Some(runtime);
@@ -94,8 +109,12 @@ impl ProxyHttp for Gateway {
                 .await;
             }
         };
-        let facts =
+        let mut facts =
             request_checks::facts(session, &route, target, self.state.admin_token.as_deref());
+        if let Some(tls) = record.peer.from_peer {
+            // The client's request reached the forwarding node over https: keyed as such.
+            facts.tls = tls;
+        }
         let edge_preflight =
             route.cors_mode == CorsMode::Edge && facts.kind == RequestKind::Preflight;
         if edge_preflight {
@@ -104,7 +123,17 @@ impl ProxyHttp for Gateway {
             record.route = Some(route.clone());
             return cors_stamp::answer_edge_preflight(session, record, &route).await;
         }
-        record.key = Some(keys::request_key(&route, &facts));
+        let key = keys::request_key(&route, &facts);
+        cluster_route::decide(
+            &self.state,
+            record,
+            &route.name,
+            facts.host(),
+            facts.tls,
+            &key.path_and_query,
+            facts.cacheable,
+        );
+        record.key = Some(key);
         record.request = Some(facts);
         record.route = Some(route);
         if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
@@ -200,6 +229,9 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         record: &mut RequestRecord,
     ) -> Result<Box<HttpPeer>> {
+        if let Some(owner) = cluster_route::peer(&self.state, record) {
+            return Ok(owner);
+        }
         let Some(route) = &record.route else {
             return Error::e_explain(InternalError, "upstream requested without a route");
         };
@@ -211,9 +243,35 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         _peer: &HttpPeer,
         record: &mut RequestRecord,
-        e: Box<Error>,
+        mut e: Box<Error>,
     ) -> Box<Error> {
+        if cluster_route::failover(record, &mut e) {
+            return e;
+        }
         upstream::retry_after_connect_failure(record, e)
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        record: &mut RequestRecord,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        // The owner died before answering: the upstream answers instead.
+        if cluster_route::failover(record, &mut e) {
+            return e;
+        }
+        // Pingora's default.
+        if !session.req_header().method.is_idempotent() || session.as_ref().retry_buffer_truncated()
+        {
+            e.set_retry(false);
+        } else {
+            e.retry.decide_reuse(client_reused);
+        }
+        e
     }
 
     async fn upstream_request_filter(
@@ -222,6 +280,9 @@ impl ProxyHttp for Gateway {
         upstream_request: &mut RequestHeader,
         record: &mut RequestRecord,
     ) -> Result<()> {
+        if record.peer.forwarding_to().is_some() {
+            return cluster_route::prepare_forward(&self.state, upstream_request, record);
+        }
         upstream::prepare_request(session, upstream_request, record)
     }
 
@@ -234,10 +295,18 @@ impl ProxyHttp for Gateway {
         let Some(route) = record.route.clone() else {
             return Ok(());
         };
+        cluster_route::on_owner_response(record, upstream_response);
         // CORS first: a 304 kept for merging must not bring the upstream's CORS headers into
         // an entry shared by every origin.
         cors_stamp::on_upstream_response(record, &route, upstream_response)?;
         upstream::on_response_header(&self.state, session, record, &route, upstream_response);
+        cluster_route::publish_invalidation(
+            &self.state,
+            self.cluster.as_ref(),
+            record,
+            &session.req_header().method,
+            upstream_response.status.as_u16(),
+        );
         compress::on_response_header(record, &route, upstream_response)
     }
 
@@ -264,12 +333,15 @@ impl ProxyHttp for Gateway {
             return Ok(());
         }
         status::write(resp, status::of(session, record));
-        // Surrogate keys are for the cache, not for browsers.
-        resp.remove_header(&keys::SURROGATE_KEY);
-        resp.remove_header(&keys::CACHE_TAG);
-        // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from every
-        // answer too, cached or not, so a browser or a second CDN never acts on it.
-        resp.remove_header(&cache_policy::SURROGATE_CONTROL);
+        if record.peer.hop != cors_edge_core::cluster::Hop::ForPeer {
+            // Surrogate keys are for the cache, not for browsers (a peer keeps them for its
+            // local copy's purges and freshness).
+            resp.remove_header(&keys::SURROGATE_KEY);
+            resp.remove_header(&keys::CACHE_TAG);
+            // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from
+            // every answer too, cached or not, so a browser or a second CDN never acts on it.
+            resp.remove_header(&cache_policy::SURROGATE_CONTROL);
+        }
         let Some(route) = record.route.clone() else {
             return Ok(());
         };
@@ -317,6 +389,7 @@ impl ProxyHttp for Gateway {
         // `request_filter`) now close the connection instead of starting its next request.
         session.downstream_session.set_pipelining_enabled(false);
         let status = status::of(session, record);
+        cluster_route::done(record);
         observe::request_done(&self.state, record, status);
         observe::log_access(&self.state, session, record, status);
     }

@@ -49,6 +49,8 @@ pub fn log_access(
     let target = record.target();
     let host = target.map_or("", |t| t.host.as_str());
     let origin = record.origin().map(String::from_utf8_lossy);
+    let owner =
+        (record.peer.hop != cors_edge_core::cluster::Hop::Alone).then(|| record.peer.owner_label());
     access_log.log(&AccessRecord {
         time: record.started_at,
         client: session
@@ -72,5 +74,6 @@ pub fn log_access(
         origin: origin.as_deref(),
         cors_decision: record.cors_outcome,
         unsafe_reasons: record.unsafe_reasons(),
+        owner: owner.as_deref(),
     });
 }

@@ -16,6 +16,7 @@ use http::{HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheKey;
 
+use super::cluster_route::PeerFacts;
 use super::encoder::Encoder;
 use super::status::Answerer;
 use crate::runtime::{CorsMode, Route, Runtime};
@@ -145,6 +146,8 @@ pub struct RequestRecord {
     pub compression: Option<Transform>,
     /// The body's encoder while a compressed answer streams from the upstream.
     pub encoder: Option<Encoder>,
+    /// The sharded cache: the request's hop (decided once), failover.
+    pub peer: PeerFacts,
 }
 
 impl RequestRecord {
@@ -173,6 +176,7 @@ impl RequestRecord {
             purge_tags: None,
             compression: None,
             encoder: None,
+            peer: PeerFacts::default(),
         }
     }
 

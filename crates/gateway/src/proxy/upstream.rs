@@ -10,7 +10,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::keys;
-use super::record::{RequestFacts, RequestRecord};
+use super::record::RequestRecord;
 use super::request_checks::DEBUG_HEADER;
 use crate::runtime::{CorsMode, Route};
 use crate::state::SharedState;
@@ -93,13 +93,10 @@ pub fn prepare_request(
             }
         }
     }
+    send_target(upstream_request, record)?;
     if let Some(facts) = &record.request {
-        send_target(upstream_request, facts)?;
         super::compress::prepare_request(upstream_request, facts.coding)?;
     }
-    // Pingora fetches a cacheable HEAD as a GET, to store the body: whether a body comes back
-    // is decided by what is sent, not by what the client asked.
-    record.upstream_body_follows = upstream_request.method != http::Method::HEAD;
     // The debug token is for the gateway only.
     upstream_request.remove_header(&DEBUG_HEADER);
     if record.cors_mode() == Some(CorsMode::Edge) {
@@ -111,10 +108,20 @@ pub fn prepare_request(
     Ok(())
 }
 
-/// The upstream is sent the origin-form target and the host the key was built from, whatever
-/// form the client used: an absolute-form target (`GET http://shop.example/p`) is never passed
-/// on verbatim, so the upstream cannot answer for another URL than the one cached.
-fn send_target(upstream_request: &mut RequestHeader, facts: &RequestFacts) -> Result<()> {
+/// What every request sent on (to the upstream or to the key's owner) shares. The target: the
+/// origin-form and the host the key was built from, whatever form the client used, so an
+/// absolute-form target (`GET http://shop.example/p`) is never passed on verbatim and nothing
+/// can answer for another URL than the one cached. Whether a body comes back: Pingora fetches a
+/// cacheable HEAD as a GET, to store the body, so it is decided by what is sent, not by what the
+/// client asked.
+pub(super) fn send_target(
+    upstream_request: &mut RequestHeader,
+    record: &mut RequestRecord,
+) -> Result<()> {
+    record.upstream_body_follows = upstream_request.method != http::Method::HEAD;
+    let Some(facts) = &record.request else {
+        return Ok(());
+    };
     let target = &facts.target;
     if upstream_request.raw_path() != target.path_and_query.as_bytes() {
         let uri = http::Uri::try_from(target.path_and_query.as_str())
@@ -128,7 +135,7 @@ fn send_target(upstream_request: &mut RequestHeader, facts: &RequestFacts) -> Re
     Ok(())
 }
 
-fn is_unsafe_method(method: &http::Method) -> bool {
+pub(super) fn is_unsafe_method(method: &http::Method) -> bool {
     !matches!(
         *method,
         http::Method::GET | http::Method::HEAD | http::Method::OPTIONS | http::Method::TRACE

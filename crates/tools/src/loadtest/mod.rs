@@ -29,6 +29,7 @@ mod stats;
 mod text;
 mod worker;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
@@ -38,7 +39,7 @@ pub use crate::leak::LeakKind;
 pub use args::{LoadtestArgs, DEFAULT_DURATION};
 pub use observe::LeakExample;
 pub use report::{
-    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, RequestMix, RunSettings,
+    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, NodeSummary, RequestMix, RunSettings,
 };
 pub use series::{HistogramBucket, SeriesPoint};
 
@@ -108,9 +109,13 @@ pub async fn execute(args: &LoadtestArgs) -> Result<LoadtestReport, ToolError> {
         .collect();
     let mut totals = WorkerStats::new()?;
     let mut failure = None;
-    for handle in workers {
+    let mut nodes = NodeTally::new(&plan);
+    for (index, handle) in workers.into_iter().enumerate() {
         match handle.await {
-            Ok(stats) => totals.merge(stats)?,
+            Ok(stats) => {
+                nodes.add(index, &stats);
+                totals.merge(stats)?;
+            }
             Err(err) => failure = Some(ToolError::Internal(format!("a load worker died: {err}"))),
         }
     }
@@ -120,5 +125,67 @@ pub async fn execute(args: &LoadtestArgs) -> Result<LoadtestReport, ToolError> {
         return Err(err);
     }
     let series = shared.timeline.finish(elapsed);
-    Ok(totals.into_report(&plan, elapsed, series))
+    Ok(totals.into_report(&plan, elapsed, series, nodes.finish()))
+}
+
+/// Per node of a cluster (several `--connect-to` rules): what its workers saw.
+struct NodeTally {
+    nodes: Vec<Tally>,
+}
+
+struct Tally {
+    address: String,
+    responses: u64,
+    errors: u64,
+    statuses: BTreeMap<String, u64>,
+    without_status: u64,
+}
+
+impl NodeTally {
+    fn new(plan: &LoadPlan) -> Self {
+        let nodes = if plan.endpoints.len() < 2 {
+            Vec::new()
+        } else {
+            plan.endpoints
+                .iter()
+                .map(|endpoint| Tally {
+                    address: endpoint.addr.to_string(),
+                    responses: 0,
+                    errors: 0,
+                    statuses: BTreeMap::new(),
+                    without_status: 0,
+                })
+                .collect()
+        };
+        NodeTally { nodes }
+    }
+
+    /// Worker `worker` connected to node `worker % nodes` (see `LoadPlan::endpoint_of`).
+    fn add(&mut self, worker: usize, stats: &WorkerStats) {
+        let count = self.nodes.len();
+        if count == 0 {
+            return;
+        }
+        let Some(node) = self.nodes.get_mut(worker % count) else {
+            return;
+        };
+        node.responses += stats.responses;
+        node.errors += stats.error_kinds.values().sum::<u64>();
+        for (status, n) in &stats.cache_statuses {
+            *node.statuses.entry(status.clone()).or_default() += n;
+        }
+        node.without_status += stats.without_cache_status;
+    }
+
+    fn finish(self) -> Vec<NodeSummary> {
+        self.nodes
+            .into_iter()
+            .map(|node| NodeSummary {
+                address: node.address,
+                responses: node.responses,
+                errors: node.errors,
+                cache: CacheSummary::of(node.statuses, node.without_status),
+            })
+            .collect()
+    }
 }

@@ -20,7 +20,9 @@ const PREFLIGHT_HEADERS: &str = "content-type,authorization";
 #[derive(Debug)]
 pub(crate) struct LoadPlan {
     pub url: String,
-    pub endpoint: Endpoint,
+    /// Where connections go: one endpoint, or one per node of a cluster (several matching
+    /// `--connect-to` rules); worker `i` connects to `endpoints[i % len]`.
+    pub endpoints: Vec<Endpoint>,
     pub origins: Vec<HeaderValue>,
     pub paths: Vec<Uri>,
     /// Host plus the user's extra headers, copied into every request.
@@ -73,10 +75,10 @@ impl LoadPlan {
             "--header",
             "--origins, --origins-file or --no-origin-share",
         )?;
-        let endpoint = args.connect.endpoint(&target).await?;
+        let endpoints = args.connect.endpoints(&target).await?;
         Ok(LoadPlan {
             url: args.url.clone(),
-            endpoint,
+            endpoints,
             origins,
             paths,
             h1: H1Template::new(&base_headers),
@@ -91,6 +93,11 @@ impl LoadPlan {
             timeout: args.timeout,
             interval: series_interval(bounds),
         })
+    }
+
+    /// The endpoint worker `index` connects to.
+    pub fn endpoint_of(&self, index: usize) -> &Endpoint {
+        &self.endpoints[index % self.endpoints.len().max(1)]
     }
 
     /// The CORS part of a request of this shape from `origin`.

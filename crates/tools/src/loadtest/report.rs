@@ -45,6 +45,35 @@ pub struct CacheSummary {
     pub hit_ratio: Option<f64>,
 }
 
+impl CacheSummary {
+    /// From the count per cache status and the responses without one.
+    pub(crate) fn of(statuses: BTreeMap<String, u64>, without_status: u64) -> Self {
+        let hits = ["HIT", "STALE"]
+            .iter()
+            .filter_map(|name| statuses.get(*name))
+            .sum();
+        let with_status: u64 = statuses.values().sum();
+        CacheSummary {
+            hit_ratio: (with_status > 0).then(|| hits as f64 / with_status as f64),
+            statuses,
+            without_status,
+            hits,
+        }
+    }
+}
+
+/// One node of a cluster the run spread its connections over (one `--connect-to` each).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    /// Where its connections went.
+    pub address: String,
+    pub responses: u64,
+    pub errors: u64,
+    /// The node's own cache statuses: a MISS on a node of a sharded cache may still have
+    /// been served from its owner's cache; the upstream's request count tells what reached it.
+    pub cache: CacheSummary,
+}
+
 /// Cross-origin leaks seen, counted by kind, with a few examples of each.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeakSummary {
@@ -103,6 +132,9 @@ pub struct LoadtestReport {
     pub latency_histogram: Vec<HistogramBucket>,
     /// No errors and no leaks.
     pub passed: bool,
+    /// Per node, when several `--connect-to` rules matched (a cluster); empty otherwise.
+    #[serde(default)]
+    pub nodes: Vec<NodeSummary>,
 }
 
 impl LoadtestReport {

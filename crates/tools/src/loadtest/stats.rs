@@ -10,7 +10,7 @@ use super::observe::{LeakExample, Observation};
 use super::plan::LoadPlan;
 use super::plan::Shape;
 use super::report::{
-    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, RequestMix, RunSettings,
+    CacheSummary, LatencySummary, LeakSummary, LoadtestReport, NodeSummary, RequestMix, RunSettings,
 };
 use super::series::{HistogramBucket, SeriesPoint};
 use crate::leak::LeakKind;
@@ -201,6 +201,7 @@ impl WorkerStats {
         plan: &LoadPlan,
         elapsed: Duration,
         (timeline, latency_histogram): (Vec<SeriesPoint>, Vec<HistogramBucket>),
+        nodes: Vec<NodeSummary>,
     ) -> LoadtestReport {
         let totals = self;
         let errors: u64 = totals.error_kinds.values().sum();
@@ -282,6 +283,7 @@ impl WorkerStats {
             connects: totals.connects,
             timeline,
             latency_histogram,
+            nodes,
         }
     }
 }

@@ -98,6 +98,19 @@ impl LoadtestReport {
                 );
             }
         }
+        for node in &self.nodes {
+            let _ = writeln!(
+                out,
+                "node       {}: {} responses, {} errors, hit ratio {} ({})",
+                node.address,
+                node.responses,
+                node.errors,
+                node.cache
+                    .hit_ratio
+                    .map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0)),
+                join_counts(&node.cache.statuses)
+            );
+        }
         let leaks = &self.leaks;
         if leaks.total == 0 {
             let _ = writeln!(out, "leaks      none");

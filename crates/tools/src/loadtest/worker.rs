@@ -111,18 +111,30 @@ impl Connection {
     }
 }
 
+/// A worker's way to its node: the endpoint (one node of a cluster, or the one target) and
+/// the connection currently open to it.
+struct Link<'e> {
+    endpoint: &'e Endpoint,
+    connection: Option<Connection>,
+}
+
 /// One request on `connection` (opened first when `None` or spent); the connection is
 /// put back when it may be reused. A reused HTTP/1.1 connection that the server closed
 /// while idle is reopened and the request sent again, as browsers do.
 async fn send(
     plan: &LoadPlan,
     stats: &mut WorkerStats,
-    connection: &mut Option<Connection>,
+    link: &mut Link<'_>,
     buffer: &mut Vec<u8>,
     shape: Shape,
     origin: &HeaderValue,
     path: &Uri,
 ) -> Result<(Instant, Observation), RequestError> {
+    let Link {
+        endpoint,
+        connection,
+    } = link;
+    let endpoint: &Endpoint = endpoint;
     let cors = plan.cors_shape(shape, origin);
     let want_example = stats.wants_example();
     let mut retried = false;
@@ -130,7 +142,7 @@ async fn send(
         let mut open = match connection.take() {
             Some(open) if open.is_reusable() => open,
             _ => {
-                let (open, negotiated) = Connection::open(&plan.endpoint).await?;
+                let (open, negotiated) = Connection::open(endpoint).await?;
                 stats.note_connection(negotiated);
                 open
             }
@@ -155,7 +167,7 @@ async fn send(
             }
             Connection::Http2(sender) => {
                 let request = request::build(&plan.base_headers, path.clone(), cors);
-                let head = sender.exchange(&plan.endpoint, request).await?;
+                let head = sender.exchange(endpoint, request).await?;
                 Observation::of(
                     head.status.as_u16(),
                     &head.headers,
@@ -178,7 +190,10 @@ pub(crate) async fn worker(
 ) -> WorkerStats {
     let plan = &shared.plan;
     let mut rng = SplitMix64::new(index as u64);
-    let mut connection: Option<Connection> = None;
+    let mut link = Link {
+        endpoint: plan.endpoint_of(index),
+        connection: None,
+    };
     let mut timer = RequestTimer::new(plan.timeout);
     let mut series = SeriesRecorder::new(plan.interval);
     let mut buffer = Vec::with_capacity(512);
@@ -200,7 +215,7 @@ pub(crate) async fn worker(
             .limit(send(
                 plan,
                 &mut stats,
-                &mut connection,
+                &mut link,
                 &mut buffer,
                 shape,
                 origin,
@@ -240,7 +255,7 @@ pub(crate) async fn worker(
                 series.record(&shared.timeline, at, Outcome::Error);
                 shared.errors.fetch_add(1, Ordering::Relaxed);
                 // The connection's state is unknown after a failure; never reuse it.
-                connection = None;
+                link.connection = None;
                 if reconnect_failed {
                     tokio::time::sleep(RECONNECT_BACKOFF).await;
                 }

@@ -53,6 +53,8 @@ pub struct ConnectArgs {
 
     /// Connect to HOST2:PORT2 instead of HOST1:PORT1 (an empty part matches any host or
     /// port, or keeps the URL's), keeping the URL's host name (as curl's --connect-to).
+    /// Repeatable: `loadtest` spreads its connections over every rule that matches (the
+    /// nodes of a cluster) and reports each node; other commands use the first.
     #[arg(long = "connect-to", value_name = "HOST1:PORT1:HOST2:PORT2", value_parser = route::parse_connect_to)]
     pub connect_to: Vec<ConnectTo>,
 }
@@ -127,6 +129,24 @@ impl std::fmt::Debug for Endpoint {
 }
 
 impl ConnectArgs {
+    /// One endpoint per `--connect-to` rule matching `target` (the nodes of a cluster), or
+    /// the one endpoint `target` is reached at when fewer than two match.
+    pub(crate) async fn endpoints(&self, target: &TargetUrl) -> Result<Vec<Endpoint>, ToolError> {
+        let rules = route::matching_connect_to(target.bare_host(), target.port, &self.connect_to);
+        if rules.len() < 2 {
+            return Ok(vec![self.endpoint(target).await?]);
+        }
+        let mut endpoints = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let single = ConnectArgs {
+                connect_to: vec![rule.clone()],
+                ..self.clone()
+            };
+            endpoints.push(single.endpoint(target).await?);
+        }
+        Ok(endpoints)
+    }
+
     /// Validates the options and resolves where `target` is reached.
     pub(crate) async fn endpoint(&self, target: &TargetUrl) -> Result<Endpoint, ToolError> {
         let version = match (self.http1_1, self.http2) {

@@ -117,6 +117,23 @@ pub(crate) fn destination(host: &str, port: u16, connect_to: &[ConnectTo]) -> (S
     }
 }
 
+/// The `--connect-to` rules that match `host:port`, in order. A load test spreads its
+/// connections over all of them (the nodes of a cluster serving one host name); other tools
+/// use the first, as curl does.
+pub(crate) fn matching_connect_to<'r>(
+    host: &str,
+    port: u16,
+    connect_to: &'r [ConnectTo],
+) -> Vec<&'r ConnectTo> {
+    connect_to
+        .iter()
+        .filter(|rule| {
+            rule.from_host.as_deref().is_none_or(|from| from == host)
+                && rule.from_port.is_none_or(|from| from == port)
+        })
+        .collect()
+}
+
 /// A `--resolve` answer for `host:port`, if one matches.
 pub(crate) fn resolved(host: &str, port: u16, rules: &[ResolveRule]) -> Option<SocketAddr> {
     rules
