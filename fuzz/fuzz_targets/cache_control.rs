@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cors_edge_core::freshness::{
     parse_surrogate_control, parse_targeted, preflight_ttl, request_requires_revalidation,
-    storage_decision, CacheControl, FieldScope, MaxStale, Policy, RequestFacts, ResponseFacts,
+    storage_decision, CacheControl, FieldScope, MaxStale, Policy, StorageRequest, ResponseFacts,
     StorageDecision, Stored, DELTA_SECONDS_MAX,
 };
 use libfuzzer_sys::fuzz_target;
@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
     let surrogate: &[&[u8]] = if flags[1] & 8 != 0 { resp_cc } else { &[] };
 
     let received = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
-    let req = RequestFacts {
+    let req = StorageRequest {
         method: if flags[0] & 1 == 0 { "GET" } else { "HEAD" },
         cache_control: req_cc,
         authorization: flags[0] & 2 != 0,

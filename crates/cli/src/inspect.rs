@@ -1,10 +1,7 @@
 //! `cors-edge inspect`: client of the admin API's `GET /cache`, printing what is stored for a
 //! URL, an origin, a host, a prefix or a tag as a table (or the API's JSON with `--json`).
 
-use bytes::Bytes;
 use clap::Args;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use crate::purge::SelectorArgs;
@@ -67,52 +64,15 @@ fn token(args: &InspectArgs) -> Result<Option<String>, String> {
 }
 
 async fn fetch(args: &InspectArgs) -> Result<(u16, String), String> {
-    let base: http::Uri = args
-        .admin
-        .parse()
-        .map_err(|e| format!("--admin {:?} is not a URL: {e}", args.admin))?;
-    if base.scheme_str() != Some("http") {
-        return Err(format!(
-            "--admin {:?}: only http:// is supported",
-            args.admin
-        ));
-    }
-    let authority = base
-        .authority()
-        .ok_or_else(|| format!("--admin {:?} has no host", args.admin))?
-        .clone();
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
-    tokio::spawn(connection);
-    let target = format!(
-        "{}/cache?{}",
-        base.path().trim_end_matches('/'),
-        query(args)
-    );
-    let mut request = http::Request::get(target).header(http::header::HOST, authority.as_str());
-    if let Some(token) = token(args)? {
-        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = request
-        .body(Empty::<Bytes>::new())
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("inspect request failed: {e}"))?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
+    let token = token(args)?;
+    crate::admin_client::send(crate::admin_client::AdminRequest {
+        admin: &args.admin,
+        method: http::Method::GET,
+        path_and_query: &format!("/cache?{}", query(args)),
+        token: token.as_deref(),
+        json: None,
+    })
+    .await
 }
 
 fn text(value: &Value) -> String {

@@ -1,6 +1,7 @@
 //! The `cors-edge` command: run the gateway, check a config, start the demo, and the client
 //! tools (purge, inspect, probe, loadtest).
 
+mod admin_client;
 mod demo;
 mod inspect;
 mod purge;

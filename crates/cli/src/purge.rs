@@ -1,10 +1,7 @@
 //! `cors-edge purge`: client of the admin purge endpoint.
 
-use bytes::Bytes;
 use clap::{Arg, ArgAction, ArgGroup, ArgMatches, Args, Command, FromArgMatches};
 use cors_edge_core::purge::{admin_body, Field};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 
 #[derive(Debug, Args)]
 pub struct PurgeArgs {
@@ -94,50 +91,14 @@ pub fn body(args: &PurgeArgs) -> String {
 }
 
 async fn send(args: &PurgeArgs) -> Result<(u16, String), String> {
-    let base: http::Uri = args
-        .admin
-        .parse()
-        .map_err(|e| format!("--admin {:?} is not a URL: {e}", args.admin))?;
-    if base.scheme_str() != Some("http") {
-        return Err(format!(
-            "--admin {:?}: only http:// is supported",
-            args.admin
-        ));
-    }
-    let authority = base
-        .authority()
-        .ok_or_else(|| format!("--admin {:?} has no host", args.admin))?
-        .clone();
-    let port = authority.port_u16().unwrap_or(80);
-    let stream = tokio::net::TcpStream::connect((authority.host(), port))
-        .await
-        .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("HTTP handshake with {authority} failed: {e}"))?;
-    tokio::spawn(connection);
-    let payload = body(args);
-    let mut request = http::Request::post(format!("{}/purge", base.path().trim_end_matches('/')))
-        .header(http::header::HOST, authority.as_str())
-        .header(http::header::CONTENT_TYPE, "application/json");
-    if let Some(token) = &args.token {
-        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let request = request
-        .body(Full::new(Bytes::from(payload)))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| format!("purge request failed: {e}"))?;
-    let status = response.status().as_u16();
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| e.to_string())?
-        .to_bytes();
-    Ok((status, String::from_utf8_lossy(&body).trim().to_string()))
+    crate::admin_client::send(crate::admin_client::AdminRequest {
+        admin: &args.admin,
+        method: http::Method::POST,
+        path_and_query: "/purge",
+        token: args.token.as_deref(),
+        json: Some(body(args)),
+    })
+    .await
 }
 
 pub async fn run(args: PurgeArgs) -> i32 {

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::{Duration, SystemTime};
 
 use cors_edge_core::cors::{self, CorsPolicy, PolicySpec};
-use cors_edge_core::freshness::{self, CacheControl, Policy, RequestFacts, ResponseFacts};
+use cors_edge_core::freshness::{self, CacheControl, Policy, ResponseFacts, StorageRequest};
 use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::vary;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
@@ -226,7 +226,7 @@ fn bench_cache_control(c: &mut Criterion) {
         default_stale_if_error: Duration::from_secs(60),
     };
     let no_lines: [&[u8]; 0] = [];
-    let request = RequestFacts {
+    let request = StorageRequest {
         method: "GET",
         cache_control: &no_lines,
         authorization: false,

@@ -219,7 +219,7 @@ pub struct ForwardingPolicy {
 
 /// What the gateway knows about the request, besides its headers.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
+pub struct ForwardedRequest<'a> {
     /// The TCP peer; `None` for a connection without an IP peer (a Unix socket).
     pub peer: Option<IpAddr>,
     /// Arrived on the TLS listener.
@@ -249,7 +249,7 @@ impl ForwardingPolicy {
 
     /// The edits that turn the client's request headers into the upstream's. `headers` yields
     /// every request field line as (name, value); names in any case.
-    pub fn upstream_edits<'h, I>(&self, facts: &RequestFacts<'_>, headers: I) -> Vec<HeaderEdit>
+    pub fn upstream_edits<'h, I>(&self, facts: &ForwardedRequest<'_>, headers: I) -> Vec<HeaderEdit>
     where
         I: IntoIterator<Item = (&'h str, &'h [u8])>,
     {

@@ -19,14 +19,14 @@ mod targeted;
 
 pub use cache_control::{CacheControl, FieldScope, MaxStale, DELTA_SECONDS_MAX};
 pub use not_modified::updated_by_304;
-pub use preflight::{preflight_ttl, PREFLIGHT_DEFAULT_MAX_AGE};
+pub use preflight::{preflight_storage, preflight_ttl, PREFLIGHT_DEFAULT_MAX_AGE};
 pub use request::{
     hit_verdict, pragma_has_no_cache, request_requires_revalidation, stored_must_revalidate,
     HitAction,
 };
 pub use request::{RequestFreshness, Stored};
 pub use storage::{storage_decision, Freshness, NotStorable, Policy, StorageDecision};
-pub use storage::{RequestFacts, ResponseFacts};
+pub use storage::{ResponseFacts, StorageRequest};
 pub use targeted::{
     governing_directives, parse_surrogate_control, parse_targeted, DirectiveSource, Governing,
     ResponseDirectives,

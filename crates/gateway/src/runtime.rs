@@ -16,13 +16,8 @@ use thiserror::Error;
 
 use crate::metrics::RouteMetrics;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CorsMode {
-    /// The upstream API decides CORS; the gateway caches its answers per origin.
-    Upstream,
-    /// The gateway owns CORS: answers preflights, stamps headers after the cache.
-    Edge,
-}
+/// Who answers CORS for a route: the config's own type, used as loaded.
+pub use cors_edge_core::config::CorsMode;
 
 pub struct Upstream {
     pub name: String,
@@ -156,10 +151,7 @@ impl Runtime {
                 upstream,
                 cache_enabled: route.cache.enabled,
                 max_ttl: route.cache.max_ttl.map(|d| d.0),
-                cors_mode: match route.cors.mode {
-                    cors_edge_core::config::CorsMode::Upstream => CorsMode::Upstream,
-                    cors_edge_core::config::CorsMode::Edge => CorsMode::Edge,
-                },
+                cors_mode: route.cors.mode,
                 vary_origin_always: route.cors.vary_origin_always,
                 debug: route.debug,
                 policy,

@@ -12,8 +12,8 @@ fn policy(trusted: &[&str], strip: &[&str]) -> ForwardingPolicy {
     }
 }
 
-fn facts<'a>(peer: &str, tls: bool, host: &'a str, method: &'a str) -> RequestFacts<'a> {
-    RequestFacts {
+fn facts<'a>(peer: &str, tls: bool, host: &'a str, method: &'a str) -> ForwardedRequest<'a> {
+    ForwardedRequest {
         peer: Some(peer.parse().unwrap()),
         tls,
         host,
@@ -43,7 +43,7 @@ fn apply(edits: &[HeaderEdit], request: &[(&str, &str)]) -> Vec<(String, String)
 
 fn run(
     policy: &ForwardingPolicy,
-    facts: &RequestFacts<'_>,
+    facts: &ForwardedRequest<'_>,
     request: &[(&str, &str)],
 ) -> Vec<(String, String)> {
     let edits = policy.upstream_edits(facts, request.iter().map(|(n, v)| (*n, v.as_bytes())));

@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use super::cache_control::{parse_delta_seconds, trim_ows};
+use super::storage::NotStorable;
+use super::targeted::{governing_directives, ResponseDirectives};
 
 /// What Fetch uses when `Access-Control-Max-Age` is absent or unparsable ("set max-age to 5").
 pub const PREFLIGHT_DEFAULT_MAX_AGE: Duration = Duration::from_secs(5);
@@ -48,4 +50,26 @@ fn is_negative_integer(v: &[u8]) -> bool {
         Some((b'-', digits)) => !digits.is_empty() && digits.iter().all(u8::is_ascii_digit),
         _ => false,
     }
+}
+
+/// A preflight answer's storage rule, beside the other storage rules: the governing directives
+/// (targeted fields, `Surrogate-Control`, `Cache-Control`) may forbid storing it (`no-store`,
+/// `private`, qualified or not), and otherwise [`preflight_ttl`] says how long it is kept.
+pub fn preflight_storage(
+    directives: &ResponseDirectives<'_>,
+    access_control_max_age: Option<&[u8]>,
+    status: u16,
+    granted: bool,
+    cap: Option<Duration>,
+    negative_ttl: Duration,
+) -> Result<Duration, NotStorable> {
+    let cc = governing_directives(directives).directives;
+    if cc.no_store {
+        return Err(NotStorable::NoStore);
+    }
+    if cc.private.is_some() {
+        return Err(NotStorable::Private);
+    }
+    preflight_ttl(access_control_max_age, status, granted, cap, negative_ttl)
+        .ok_or(NotStorable::PreflightNotCacheable)
 }

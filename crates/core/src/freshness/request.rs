@@ -269,7 +269,7 @@ mod hit_matrix {
         for (name, stored_cc, _) in STORED {
             let cc = CacheControl::parse([stored_cc.as_bytes()]);
             let storage = crate::freshness::storage_decision(
-                &crate::freshness::RequestFacts {
+                &crate::freshness::StorageRequest {
                     method: "GET",
                     cache_control: &[],
                     authorization: false,

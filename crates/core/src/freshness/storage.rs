@@ -20,7 +20,7 @@ pub struct Policy {
 
 /// What the storage decision needs to know about the request.
 #[derive(Debug, Clone, Copy)]
-pub struct RequestFacts<'a> {
+pub struct StorageRequest<'a> {
     /// The request method, case-sensitive as in RFC 9110 §9.1 (`GET`, `HEAD`, ...).
     pub method: &'a str,
     /// Every `Cache-Control` field line of the request, in order.
@@ -131,6 +131,9 @@ pub enum NotStorable {
     /// Already stale on arrival (expired `Expires`, `max-age=0`, an `Age` past the lifetime or
     /// of 2^31 or more) and no validator to revalidate it with.
     Stale,
+    /// A preflight answer whose `Access-Control-Max-Age` asks for no caching (`0`, negative),
+    /// or a refusal with no negative TTL configured ([`super::preflight_storage`]).
+    PreflightNotCacheable,
 }
 
 impl NotStorable {
@@ -163,6 +166,7 @@ impl NotStorable {
             NotStorable::NoCache => "no_cache",
             NotStorable::NoFreshness => "no_freshness",
             NotStorable::Stale => "stale",
+            NotStorable::PreflightNotCacheable => "preflight_not_cacheable",
         }
     }
 }
@@ -198,7 +202,7 @@ pub enum StorageDecision {
 /// * The policy's default stale windows apply whenever the response does not name them and
 ///   does not forbid stale serving; they are the operator's out-of-band permission (§4.2.4).
 pub fn storage_decision(
-    req: &RequestFacts<'_>,
+    req: &StorageRequest<'_>,
     resp: &ResponseFacts<'_>,
     policy: &Policy,
 ) -> StorageDecision {
@@ -209,7 +213,7 @@ pub fn storage_decision(
 }
 
 fn decide(
-    req: &RequestFacts<'_>,
+    req: &StorageRequest<'_>,
     resp: &ResponseFacts<'_>,
     policy: &Policy,
 ) -> Result<Freshness, NotStorable> {

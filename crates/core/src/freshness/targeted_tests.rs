@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::freshness::{
-    hit_verdict, storage_decision, HitAction, NotStorable, Policy, RequestFacts, ResponseFacts,
-    StorageDecision,
+    hit_verdict, storage_decision, HitAction, NotStorable, Policy, ResponseFacts, StorageDecision,
+    StorageRequest,
 };
 
 const MAX: u32 = DELTA_SECONDS_MAX;
@@ -252,7 +252,7 @@ fn store(
     let (surrogate, cache_control, expires) =
         (lines(surrogate), lines(cache_control), lines(expires));
     storage_decision(
-        &RequestFacts {
+        &StorageRequest {
             method: "GET",
             cache_control: &[],
             authorization: false,

@@ -282,7 +282,7 @@ fn storage_table() {
             lines(c.age),
             lines(c.vary),
         );
-        let req = RequestFacts {
+        let req = StorageRequest {
             method: c.method,
             cache_control: &req_cc,
             authorization: c.auth,
@@ -337,7 +337,7 @@ fn storage_table() {
 #[test]
 fn no_cap_keeps_two_to_the_31() {
     let cc = [b"max-age=99999999999999".as_slice()];
-    let req = RequestFacts {
+    let req = StorageRequest {
         method: "GET",
         cache_control: &[],
         authorization: false,
@@ -606,7 +606,7 @@ proptest! {
         let date = [other[1].as_slice()];
         let age = [other[2].as_slice()];
         let vary = [other[3].as_slice()];
-        let req = RequestFacts {
+        let req = StorageRequest {
             method: if flags[0] { "GET" } else { "HEAD" },
             cache_control: &req_lines,
             authorization: flags[1],
@@ -655,4 +655,42 @@ proptest! {
             prop_assert!(ttl <= cap.max(Duration::from_secs(3)));
         }
     }
+}
+
+#[test]
+fn preflight_storage_rules() {
+    let s = Duration::from_secs;
+    let decide = |cache_control: &[&[u8]], max_age: Option<&[u8]>, status: u16, granted: bool| {
+        preflight_storage(
+            &ResponseDirectives {
+                targeted: &[],
+                surrogate_control: &[],
+                cache_control,
+            },
+            max_age,
+            status,
+            granted,
+            Some(s(3600)),
+            s(10),
+        )
+    };
+    assert_eq!(decide(&[], Some(b"600"), 204, true), Ok(s(600)));
+    assert_eq!(
+        decide(&[b"no-store"], Some(b"600"), 204, true),
+        Err(NotStorable::NoStore)
+    );
+    assert_eq!(
+        decide(&[b"private"], Some(b"600"), 204, true),
+        Err(NotStorable::Private)
+    );
+    assert_eq!(
+        decide(&[b"public"], Some(b"-1"), 204, true),
+        Err(NotStorable::PreflightNotCacheable)
+    );
+    // A refusal is kept for the negative TTL.
+    assert_eq!(decide(&[], None, 403, false), Ok(s(10)));
+    assert_eq!(
+        NotStorable::PreflightNotCacheable.as_str(),
+        "preflight_not_cacheable"
+    );
 }

@@ -93,6 +93,22 @@ pub fn on_hit(record: &mut RequestRecord, meta: &CacheMeta) -> Option<ForcedFres
     }
 }
 
+/// Whether Pingora may serve the stored copy stale: called inside the response's
+/// `stale-while-revalidate` window (`error` none), or on an upstream failure for
+/// `stale-if-error` (unreachable, or a `5xx` answer) — unless the request forbade a stale copy.
+pub fn serve_stale(record: &RequestRecord, error: Option<&pingora::Error>) -> bool {
+    if record.no_stale() {
+        return false;
+    }
+    match error {
+        None => true,
+        Some(e) => {
+            matches!(e.etype(), pingora::ErrorType::HTTPStatus(code) if *code >= 500)
+                || e.esource() == &pingora::ErrorSource::Upstream
+        }
+    }
+}
+
 /// The stored response with a 304's fields merged in (RFC 9111 §4.3.4): Pingora merges only a
 /// few of them, and freshness must count from the 304's `Date` and `Age`.
 fn merge_not_modified(
@@ -173,32 +189,29 @@ pub fn store_decision(
     let req = session.req_header();
     let directives = DirectiveLines::of(&resp.headers, &runtime.cache.targeted_fields);
     let stored = if record.kind() == RequestKind::Preflight {
-        let cc = freshness::governing_directives(&directives.view()).directives;
-        if cc.no_store || cc.private.is_some() {
-            record.storage = Some(StorageVerdict::NotStored("no_store"));
-            return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
-        }
-        let granted = resp
-            .headers
-            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN);
-        let ttl = freshness::preflight_ttl(
+        let stored = freshness::preflight_storage(
+            &directives.view(),
             resp.headers
                 .get(header::ACCESS_CONTROL_MAX_AGE)
                 .map(HeaderValue::as_bytes),
             resp.status.as_u16(),
-            granted,
+            resp.headers
+                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
             route.max_ttl,
             runtime.cache.negative_preflight_ttl,
         );
-        let Some(ttl) = ttl.map(cap) else {
-            record.storage = Some(StorageVerdict::NotStored("preflight_not_cacheable"));
-            return RespCacheable::Uncacheable(NoCacheReason::OriginNotCache);
+        let ttl = match stored {
+            Ok(ttl) => ttl,
+            Err(reason) => {
+                record.storage = Some(StorageVerdict::not_storable(reason));
+                return RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()));
+            }
         };
         record.storage = Some(StorageVerdict::Stored { fresh_for: ttl });
         CacheMeta::new(now + ttl, now, 0, 0, resp.clone())
     } else {
         let request_cc = header_lines(&req.headers, header::CACHE_CONTROL);
-        let request = freshness::RequestFacts {
+        let request = freshness::StorageRequest {
             method: req.method.as_str(),
             cache_control: &request_cc,
             authorization: req.headers.contains_key(header::AUTHORIZATION),

@@ -1,26 +1,46 @@
 //! The Pingora `ProxyHttp` implementation. Every hook is short: it fills or reads the
 //! request's [`RequestRecord`] and calls core or one of the modules below, each of which holds
-//! one job.
+//! one job. The paths a request can take, in Pingora 0.9.1's hook order:
 //!
-//! A fresh hit: `request_filter` (admit, facts, key, [`direct_hit`]) → `response_filter`
-//! ([`cors_stamp`], debug) → `logging` ([`observe`]).
-//!
-//! A miss: `request_filter` → `request_cache_filter` ([`cache_policy::enable`]) →
-//! `cache_key_callback` (the recorded key) → Pingora's lookup (`cache_vary_filter`:
-//! [`keys::variance`]) → `proxy_upstream_filter` → `upstream_peer` → `upstream_request_filter`
-//! ([`upstream::prepare_request`]) → `upstream_response_filter` ([`cors_stamp`], [`upstream`],
-//! [`compress`]) → `upstream_response_body_filter` ([`compress`]) → `response_cache_filter` ([`cache_policy::store_decision`]) → `response_filter` →
-//! `logging`.
+//! - **Refused before routing**: `request_filter` ([`request_checks::admit`]: head size, the
+//!   request-target rule, `OPTIONS *`, no route) → [`answers::answer`] → `logging`
+//!   ([`observe`]).
+//! - **Edge-mode preflight**: `request_filter` → [`cors_stamp::answer_edge_preflight`] (the
+//!   policy answers from memory; no key) → `response_filter` is not run → `logging`.
+//! - **Fresh hit, direct**: `request_filter` (facts, key, [`direct_hit::lookup`]) →
+//!   [`direct_hit::serve`] → `response_filter` ([`status`], [`cors_stamp::stamp`], debug) →
+//!   `logging`.
+//! - **Hit on Pingora's path** (the request constrains freshness, is conditional, ranged, …):
+//!   `request_filter` → `request_cache_filter` ([`cache_policy::enable`]) →
+//!   `cache_key_callback` (the recorded key) → Pingora's lookup (`cache_vary_filter`:
+//!   [`keys::variance`]) → `cache_hit_filter` ([`cache_policy::on_hit`]: the request's verdict)
+//!   → `response_filter` → `logging`.
+//! - **Miss**: … lookup → `proxy_upstream_filter` (`only-if-cached`: a `504` here) →
+//!   `upstream_peer` ([`upstream::peer`], or the key's owner: [`cluster_route::peer`]) →
+//!   `fail_to_connect` on a refused connection (retry, failover) → `upstream_request_filter`
+//!   ([`upstream::prepare_request`] or [`cluster_route::prepare_forward`], both through
+//!   [`upstream::send_target`]) → `upstream_response_filter` (on the response header:
+//!   [`cors_stamp::on_upstream_response`], [`upstream::on_response_header`] — invalidation,
+//!   the 304 to merge —, [`compress::on_response_header`]) → `response_cache_filter` (on the
+//!   same header, before any body: [`cache_policy::store_decision`]) → `cache_vary_filter`
+//!   again when the response is stored → `response_filter` → `upstream_response_body_filter`
+//!   for each body chunk ([`compress::on_body`]) → `logging`.
+//! - **Revalidation**: an expired entry with a validator is fetched conditionally; a `304` is
+//!   recorded in `upstream_response_filter` and merged into the stored header in
+//!   `response_cache_filter` (`merge_not_modified`); the answer is the stored body.
+//! - **Stale**: `should_serve_stale` (inside `stale-while-revalidate`, or `stale-if-error`
+//!   on an upstream failure or `5xx`) lets Pingora serve the stored copy.
+//! - **Failure**: `fail_to_proxy` ([`answers::fail_to_proxy`]: a JSON error answer) →
+//!   `logging`.
 //!
 //! In a ring (`cluster.peers`, [`cluster_route`]): `request_filter` first removes the peer
 //! marker (`take_marker`) and, once the key is known, decides the request's hop (`decide`:
-//! alone, owner, for a peer, or forward to the owner). A forwarded local miss goes to the owner:
-//! `upstream_peer` (`peer`) → `upstream_request_filter` (`prepare_forward`, instead of
-//! `upstream::prepare_request`) → `upstream_response_filter` (`on_owner_response`); an
-//! unreachable owner fails over to the upstream through `fail_to_connect` /
-//! `error_while_proxy` (`failover`, a retry that calls `upstream_peer` again);
-//! `response_cache_filter` caps the local copy at `cluster.local_ttl`; a successful unsafe
-//! method's invalidation is published to every node (`publish_invalidation`).
+//! alone, owner, for a peer, or forward to the owner). A forwarded local miss goes to the owner
+//! as above (`on_owner_response` in `upstream_response_filter`); an unreachable owner fails over
+//! to the upstream through `fail_to_connect` / `error_while_proxy` (`failover`, a retry that
+//! calls `upstream_peer` again); `response_cache_filter` caps the local copy at
+//! `cluster.local_ttl`; a successful unsafe method's invalidation is published to every node
+//! (`publish_invalidation`).
 
 mod answers;
 mod cache_policy;
@@ -361,18 +381,7 @@ impl ProxyHttp for Gateway {
         record: &mut RequestRecord,
         error: Option<&Error>,
     ) -> bool {
-        if record.no_stale() {
-            return false;
-        }
-        match error {
-            // Called only inside the response's stale-while-revalidate window.
-            None => true,
-            // stale-if-error: upstream unreachable or answering 5xx.
-            Some(e) => {
-                matches!(e.etype(), HTTPStatus(code) if *code >= 500)
-                    || e.esource() == &ErrorSource::Upstream
-            }
-        }
+        cache_policy::serve_stale(record, error)
     }
 
     async fn fail_to_proxy(

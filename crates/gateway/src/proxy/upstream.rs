@@ -60,8 +60,8 @@ pub fn prepare_request(
     record: &mut RequestRecord,
 ) -> Result<()> {
     if let (Some(route), Some(facts)) = (&record.route, &record.request) {
-        use cors_edge_core::forwarding::{HeaderEdit, RequestFacts};
-        let forwarding_facts = RequestFacts {
+        use cors_edge_core::forwarding::{ForwardedRequest, HeaderEdit};
+        let forwarding_facts = ForwardedRequest {
             peer: session
                 .client_addr()
                 .and_then(|a| a.as_inet())
