@@ -153,12 +153,18 @@ pub async fn ring(node: &GatewayProcess) -> serde_json::Value {
     stats["ring"].clone()
 }
 
-/// Waits (up to 20 s) until `node` has `healthy` healthy ring members.
+/// Waits (up to 20 s) until `node` has `healthy` healthy ring members, in `/stats` and in
+/// `cors_edge_cluster_peers{state="healthy"}`.
 pub async fn wait_ring(node: &GatewayProcess, healthy: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let ring = ring(node).await;
-        if ring["healthy"].as_u64() == Some(healthy as u64) && ring["sharded"] == true {
+        // `/stats` and the metric say the same.
+        let exported = metric(node, "cors_edge_cluster_peers{state=\"healthy\"}").await;
+        if ring["healthy"].as_u64() == Some(healthy as u64)
+            && ring["sharded"] == true
+            && exported == healthy as f64
+        {
             return;
         }
         assert!(

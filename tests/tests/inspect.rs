@@ -66,7 +66,7 @@ async fn inspect(gateway: &GatewayProcess, query: &str) -> (u16, Value) {
 }
 
 fn entries(answer: &Value) -> Vec<Value> {
-    answer["entries"].as_array().cloned().unwrap_or_default()
+    answer["variants"].as_array().cloned().unwrap_or_default()
 }
 
 fn start(upstream: &Upstream) -> GatewayProcess {
@@ -86,6 +86,10 @@ async fn a_url_lists_one_variant_per_origin_with_its_acao() {
     assert_eq!(answer["truncated"], false);
     let listed = entries(&answer);
     assert_eq!(listed.len(), 2, "{answer}");
+    assert_eq!(
+        answer["entries"], 2,
+        "the count, as the SPEC names it: {answer}"
+    );
     let mut origins: Vec<&str> = listed.iter().filter_map(|e| e["origin"].as_str()).collect();
     origins.sort_unstable();
     assert_eq!(origins, [APP, OTHER]);

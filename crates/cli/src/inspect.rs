@@ -90,7 +90,7 @@ pub fn table(answer: &Value) -> String {
         "VARY", "SIZE", "TAGS",
     ];
     let empty = Vec::new();
-    let entries = answer["entries"].as_array().unwrap_or(&empty);
+    let entries = answer["variants"].as_array().unwrap_or(&empty);
     let mut rows: Vec<Vec<String>> = vec![headings.iter().map(|h| h.to_string()).collect()];
     for entry in entries {
         let mut method = text(&entry["method"]);

@@ -44,11 +44,12 @@ struct PreflightOut<'a> {
 
 #[derive(Serialize)]
 struct Answer<'a> {
-    count: usize,
-    entries: Vec<EntryOut<'a>>,
+    /// How many entries are listed (the SPEC's `entries`).
+    entries: usize,
     limit: usize,
     scanned: u64,
     truncated: bool,
+    variants: Vec<EntryOut<'a>>,
 }
 
 /// The answer to `GET /cache?<query>`: status and JSON body.
@@ -77,13 +78,13 @@ pub fn inspect(state: &SharedState, query: Option<&str>) -> (u16, Vec<u8>) {
         listed += listing.entries.len();
         listings.push(listing);
     }
-    let entries: Vec<EntryOut<'_>> = listings
+    let variants: Vec<EntryOut<'_>> = listings
         .iter()
         .flat_map(|listing| listing.entries.iter().map(entry_out))
         .collect();
     let answer = Answer {
-        count: entries.len(),
-        entries,
+        entries: variants.len(),
+        variants,
         limit,
         scanned: listings.iter().map(|l| l.scanned).sum(),
         truncated: listings.iter().any(|l| l.truncated),

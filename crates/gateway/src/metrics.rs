@@ -9,7 +9,7 @@ use cors_edge_core::outcome::{CacheStatus, CorsOutcome, PreflightResult, Traffic
 use once_cell::sync::Lazy;
 use pingora_prometheus::prometheus::{
     self, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    Opts, TextEncoder,
+    IntGaugeVec, Opts, TextEncoder,
 };
 
 /// Buckets from 50µs: cache hits are sub-millisecond and must not all land in the first bucket.
@@ -268,8 +268,8 @@ pub fn render() -> Vec<u8> {
 /// The sharded cache (`cluster.peers`): what happened between nodes, and the ring's size.
 pub struct PeerMetrics {
     requests: IntCounterVec,
-    ring_members: IntGauge,
-    ring_healthy: IntGauge,
+    /// `cors_edge_cluster_peers{state="healthy"|"unhealthy"}`: the ring's members by health.
+    peers: IntGaugeVec,
 }
 
 /// The `result` label values of `cors_edge_cluster_peer_requests_total`.
@@ -309,10 +309,13 @@ impl PeerMetrics {
     }
 
     pub fn set_ring(&self, members: usize, healthy: usize) {
-        self.ring_members
-            .set(i64::try_from(members).unwrap_or(i64::MAX));
-        self.ring_healthy
-            .set(i64::try_from(healthy).unwrap_or(i64::MAX));
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        self.peers
+            .with_label_values(&["healthy"])
+            .set(count(healthy));
+        self.peers
+            .with_label_values(&["unhealthy"])
+            .set(count(members.saturating_sub(healthy)));
     }
 }
 
@@ -325,15 +328,17 @@ pub static PEER_METRICS: Lazy<PeerMetrics> = Lazy::new(|| {
     for result in PeerResult::ALL {
         requests.with_label_values(&[result.as_str()]);
     }
-    PeerMetrics {
-        requests,
-        ring_members: gauge(
-            "cors_edge_cluster_ring_members",
-            "Nodes in the ring (the resolved cluster.peers)",
+    let peers = IntGaugeVec::new(
+        Opts::new(
+            "cors_edge_cluster_peers",
+            "Nodes of the ring (the resolved cluster.peers) by health: keys are spread over the healthy ones",
         ),
-        ring_healthy: gauge(
-            "cors_edge_cluster_ring_size",
-            "Healthy nodes in the ring: the nodes keys are spread over",
-        ),
+        &["state"],
+    )
+    .unwrap_or_else(|e| panic!("metric cors_edge_cluster_peers: {e}"));
+    register(Box::new(peers.clone()));
+    for state in ["healthy", "unhealthy"] {
+        peers.with_label_values(&[state]);
     }
+    PeerMetrics { requests, peers }
 });
