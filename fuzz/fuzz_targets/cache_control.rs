@@ -89,7 +89,7 @@ fuzz_target!(|data: &[u8]| {
     let received = UNIX_EPOCH + Duration::from_secs(1_704_067_200);
     let req = StorageRequest {
         method: if flags[0] & 1 == 0 { "GET" } else { "HEAD" },
-        cache_control: req_cc,
+        cache_control: Some(&CacheControl::parse(req_cc.iter().copied())),
         authorization: flags[0] & 2 != 0,
         sent_at: received - Duration::from_secs(u64::from(flags[0] >> 4)),
     };

@@ -228,7 +228,7 @@ fn bench_cache_control(c: &mut Criterion) {
     let no_lines: [&[u8]; 0] = [];
     let request = StorageRequest {
         method: "GET",
-        cache_control: &no_lines,
+        cache_control: None,
         authorization: false,
         sent_at: now,
     };

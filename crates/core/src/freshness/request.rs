@@ -271,7 +271,7 @@ mod hit_matrix {
             let storage = crate::freshness::storage_decision(
                 &crate::freshness::StorageRequest {
                     method: "GET",
-                    cache_control: &[],
+                    cache_control: None,
                     authorization: false,
                     sent_at: at(T0),
                 },

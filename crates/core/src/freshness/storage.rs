@@ -23,11 +23,13 @@ pub struct Policy {
 pub struct StorageRequest<'a> {
     /// The request method, case-sensitive as in RFC 9110 §9.1 (`GET`, `HEAD`, ...).
     pub method: &'a str,
-    /// Every `Cache-Control` field line of the request, in order.
-    pub cache_control: &'a [&'a [u8]],
+    /// The request's `Cache-Control`, parsed once where the request is read (none sent: `None`).
+    pub cache_control: Option<&'a CacheControl>,
     /// The request carries `Authorization`.
     pub authorization: bool,
-    /// When the request was sent upstream ("request_time", RFC 9111 §4.2.3).
+    /// RFC 9111 §4.2.3's `request_time`: when the request was made. The gateway gives the
+    /// request's arrival, which is no later than its send upstream, so the corrected age is
+    /// over-estimated, never under-estimated (the conservative side for a shared cache).
     pub sent_at: SystemTime,
 }
 
@@ -222,7 +224,7 @@ fn decide(
     if req.method != "GET" && req.method != "HEAD" {
         return Err(NotStorable::Method);
     }
-    if CacheControl::parse(req.cache_control.iter().copied()).no_store {
+    if req.cache_control.is_some_and(|cc| cc.no_store) {
         return Err(NotStorable::RequestNoStore);
     }
     if !status_storable(resp.status) {

@@ -254,7 +254,7 @@ fn store(
     storage_decision(
         &StorageRequest {
             method: "GET",
-            cache_control: &[],
+            cache_control: None,
             authorization: false,
             sent_at: t0(),
         },

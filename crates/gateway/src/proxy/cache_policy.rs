@@ -210,10 +210,12 @@ pub fn store_decision(
         record.storage = Some(StorageVerdict::Stored { fresh_for: ttl });
         CacheMeta::new(now + ttl, now, 0, 0, resp.clone())
     } else {
-        let request_cc = header_lines(&req.headers, header::CACHE_CONTROL);
         let request = freshness::StorageRequest {
             method: req.method.as_str(),
-            cache_control: &request_cc,
+            cache_control: record
+                .request
+                .as_ref()
+                .and_then(|facts| facts.cache_control.as_ref()),
             authorization: req.headers.contains_key(header::AUTHORIZATION),
             sent_at: record.started_at,
         };
