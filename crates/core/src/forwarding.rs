@@ -229,6 +229,9 @@ pub struct ForwardedRequest<'a> {
     /// The port of the listener the request arrived on.
     pub local_port: Option<u16>,
     pub method: &'a str,
+    /// Forwarded by an authenticated node of the cluster (`cluster.peers`): its forwarding
+    /// headers are the ones it set for its client, kept as a trusted proxy's are.
+    pub from_cluster_peer: bool,
 }
 
 /// One change to the upstream request. Names are lower-case.
@@ -253,7 +256,7 @@ impl ForwardingPolicy {
     where
         I: IntoIterator<Item = (&'h str, &'h [u8])>,
     {
-        let trusted = self.is_trusted(facts.peer);
+        let trusted = facts.from_cluster_peer || self.is_trusted(facts.peer);
         let cacheable_method = matches!(facts.method, "GET" | "HEAD" | "OPTIONS");
         let mut sent: [Vec<&'h [u8]>; 6] = Default::default();
         let mut host_lines = 0;

@@ -19,6 +19,7 @@ fn facts<'a>(peer: &str, tls: bool, host: &'a str, method: &'a str) -> Forwarded
         host,
         local_port: Some(if tls { 8443 } else { 8080 }),
         method,
+        from_cluster_peer: false,
     }
 }
 
@@ -295,4 +296,29 @@ fn header_names_for_routes() {
     assert!(header_name_problem("x:y").is_some());
     assert!(header_name_problem("Host").is_some());
     assert!(header_name_problem("transfer-encoding").is_some());
+}
+
+#[test]
+fn an_authenticated_cluster_peer_is_trusted_for_its_clients_forwarding_headers() {
+    // What the node that received the client's request set, as the owner receives it.
+    let from_node = [
+        ("Host", "api.example.com"),
+        ("X-Forwarded-For", "198.51.100.7"),
+        ("X-Forwarded-Proto", "https"),
+        ("X-Forwarded-Port", "8443"),
+    ];
+    let mut peer = facts("10.0.0.2", false, "api.example.com", "GET");
+    peer.from_cluster_peer = true;
+    let out = run(&policy(&[], &[]), &peer, &from_node);
+    assert_eq!(get(&out, "x-forwarded-for"), Some("198.51.100.7, 10.0.0.2"));
+    assert_eq!(get(&out, "x-forwarded-proto"), Some("https"));
+    assert_eq!(get(&out, "x-forwarded-port"), Some("8443"));
+    // The same headers from an ordinary client at that address are replaced.
+    let out = run(
+        &policy(&[], &[]),
+        &facts("10.0.0.2", false, "api.example.com", "GET"),
+        &from_node,
+    );
+    assert_eq!(get(&out, "x-forwarded-for"), Some("10.0.0.2"));
+    assert_eq!(get(&out, "x-forwarded-proto"), Some("http"));
 }

@@ -145,6 +145,7 @@ pub fn failover(record: &mut RequestRecord, e: &mut Box<Error>) -> bool {
 /// conditional headers), with the marker and without the debug token.
 pub fn prepare_forward(
     state: &SharedState,
+    session: &Session,
     upstream_request: &mut RequestHeader,
     record: &mut RequestRecord,
 ) -> Result<()> {
@@ -152,7 +153,9 @@ pub fn prepare_forward(
         return Error::e_explain(InternalError, "forwarding without a peer token");
     };
     let tls = record.request.as_ref().is_some_and(|facts| facts.tls);
-    super::upstream::send_target(upstream_request, record)?;
+    // The owner gets the forwarding headers this node sets for its client (and keeps them:
+    // an authenticated peer is a trusted proxy), so the upstream sees the client, not this node.
+    super::upstream::prepare_request(session, upstream_request, record)?;
     if let Some(facts) = &record.request {
         if !upstream_request.headers.contains_key(http::header::HOST) {
             // An HTTP/2 client's :authority: the owner keys and routes by the same host.

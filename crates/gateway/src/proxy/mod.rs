@@ -301,7 +301,7 @@ impl ProxyHttp for Gateway {
         record: &mut RequestRecord,
     ) -> Result<()> {
         if record.peer.forwarding_to().is_some() {
-            return cluster_route::prepare_forward(&self.state, upstream_request, record);
+            return cluster_route::prepare_forward(&self.state, session, upstream_request, record);
         }
         upstream::prepare_request(session, upstream_request, record)
     }

@@ -73,6 +73,7 @@ pub fn prepare_request(
                 .and_then(|a| a.as_inet())
                 .map(|a| a.port()),
             method: upstream_request.method.as_str(),
+            from_cluster_peer: record.peer.from_peer.is_some(),
         };
         let edits = route.forwarding.upstream_edits(
             &forwarding_facts,
