@@ -947,3 +947,29 @@ fn allow_list_matches_exact_subdomain_and_null_entries() {
     }
     assert!(AllowList::default().is_empty());
 }
+
+#[test]
+fn shared_across_origins_agrees_with_the_full_facts() {
+    let cases: [(&[&[u8]], &[&[u8]], bool); 8] = [
+        (&[b"*"], &[], true),
+        (&[b" * "], &[b"Accept-Encoding"], true),
+        (&[b"*"], &[b"Origin"], false),
+        (&[b"*"], &[b"accept, ORIGIN"], false),
+        (&[b"*"], &[b"*"], false),
+        (&[b"https://a.example"], &[], false),
+        (&[], &[], false),
+        (&[b"*", b"*"], &[], false),
+    ];
+    for (acao, vary, shared) in cases {
+        assert_eq!(
+            shared_across_origins(acao, vary.iter().copied()),
+            shared,
+            "{acao:?} {vary:?}"
+        );
+        assert_eq!(
+            upstream_response_facts(None, acao, None, vary.iter().copied()).shared_across_origins,
+            shared,
+            "{acao:?} {vary:?}"
+        );
+    }
+}

@@ -134,7 +134,7 @@ pub fn inspect_upstream_response(
         }
     }
     UpstreamCors {
-        shared_across_origins: allow_origin == AllowOrigin::Any && !vary_names_origin,
+        shared_across_origins: shares(allow_origin, vary_names_origin),
         allow_origin,
         allows_credentials,
         unsafe_reasons,
@@ -154,6 +154,27 @@ where
 {
     let varies = crate::vary::names_origin(&crate::vary::parse_vary(vary));
     inspect_upstream_response(request_origin, acao, acac, varies)
+}
+
+/// The sharing rule: one stored copy serves every origin only for `ACAO: *` whose `Vary` does
+/// not name `Origin`.
+fn shares(allow_origin: AllowOrigin, vary_names_origin: bool) -> bool {
+    allow_origin == AllowOrigin::Any && !vary_names_origin
+}
+
+/// Whether one stored copy of a response with these field lines serves every origin (upstream
+/// mode), without working out the rest of its CORS facts: `Vary` is parsed only for `ACAO: *`,
+/// so the per-origin answers most hits are cost one look at their ACAO.
+pub fn shared_across_origins<'a, V>(acao: &[&[u8]], vary: V) -> bool
+where
+    V: IntoIterator<Item = &'a [u8]>,
+{
+    let allow_origin = classify_allow_origin(acao);
+    allow_origin == AllowOrigin::Any
+        && shares(
+            allow_origin,
+            crate::vary::names_origin(&crate::vary::parse_vary(vary)),
+        )
 }
 
 impl AllowOrigin {

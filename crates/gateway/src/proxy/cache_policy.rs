@@ -280,7 +280,8 @@ pub fn store_decision(
     };
     if let (Some(slot), Some(facts), Some(key)) = (&record.purge_tags, &record.request, &record.key)
     {
-        slot.fill(keys::purge_tags(&route, facts, key, stored.headers()));
+        let shared = record.shared_across_origins(&route, stored.headers());
+        slot.fill(keys::purge_tags(facts, key, stored.headers(), shared));
         slot.describe(super::listing::describe(
             &route,
             facts,

@@ -11,7 +11,6 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::answers::answer;
-use super::keys::shared_across_origins;
 use super::record::RequestRecord;
 use super::request_checks::header_lines;
 use super::status::Answerer;
@@ -149,7 +148,7 @@ pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Rout
             // so a browser cache never reuses it for a CORS fetch.
             let names_origin = matches!(allow_origin, AllowOrigin::Named | AllowOrigin::Multiple);
             if (has_origin || names_origin || route.vary_origin_always)
-                && !shared_across_origins(route, &resp.headers)
+                && !record.shared_across_origins(route, &resp.headers)
             {
                 let lines = header_lines(&resp.headers, header::VARY);
                 // A stored `Vary: Origin` is usually already what is sent.

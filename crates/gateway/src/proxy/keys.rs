@@ -14,6 +14,8 @@ use pingora::cache::key::{CacheHashKey, HashBinary};
 use pingora::cache::{CacheKey, VarianceBuilder};
 use pingora::http::RequestHeader;
 
+#[cfg(doc)]
+use super::record::RequestRecord;
 use super::record::{KeyFacts, RequestFacts, VarianceMemo};
 use super::request_checks::header_lines;
 use crate::runtime::{CorsMode, Route};
@@ -93,27 +95,23 @@ pub fn invalidated_keys<'a>(
 }
 
 /// Whether one stored copy serves every origin: edge mode (CORS is stamped after the cache),
-/// or in upstream mode `ACAO: *` without `Vary: Origin`.
+/// or in upstream mode core's rule (`ACAO: *` without `Vary: Origin`) on the stored fields.
+/// Worked out once per stored header set a request meets: the variance remembers it
+/// ([`VarianceMemo::shared`]) and [`RequestRecord::shared_across_origins`] reads it back.
 pub fn shared_across_origins(route: &Route, stored: &HeaderMap) -> bool {
     match route.cors_mode {
         CorsMode::Edge => true,
-        CorsMode::Upstream => {
-            // Only a single `ACAO: *` line can be shared; checking that first spares parsing
-            // `Vary` for the per-origin responses that most hits are.
-            let mut lines = stored.get_all(header::ACCESS_CONTROL_ALLOW_ORIGIN).iter();
-            match (lines.next(), lines.next()) {
-                (Some(only), None) if only.as_bytes().trim_ascii() == b"*" => {}
-                _ => return false,
-            }
-            cors::upstream_response_facts(
-                None,
-                &header_lines(stored, header::ACCESS_CONTROL_ALLOW_ORIGIN),
-                None,
-                header_lines(stored, header::VARY),
-            )
-            .shared_across_origins
-        }
+        CorsMode::Upstream => cors::shared_across_origins(
+            &header_lines(stored, header::ACCESS_CONTROL_ALLOW_ORIGIN),
+            header_lines(stored, header::VARY),
+        ),
     }
+}
+
+/// Whether `headers` are the header set the memo was made from (its `Vary` and ACAO lines).
+pub fn memo_matches(memo: &VarianceMemo, headers: &HeaderMap) -> bool {
+    same_lines(headers, header::VARY, &memo.vary)
+        && same_lines(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, &memo.acao)
 }
 
 fn same_lines(headers: &HeaderMap, name: header::HeaderName, memo: &[HeaderValue]) -> bool {
@@ -136,9 +134,7 @@ pub fn variance(
         return None;
     }
     if let Some(known) = memo.as_ref() {
-        if same_lines(stored, header::VARY, &known.vary)
-            && same_lines(stored, header::ACCESS_CONTROL_ALLOW_ORIGIN, &known.acao)
-        {
+        if memo_matches(known, stored) {
             return known.variance;
         }
     }
@@ -154,7 +150,8 @@ pub fn variance(
         let value = key::vary_header_value(name, header_lines(&req.headers, name.as_str()));
         parts.push((Cow::Owned(format!(":key:{name}")), value));
     }
-    if !shared_across_origins(route, stored) {
+    let shared = shared_across_origins(route, stored);
+    if !shared {
         parts.push((
             Cow::Borrowed(key::ORIGIN_VARIANCE_NAME),
             key::origin_variance_value(facts.origin.as_deref()),
@@ -172,6 +169,7 @@ pub fn variance(
         vary: lines(header::VARY),
         acao: lines(header::ACCESS_CONTROL_ALLOW_ORIGIN),
         variance: result,
+        shared,
         parts,
     });
     result
@@ -180,12 +178,12 @@ pub fn variance(
 /// What an entry about to be stored is cached under, for purges: the request's host and path,
 /// the origin it is a variant of (none when one copy serves every origin), its surrogate keys.
 pub fn purge_tags(
-    route: &Route,
     facts: &RequestFacts,
     key: &KeyFacts,
     response: &HeaderMap,
+    shared: bool,
 ) -> EntryTags {
-    let origin = if shared_across_origins(route, response) {
+    let origin = if shared {
         None
     } else {
         facts

@@ -93,6 +93,8 @@ pub struct VarianceMemo {
     pub vary: Vec<HeaderValue>,
     pub acao: Vec<HeaderValue>,
     pub variance: Option<HashBinary>,
+    /// One copy of that stored response serves every origin (`keys::shared_across_origins`).
+    pub shared: bool,
     /// The request fields and values it was made of, for the debug header.
     pub parts: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
@@ -230,6 +232,22 @@ impl RequestRecord {
                 .request
                 .as_ref()
                 .is_some_and(RequestFacts::only_if_cached)
+    }
+
+    /// Whether one stored copy of the response with `headers` serves every origin, read from
+    /// where it was worked out for this header set: the upstream answer's CORS facts on a miss,
+    /// the variance of the stored answer on a hit; worked out here only when neither saw it.
+    pub fn shared_across_origins(&self, route: &Route, headers: &HeaderMap) -> bool {
+        if route.cors_mode == CorsMode::Edge {
+            return true;
+        }
+        if let Some(facts) = &self.response_cors {
+            return facts.shared_across_origins;
+        }
+        match &self.variance {
+            Some(memo) if super::keys::memo_matches(memo, headers) => memo.shared,
+            _ => super::keys::shared_across_origins(route, headers),
+        }
     }
 
     pub fn unsafe_reasons(&self) -> &[UnsafeReason] {
