@@ -135,26 +135,32 @@ where
 enum ContentCoding {
     /// No coding (or only `identity`).
     Identity,
-    /// Exactly one coding the gateway knows.
+    /// Exactly one coding the gateway serves.
     One(Coding),
-    /// A coding the gateway does not serve (`deflate`, `compress`), or several stacked.
+    /// A registered coding the gateway does not serve (`deflate`, `compress`), or several
+    /// stacked: whether a client takes it is known, and it is not the request's.
     Other,
+    /// A token outside the registry (`aes128gcm`, an API's own): a contract between the API and
+    /// its clients the gateway cannot judge, stored like any answer, as the variant of the
+    /// request's coding.
+    Opaque,
 }
 
 fn content_coding(lines: &[&[u8]]) -> ContentCoding {
     let mut found = ContentCoding::Identity;
     for member in members(lines.iter().copied()) {
-        let coding = match member.to_ascii_lowercase().as_slice() {
+        let this = match member.to_ascii_lowercase().as_slice() {
             b"identity" => continue,
-            b"gzip" | b"x-gzip" => Coding::Gzip,
-            b"br" => Coding::Brotli,
-            b"zstd" => Coding::Zstd,
-            _ => return ContentCoding::Other,
+            b"gzip" | b"x-gzip" => ContentCoding::One(Coding::Gzip),
+            b"br" => ContentCoding::One(Coding::Brotli),
+            b"zstd" => ContentCoding::One(Coding::Zstd),
+            b"deflate" | b"compress" | b"x-compress" => ContentCoding::Other,
+            _ => ContentCoding::Opaque,
         };
         if found != ContentCoding::Identity {
             return ContentCoding::Other;
         }
-        found = ContentCoding::One(coding);
+        found = this;
     }
     found
 }
@@ -297,6 +303,7 @@ impl CompressionPolicy {
             ContentCoding::One(encoded) if encoded == coding => {
                 return untouched(Untouched::Encoded)
             }
+            ContentCoding::Opaque => return untouched(Untouched::Encoded),
             ContentCoding::One(_) | ContentCoding::Other => {
                 return untouched(Untouched::ForeignCoding)
             }

@@ -259,6 +259,23 @@ fn decide_table() {
             br,
             Untouched(Skip::Encoded),
         ),
+        // A token outside the registry: stored as the request's variant, untouched.
+        (
+            Case {
+                content_encoding: &["aes128gcm"],
+                ..JSON
+            },
+            Coding::Identity,
+            Untouched(Skip::Encoded),
+        ),
+        (
+            Case {
+                content_encoding: &["aes128gcm, gzip"],
+                ..JSON
+            },
+            Coding::Gzip,
+            Untouched(Skip::ForeignCoding),
+        ),
         (
             Case {
                 content_encoding: &["identity"],
