@@ -950,7 +950,8 @@ fn allow_list_matches_exact_subdomain_and_null_entries() {
 
 #[test]
 fn shared_across_origins_agrees_with_the_full_facts() {
-    let cases: [(&[&[u8]], &[&[u8]], bool); 8] = [
+    type Lines<'a> = &'a [&'a [u8]];
+    let cases: [(Lines, Lines, bool); 8] = [
         (&[b"*"], &[], true),
         (&[b" * "], &[b"Accept-Encoding"], true),
         (&[b"*"], &[b"Origin"], false),
