@@ -152,18 +152,29 @@ pub async fn send_raw_answer(addr: SocketAddr, bytes: &[u8], limit: Duration) ->
     // The server may close before reading everything (and a write then fails): what it
     // answered is still there to read.
     let _ = stream.write_all(bytes).await;
+    let (bytes, closed) = read_until_close(&mut stream, limit).await;
+    RawAnswer { bytes, closed }
+}
+
+/// Reads until the peer closes (or resets) the connection or `limit` passes; returns what came
+/// and whether it was closed by then.
+pub async fn read_until_close<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    limit: Duration,
+) -> (Vec<u8>, bool) {
     let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    let read_all = async {
+    let closed = tokio::time::timeout(limit, async {
+        let mut buf = [0u8; 4096];
         loop {
             match stream.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
         }
-    };
-    let closed = tokio::time::timeout(limit, read_all).await.is_ok();
-    RawAnswer { bytes: out, closed }
+    })
+    .await
+    .is_ok();
+    (out, closed)
 }
 
 #[cfg(test)]

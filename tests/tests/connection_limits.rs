@@ -10,14 +10,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cors_edge_tests::client::send_raw_answer;
+use cors_edge_tests::client::{read_until_close, send_raw_answer};
 use cors_edge_tests::gateway::TempDir;
 use cors_edge_tests::upstream::Gate;
 use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -87,27 +87,6 @@ fn config(upstream: SocketAddr, server: &str, extra: &str) -> String {
     format!(
         "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{extra}upstreams:\n  api:\n    servers: [\"{upstream}\"]\n    read_timeout: 5s\nroutes:\n  - name: api\n    upstream: api\nserver:\n  threads: 2\n{server}"
     )
-}
-
-/// Reads until the peer closes (or resets) the connection or `limit` passes; returns what came
-/// and whether it was closed by then.
-async fn read_until_close<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    limit: Duration,
-) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 4096];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (out, closed)
 }
 
 /// One metric's value from the admin API (0 when absent).

@@ -10,6 +10,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use cors_edge_tests::client::read_until_close;
 use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,24 +27,6 @@ fn config(upstream: SocketAddr, server: &str, extra: &str) -> String {
     format!(
         "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{extra}upstreams:\n  api:\n    servers: [\"{upstream}\"]\n    read_timeout: 2s\nroutes:\n  - name: api\n    upstream: api\nserver:\n  threads: 2\n{server}"
     )
-}
-
-/// Reads until the server closes the connection or `limit` passes; returns what came and
-/// whether the connection was closed by then.
-async fn read_until_close(stream: &mut TcpStream, limit: Duration) -> (Vec<u8>, bool) {
-    let mut out = Vec::new();
-    let closed = tokio::time::timeout(limit, async {
-        let mut buf = [0u8; 1024];
-        loop {
-            match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-            }
-        }
-    })
-    .await
-    .is_ok();
-    (out, closed)
 }
 
 fn status_line(raw: &[u8]) -> String {
