@@ -109,6 +109,12 @@ fn target_byte(b: u8) -> bool {
     b.is_ascii_graphic() && !matches!(b, b'#' | b'"' | b'<' | b'>' | b'`')
 }
 
+/// A path (with its query) a request can carry as its origin-form target, by the same byte
+/// rule as a client's: what the config accepts as a request path of its own (health checks).
+pub fn is_origin_form(target: &str) -> bool {
+    target.starts_with('/') && target.bytes().all(target_byte)
+}
+
 /// RFC 3986 §3.2.2-3.2.3 `host [ ":" port ]`: a reg-name (unreserved, sub-delims,
 /// pct-encoded) or a bracketed IP literal, and a port of digits.
 pub fn valid_authority(authority: &str) -> bool {

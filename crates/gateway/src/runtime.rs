@@ -78,6 +78,9 @@ pub enum RuntimeError {
     },
     #[error("route {route}: {reason}")]
     Route { route: String, reason: String },
+    /// A value validation accepted that the runtime cannot use: the two rules disagree.
+    #[error("{key}: {reason}")]
+    Config { key: String, reason: String },
 }
 
 impl Runtime {
@@ -100,11 +103,12 @@ impl Runtime {
                     match &check.path {
                         Some(path) => {
                             let mut http = HttpHealthCheck::new("localhost", false);
-                            if let Ok(req) =
+                            http.req =
                                 pingora::http::RequestHeader::build("GET", path.as_bytes(), None)
-                            {
-                                http.req = req;
-                            }
+                                    .map_err(|e| RuntimeError::Config {
+                                    key: format!("upstreams.{name}.health_check.path"),
+                                    reason: e.to_string(),
+                                })?;
                             pool.set_health_check(Box::new(http));
                         }
                         None => pool.set_health_check(TcpHealthCheck::new()),
@@ -134,12 +138,14 @@ impl Runtime {
                         route: route.name.clone(),
                         reason: format!("unknown upstream {:?}", route.upstream),
                     })?;
-            let policy = CorsPolicy::compile(&route.cors.policy_spec()).map_err(|e| {
-                RuntimeError::Route {
+            let policy = route
+                .cors
+                .policy()
+                .map_err(|e| RuntimeError::Route {
                     route: route.name.clone(),
                     reason: e.to_string(),
-                }
-            })?;
+                })?
+                .clone();
             routes.push(Arc::new(Route {
                 name: route.name.clone(),
                 host: route
@@ -172,8 +178,15 @@ impl Runtime {
                 .cache
                 .targeted_fields
                 .iter()
-                .filter_map(|name| http::HeaderName::from_bytes(name.as_bytes()).ok())
-                .collect(),
+                .map(|name| {
+                    http::HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
+                        RuntimeError::Config {
+                            key: "cache.targeted_fields".to_string(),
+                            reason: format!("{name:?}: {e}"),
+                        }
+                    })
+                })
+                .collect::<Result<_, _>>()?,
         };
         let upstreams = upstreams.into_values().collect();
         Ok(Runtime {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::cluster::ClusterConfig;
 use super::compression::CompressionConfig;
 use super::log::LogConfig;
-use crate::cors::PolicySpec;
+use crate::cors::{CorsPolicy, PolicyError, PolicySpec};
 use crate::units::{ByteSize, DurationValue};
 
 /// The whole config file.
@@ -409,7 +409,24 @@ pub struct CorsConfig {
     /// (an `<img>`, a navigation) and reuse it for a later CORS fetch, which then fails.
     /// Turn off only when no browser reads the route, e.g. to compare caches on plain RFC 9111.
     pub vary_origin_always: bool,
+    /// The policy compiled from the keys above, once: validation compiles it to judge it, and
+    /// the runtime reads that same compiled policy.
+    #[serde(skip)]
+    compiled: CompiledPolicy,
 }
+
+/// A memo of `CorsPolicy::compile` for the keys beside it; equal whatever its state, since it
+/// is derived from them.
+#[derive(Debug, Clone, Default)]
+struct CompiledPolicy(std::sync::OnceLock<Result<CorsPolicy, PolicyError>>);
+
+impl PartialEq for CompiledPolicy {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for CompiledPolicy {}
 
 impl Default for CorsConfig {
     fn default() -> Self {
@@ -423,11 +440,22 @@ impl Default for CorsConfig {
             expose_headers: Vec::new(),
             max_age: None,
             vary_origin_always: true,
+            compiled: CompiledPolicy::default(),
         }
     }
 }
 
 impl CorsConfig {
+    /// The route's CORS policy, compiled the first time it is asked for (by validation, when
+    /// the config is loaded).
+    pub fn policy(&self) -> Result<&CorsPolicy, PolicyError> {
+        self.compiled
+            .0
+            .get_or_init(|| CorsPolicy::compile(&self.policy_spec()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
     /// The policy in the form `crate::cors::CorsPolicy::compile` takes.
     pub fn policy_spec(&self) -> PolicySpec {
         PolicySpec {

@@ -196,6 +196,15 @@ fn upstream_checks() {
         "    health_check: { path: healthz }\n    servers:",
     ));
     assert_eq!(key(&error), "upstreams.api.health_check.path");
+    // A path the upstream request could not carry is refused here, not dropped at runtime.
+    for path in ["'/health check'", "'/a<b>'", "'/x#frag'"] {
+        let error = one(&BASE.replace(
+            "    servers:",
+            &format!("    health_check: {{ path: {path} }}\n    servers:"),
+        ));
+        assert_eq!(key(&error), "upstreams.api.health_check.path", "{path}");
+        assert!(error.to_string().contains("not a request path"), "{error}");
+    }
 }
 
 #[test]

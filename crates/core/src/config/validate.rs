@@ -326,10 +326,13 @@ fn check_upstream(errors: &mut Errors, key: &KeyPath, upstream: &UpstreamConfig)
             "the health check interval",
         );
         if let Some(path) = &health.path {
-            if !path.starts_with('/') {
+            if !crate::request_target::is_origin_form(path) {
                 errors.push(
                     key.key("path"),
-                    format!("{path:?} must start with / (it is the request path of the check)"),
+                    format!(
+                        "{path:?} is not a request path: it must start with / and hold only \
+                         visible ASCII without # \" < > ` (it is the request path of the check)"
+                    ),
                 );
             }
         }
@@ -454,10 +457,14 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
     check_route_headers(errors, key, route);
 }
 
-/// The CORS policy is judged by `CorsPolicy::compile`, the same code that enforces it. It
-/// stops at the first problem, so each entry is also compiled on its own, which finds every
-/// bad entry and its index.
+/// The CORS policy is judged by `CorsPolicy::compile`, the same code that enforces it, and
+/// the policy it compiles here is the one the runtime uses ([`CorsConfig::policy`]). Compiling
+/// stops at the first problem, so when it fails each entry is also compiled on its own, which
+/// finds every bad entry and its index.
 fn check_cors(errors: &mut Errors, key: &KeyPath, cors: &CorsConfig) {
+    let Err(whole) = cors.policy() else {
+        return;
+    };
     let credentials = cors.allow_credentials;
     let mut found = false;
     let mut report = |errors: &mut Errors, key: KeyPath, error: PolicyError| {
@@ -499,11 +506,9 @@ fn check_cors(errors: &mut Errors, key: &KeyPath, cors: &CorsConfig) {
             }
         }
     }
-    // Rules about the combination, if the policy module has any beyond the entries.
+    // A rule about the combination, not about one entry.
     if !found {
-        if let Err(error) = CorsPolicy::compile(&cors.policy_spec()) {
-            errors.push(key.clone(), policy_message(error));
-        }
+        errors.push(key.clone(), policy_message(whole));
     }
 }
 

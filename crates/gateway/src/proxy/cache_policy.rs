@@ -11,7 +11,7 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::Session;
 
 use super::keys;
-use super::record::{RequestRecord, StorageVerdict};
+use super::record::{NotStoredReason, RequestRecord, Routed, StorageVerdict};
 use super::request_checks::header_lines;
 use crate::state::SharedState;
 
@@ -50,10 +50,10 @@ impl<'h> DirectiveLines<'h> {
 
 /// Turns Pingora's cache on for a cacheable request.
 pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord) {
-    let (Some(runtime), Some(facts)) = (&record.runtime, &record.request) else {
+    let Some(routed) = &record.routed else {
         return;
     };
-    if !facts.cacheable {
+    if !routed.facts.cacheable {
         return;
     }
     session
@@ -61,14 +61,13 @@ pub fn enable(state: &SharedState, session: &mut Session, record: &RequestRecord
         .enable(state.store, None, None, Some(state.cache_lock), None);
     session
         .cache
-        .set_max_file_size_bytes(runtime.cache.max_object_bytes);
+        .set_max_file_size_bytes(routed.runtime.cache.max_object_bytes);
 }
 
 /// The request's verdict on the stored response Pingora found, recorded, and what Pingora must
 /// do about it.
 pub fn on_hit(record: &mut RequestRecord, meta: &CacheMeta) -> Option<ForcedFreshness> {
-    let facts = record.request.as_ref()?;
-    let runtime = record.runtime.as_ref()?;
+    let Routed { facts, runtime, .. } = record.routed.as_ref()?;
     if !facts.constrains_freshness() {
         // The verdict would be Serve (fresh) or Stale (left to Pingora): skip the parsing.
         return None;
@@ -139,9 +138,9 @@ fn merge_not_modified(
     }
 }
 
-fn uncacheable(record: &mut RequestRecord, reason: &'static str) -> RespCacheable {
+fn uncacheable(record: &mut RequestRecord, reason: NotStoredReason) -> RespCacheable {
     record.storage = Some(StorageVerdict::NotStored(reason));
-    RespCacheable::Uncacheable(NoCacheReason::Custom(reason))
+    RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()))
 }
 
 /// Whether and how long the response is stored; the verdict and the entry's purge tags are
@@ -162,20 +161,21 @@ pub fn store_decision(
         }
         None => resp,
     };
-    let (Some(route), Some(runtime)) = (record.route.clone(), record.runtime.clone()) else {
-        return uncacheable(record, "no_route");
+    let Some(routed) = &record.routed else {
+        return RespCacheable::Uncacheable(NoCacheReason::Custom("no_route"));
     };
+    let (route, runtime) = (routed.route.clone(), routed.runtime.clone());
     // A local copy of the owner's answer (sharded cache) stays fresh `cluster.local_ttl` at most.
     let local_cap = super::cluster_route::local_cap(state, record);
     if local_cap.is_some_and(|cap| cap.is_zero()) {
-        return uncacheable(record, "local_ttl_0");
+        return uncacheable(record, NotStoredReason::LocalTtlZero);
     }
     let cap = |fresh_for: Duration| local_cap.map_or(fresh_for, |cap| fresh_for.min(cap));
     let cache_key = session.cache.cache_key();
     if cache_key.get_variance_key().is_some()
         && state.store.variants_of(cache_key) >= runtime.cache.max_variants
     {
-        return uncacheable(record, "max_variants");
+        return uncacheable(record, NotStoredReason::MaxVariants);
     }
     if record
         .compression
@@ -183,7 +183,7 @@ pub fn store_decision(
     {
         // Encoded in a coding the request's variant was not keyed on: no client of the
         // variant could be sure to decode it.
-        return uncacheable(record, "foreign_coding");
+        return uncacheable(record, NotStoredReason::ForeignCoding);
     }
     let now = SystemTime::now();
     let req = session.req_header();
@@ -202,20 +202,14 @@ pub fn store_decision(
         );
         let ttl = match stored {
             Ok(ttl) => ttl,
-            Err(reason) => {
-                record.storage = Some(StorageVerdict::not_storable(reason));
-                return RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()));
-            }
+            Err(reason) => return uncacheable(record, NotStoredReason::Rule(reason)),
         };
         record.storage = Some(StorageVerdict::Stored { fresh_for: ttl });
         CacheMeta::new(now + ttl, now, 0, 0, resp.clone())
     } else {
         let request = freshness::StorageRequest {
             method: req.method.as_str(),
-            cache_control: record
-                .request
-                .as_ref()
-                .and_then(|facts| facts.cache_control.as_ref()),
+            cache_control: routed.facts.cache_control.as_ref(),
             authorization: req.headers.contains_key(header::AUTHORIZATION),
             sent_at: record.started_at,
         };
@@ -244,8 +238,7 @@ pub fn store_decision(
         };
         match freshness::storage_decision(&request, &response, &policy) {
             StorageDecision::DontStore(reason) => {
-                record.storage = Some(StorageVerdict::not_storable(reason));
-                return RespCacheable::Uncacheable(NoCacheReason::Custom(reason.as_str()));
+                return uncacheable(record, NotStoredReason::Rule(reason))
             }
             StorageDecision::Store(fresh) => {
                 let mut stored = resp.clone();
@@ -278,13 +271,17 @@ pub fn store_decision(
             }
         }
     };
-    if let (Some(slot), Some(facts), Some(key)) = (&record.purge_tags, &record.request, &record.key)
-    {
+    if let (Some(slot), Some(routed)) = (&record.purge_tags, &record.routed) {
         let shared = record.shared_across_origins(&route, stored.headers());
-        slot.fill(keys::purge_tags(facts, key, stored.headers(), shared));
+        slot.fill(keys::purge_tags(
+            &routed.facts,
+            &routed.key,
+            stored.headers(),
+            shared,
+        ));
         slot.describe(super::listing::describe(
             &route,
-            facts,
+            &routed.facts,
             session.req_header(),
             stored.headers(),
         ));

@@ -152,11 +152,11 @@ pub fn prepare_forward(
     let Some(token) = state.membership.as_ref().and_then(|m| m.token()) else {
         return Error::e_explain(InternalError, "forwarding without a peer token");
     };
-    let tls = record.request.as_ref().is_some_and(|facts| facts.tls);
+    let tls = record.facts().is_some_and(|facts| facts.tls);
     // The owner gets the forwarding headers this node sets for its client (and keeps them:
     // an authenticated peer is a trusted proxy), so the upstream sees the client, not this node.
     super::upstream::prepare_request(session, upstream_request, record)?;
-    if let Some(facts) = &record.request {
+    if let Some(facts) = record.facts() {
         if !upstream_request.headers.contains_key(http::header::HOST) {
             // An HTTP/2 client's :authority: the owner keys and routes by the same host.
             upstream_request.insert_header(http::header::HOST, facts.host())?;
@@ -210,11 +210,10 @@ pub fn publish_invalidation(
         .membership
         .as_ref()
         .is_some_and(|m| m.settings().sharded);
-    let (Some(cluster), true, Some(facts), Some(key)) =
-        (cluster, sharded, &record.request, &record.key)
-    else {
+    let (Some(cluster), true, Some(routed)) = (cluster, sharded, &record.routed) else {
         return;
     };
+    let (facts, key) = (&routed.facts, &routed.key);
     cluster.publish(&Purge {
         selector: Selector {
             host: Some(cors_edge_core::key::key_host(facts.host(), facts.tls)),

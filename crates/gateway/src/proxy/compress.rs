@@ -34,7 +34,7 @@ pub fn on_response_header(
     route: &Route,
     resp: &mut ResponseHeader,
 ) -> Result<()> {
-    let Some(facts) = &record.request else {
+    let Some(facts) = record.facts() else {
         return Ok(());
     };
     let coding = facts.coding;

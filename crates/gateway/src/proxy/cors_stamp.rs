@@ -45,8 +45,7 @@ pub async fn answer_edge_preflight(
 ) -> Result<bool> {
     let origin = record.origin().unwrap_or_default();
     let (method, requested) = record
-        .request
-        .as_ref()
+        .facts()
         .and_then(|facts| facts.preflight.as_ref())
         .map_or((&b""[..], ""), |ask| {
             (&ask.method[..], ask.headers.as_str())
@@ -122,7 +121,7 @@ pub fn on_upstream_response(
 pub fn stamp(resp: &mut ResponseHeader, record: &mut RequestRecord, route: &Route) {
     let has_origin = record.origin().is_some();
     match (route.cors_mode, record.kind()) {
-        (CorsMode::Upstream, _) if record.request.as_ref().is_some_and(|r| r.several_origins) => {
+        (CorsMode::Upstream, _) if record.facts().is_some_and(|r| r.several_origins) => {
             // Several `Origin` lines make no origin: whatever the upstream granted to the first
             // one, the browser gets no grant (the answer is still stored for this request only).
             remove_cors_fields(resp);

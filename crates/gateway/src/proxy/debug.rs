@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::record::{RequestRecord, StorageVerdict};
+use super::record::{RequestRecord, Routed, StorageVerdict};
 use crate::runtime::CorsMode;
 
 /// Header values are visible ASCII; whatever else a client sent is shown as `?`.
@@ -29,14 +29,14 @@ pub fn describe(record: &RequestRecord) -> String {
     let mut out = String::new();
     let status = record.cache_status.map_or("-", |s| s.as_str());
     let _ = write!(out, "status={status}");
-    if let Some(route) = &record.route {
+    if let Some(route) = record.route() {
         let mode = match route.cors_mode {
             CorsMode::Upstream => "upstream",
             CorsMode::Edge => "edge",
         };
         let _ = write!(out, "; route={}; cors_mode={mode}", route.name);
     }
-    if let Some(facts) = &record.request {
+    if let Some(Routed { facts, key, .. }) = &record.routed {
         let _ = write!(
             out,
             "; kind={}; origin={}",
@@ -51,10 +51,7 @@ pub fn describe(record: &RequestRecord) -> String {
             "; key=\"{}|{}|{}",
             if facts.tls { "https" } else { "http" },
             visible(facts.host().as_bytes()),
-            record
-                .key
-                .as_ref()
-                .map_or(String::new(), |k| visible(k.path_and_query.as_bytes()))
+            visible(key.path_and_query.as_bytes())
         );
         if let Some(ask) = &facts.preflight {
             let _ = write!(
@@ -95,14 +92,14 @@ pub fn describe(record: &RequestRecord) -> String {
             let _ = write!(out, "; storage=stored fresh_for={}s", fresh_for.as_secs());
         }
         Some(StorageVerdict::NotStored(reason)) => {
-            let _ = write!(out, "; storage=not_stored:{reason}");
+            let _ = write!(out, "; storage=not_stored:{}", reason.as_str());
         }
         None => {}
     }
     if let Some(outcome) = record.cors_outcome {
         let _ = write!(out, "; cors_decision={}", outcome.as_str());
     }
-    if let Some(facts) = &record.request {
+    if let Some(facts) = record.facts() {
         let _ = write!(out, "; coding={}", facts.coding.as_str());
     }
     if let Some(transform) = record.compression {

@@ -10,7 +10,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::keys;
-use super::record::RequestRecord;
+use super::record::{RequestRecord, Routed};
 use super::status::Answerer;
 
 /// Request fields that change how a stored response is sent (conditionals, ranges), may forbid
@@ -36,9 +36,9 @@ pub fn lookup(
 ) -> Option<FreshHit> {
     let req = session.req_header();
     let RequestRecord {
-        route: Some(route),
-        request: Some(facts),
-        key: Some(key),
+        routed: Some(Routed {
+            route, facts, key, ..
+        }),
         variance: memo,
         ..
     } = record

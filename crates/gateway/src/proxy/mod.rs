@@ -1,12 +1,16 @@
 //! The Pingora `ProxyHttp` implementation. Every hook is short: it fills or reads the
 //! request's [`RequestRecord`] and calls core or one of the modules below, each of which holds
-//! one job. The paths a request can take, in Pingora 0.9.1's hook order:
+//! one job. A routed request's runtime, route, facts and key are one value
+//! ([`record::Routed`]), made in `request_filter`: a hook has all of them or none.
+//!
+//! The paths a request can take, in Pingora 0.9.1's hook order:
 //!
 //! - **Refused before routing**: `request_filter` ([`request_checks::admit`]: head size, the
 //!   request-target rule, `OPTIONS *`, no route) → [`answers::answer`] → `logging`
 //!   ([`observe`]).
 //! - **Edge-mode preflight**: `request_filter` → [`cors_stamp::answer_edge_preflight`] (the
-//!   policy answers from memory; no key) → `response_filter` is not run → `logging`.
+//!   policy answers from memory; nothing is looked up, stored or forwarded) →
+//!   `response_filter` is not run → `logging`.
 //! - **Fresh hit, direct**: `request_filter` (facts, key, [`direct_hit::lookup`]) →
 //!   [`direct_hit::serve`] → `response_filter` ([`status`], [`cors_stamp::stamp`], debug) →
 //!   `logging`.
@@ -101,9 +105,7 @@ impl ProxyHttp for Gateway {
         // Before anything reads the request: only a peer with the token keeps its marker's say.
         cluster_route::take_marker(&self.state, session, record);
         let runtime = self.state.runtime();
-        let admitted = request_checks::admit(&runtime, session.req_header());
-        record.runtime = Some(runtime);
-        let (route, target) = match admitted {
+        let (route, target) = match request_checks::admit(&runtime, session.req_header()) {
             Ok(admitted) => admitted,
             Err((refusal, target)) => {
                 record.unrouted_target = target;
@@ -137,13 +139,17 @@ impl ProxyHttp for Gateway {
         }
         let edge_preflight =
             route.cors_mode == CorsMode::Edge && facts.kind == RequestKind::Preflight;
+        let key = keys::request_key(&route, &facts);
         if edge_preflight {
-            // The policy answers it: no cache key, nothing is looked up or stored.
-            record.request = Some(facts);
-            record.route = Some(route.clone());
+            // The policy answers it from memory: nothing is looked up, stored or forwarded.
+            record.routed = Some(record::Routed {
+                runtime,
+                route: route.clone(),
+                facts,
+                key,
+            });
             return cors_stamp::answer_edge_preflight(session, record, &route).await;
         }
-        let key = keys::request_key(&route, &facts);
         cluster_route::decide(
             &self.state,
             record,
@@ -153,9 +159,12 @@ impl ProxyHttp for Gateway {
             &key.path_and_query,
             facts.cacheable,
         );
-        record.key = Some(key);
-        record.request = Some(facts);
-        record.route = Some(route);
+        record.routed = Some(record::Routed {
+            runtime,
+            route,
+            facts,
+            key,
+        });
         if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
             return direct_hit::serve(self, session, record, hit).await;
         }
@@ -176,11 +185,11 @@ impl ProxyHttp for Gateway {
         _session: &Session,
         record: &mut RequestRecord,
     ) -> Result<CacheKey> {
-        let Some(key) = &record.key else {
+        let Some(routed) = &record.routed else {
             return Error::e_explain(InternalError, "cache key requested without a route");
         };
+        let mut cache_key = routed.key.key.clone();
         record.looked_up = true;
-        let mut cache_key = key.key.clone();
         let slot = PurgeTagSlot::new(record.started_at);
         cache_key.extensions.insert(slot.clone());
         record.purge_tags = Some(slot);
@@ -224,10 +233,14 @@ impl ProxyHttp for Gateway {
         record: &mut RequestRecord,
         req: &RequestHeader,
     ) -> Option<HashBinary> {
-        let (Some(route), Some(facts)) = (&record.route, &record.request) else {
-            return None;
-        };
-        keys::variance(&mut record.variance, meta.headers(), route, facts, req)
+        let routed = record.routed.as_ref()?;
+        keys::variance(
+            &mut record.variance,
+            meta.headers(),
+            &routed.route,
+            &routed.facts,
+            req,
+        )
     }
 
     fn response_cache_filter(
@@ -252,7 +265,7 @@ impl ProxyHttp for Gateway {
         if let Some(owner) = cluster_route::peer(&self.state, record) {
             return Ok(owner);
         }
-        let Some(route) = &record.route else {
+        let Some(route) = record.route() else {
             return Error::e_explain(InternalError, "upstream requested without a route");
         };
         upstream::peer(route)
@@ -312,7 +325,7 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         record: &mut RequestRecord,
     ) -> Result<()> {
-        let Some(route) = record.route.clone() else {
+        let Some(route) = record.route().cloned() else {
             return Ok(());
         };
         cluster_route::on_owner_response(record, upstream_response);
@@ -362,11 +375,11 @@ impl ProxyHttp for Gateway {
             // every answer too, cached or not, so a browser or a second CDN never acts on it.
             resp.remove_header(&cache_policy::SURROGATE_CONTROL);
         }
-        let Some(route) = record.route.clone() else {
+        let Some(route) = record.route().cloned() else {
             return Ok(());
         };
         cors_stamp::stamp(resp, record, &route);
-        if record.request.as_ref().is_some_and(|r| r.debug) {
+        if record.facts().is_some_and(|r| r.debug) {
             let value = debug::describe(record);
             if let Err(e) = resp.insert_header(request_checks::DEBUG_HEADER, value) {
                 tracing::warn!("cannot set the debug header: {e}");

@@ -12,7 +12,7 @@ use crate::runtime::CorsMode;
 use crate::state::SharedState;
 
 pub fn request_done(state: &SharedState, record: &RequestRecord, status: CacheStatus) {
-    let Some(route) = &record.route else {
+    let Some(route) = record.route() else {
         return;
     };
     let preflight = record.kind() == RequestKind::Preflight;
@@ -68,7 +68,7 @@ pub fn log_access(
         bytes_sent: session.body_bytes_sent() as u64,
         duration: record.started.elapsed(),
         upstream_duration: record.upstream_duration,
-        route: record.route.as_ref().map(|route| route.name.as_str()),
+        route: record.route().map(|route| route.name.as_str()),
         cache_status: status,
         kind: record.traffic(),
         origin: origin.as_deref(),

@@ -99,29 +99,55 @@ pub struct VarianceMemo {
     pub parts: Vec<(Cow<'static, str>, Vec<u8>)>,
 }
 
-/// What the storage rules said about the response, for the debug header and the log.
-#[derive(Debug, Clone)]
-pub enum StorageVerdict {
-    Stored { fresh_for: Duration },
-    NotStored(&'static str),
+/// A routed request: the runtime it started with, its route, what it is and its key. Made
+/// together in `request_filter`, once, so a hook either has all of them or none.
+pub struct Routed {
+    pub runtime: Arc<Runtime>,
+    pub route: Arc<Route>,
+    pub facts: RequestFacts,
+    pub key: KeyFacts,
 }
 
-impl StorageVerdict {
-    pub fn not_storable(reason: NotStorable) -> Self {
-        StorageVerdict::NotStored(reason.as_str())
+/// What the storage rules said about the response, for the debug header and the log.
+#[derive(Debug, Clone, Copy)]
+pub enum StorageVerdict {
+    Stored { fresh_for: Duration },
+    NotStored(NotStoredReason),
+}
+
+/// Why an answer was not stored: one of core's storage rules, or a limit of this cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotStoredReason {
+    /// RFC 9111's rules and the preflight rule ([`NotStorable`]).
+    Rule(NotStorable),
+    /// `cluster.local_ttl: 0s`: a non-owner keeps no local copy of the owner's answer.
+    LocalTtlZero,
+    /// The key already has `cache.max_variants` variants.
+    MaxVariants,
+    /// Encoded in a coding the request's variant was not keyed on (`Transform::storable`).
+    ForeignCoding,
+}
+
+impl NotStoredReason {
+    /// The label in the debug header and in Pingora's `NoCacheReason::Custom`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotStoredReason::Rule(reason) => reason.as_str(),
+            NotStoredReason::LocalTtlZero => "local_ttl_0",
+            NotStoredReason::MaxVariants => "max_variants",
+            NotStoredReason::ForeignCoding => "foreign_coding",
+        }
     }
 }
 
 pub struct RequestRecord {
     pub started: Instant,
     pub started_at: SystemTime,
-    pub runtime: Option<Arc<Runtime>>,
-    pub route: Option<Arc<Route>>,
-    pub request: Option<RequestFacts>,
+    /// Set once the request has a route; none for a request refused before routing.
+    pub routed: Option<Routed>,
     /// The parsed target of a request refused before routing (a routed request's is in its
     /// facts), for the access log.
     pub unrouted_target: Option<RequestTarget>,
-    pub key: Option<KeyFacts>,
     /// Upstream mode: the CORS facts of the upstream's response (set on the way back).
     pub response_cors: Option<UpstreamCors>,
     /// The request's verdict on the stored response it found.
@@ -157,11 +183,8 @@ impl RequestRecord {
         RequestRecord {
             started: Instant::now(),
             started_at: SystemTime::now(),
-            runtime: None,
-            route: None,
-            request: None,
+            routed: None,
             unrouted_target: None,
-            key: None,
             response_cors: None,
             hit: None,
             storage: None,
@@ -182,32 +205,37 @@ impl RequestRecord {
         }
     }
 
+    /// The request's facts, when it was routed.
+    pub fn facts(&self) -> Option<&RequestFacts> {
+        self.routed.as_ref().map(|routed| &routed.facts)
+    }
+
+    /// The request's route, when it has one.
+    pub fn route(&self) -> Option<&Arc<Route>> {
+        self.routed.as_ref().map(|routed| &routed.route)
+    }
+
     pub fn origin(&self) -> Option<&[u8]> {
-        self.request.as_ref().and_then(|r| r.origin.as_deref())
+        self.facts().and_then(|r| r.origin.as_deref())
     }
 
     /// The request's target and host, when its request-target parsed.
     pub fn target(&self) -> Option<&RequestTarget> {
-        self.request
-            .as_ref()
+        self.facts()
             .map(|facts| &facts.target)
             .or(self.unrouted_target.as_ref())
     }
 
     pub fn kind(&self) -> RequestKind {
-        self.request
-            .as_ref()
-            .map_or(RequestKind::NoOrigin, |r| r.kind)
+        self.facts().map_or(RequestKind::NoOrigin, |r| r.kind)
     }
 
     pub fn traffic(&self) -> TrafficKind {
-        self.request
-            .as_ref()
-            .map_or(TrafficKind::Other, |r| r.traffic)
+        self.facts().map_or(TrafficKind::Other, |r| r.traffic)
     }
 
     pub fn cors_mode(&self) -> Option<CorsMode> {
-        self.route.as_ref().map(|r| r.cors_mode)
+        self.route().map(|r| r.cors_mode)
     }
 
     /// The request's verdict on the stored answer: the one it recorded on Pingora's path, or
@@ -225,13 +253,10 @@ impl RequestRecord {
         self.hit.is_some_and(|v| v.action == HitAction::Revalidate)
     }
 
-    /// `only-if-cached`, from the request or from the hit verdict.
+    /// `only-if-cached`, read from the request's `Cache-Control` (the hit verdict reports the
+    /// same directive, parsed from the same field).
     pub fn only_if_cached(&self) -> bool {
-        self.hit.is_some_and(|v| v.only_if_cached)
-            || self
-                .request
-                .as_ref()
-                .is_some_and(RequestFacts::only_if_cached)
+        self.facts().is_some_and(RequestFacts::only_if_cached)
     }
 
     /// Whether one stored copy of the response with `headers` serves every origin, read from

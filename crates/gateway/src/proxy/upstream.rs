@@ -10,7 +10,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 
 use super::keys;
-use super::record::RequestRecord;
+use super::record::{RequestRecord, Routed};
 use super::request_checks::DEBUG_HEADER;
 use crate::runtime::{CorsMode, Route};
 use crate::state::SharedState;
@@ -41,8 +41,7 @@ pub fn peer(route: &Route) -> Result<Box<HttpPeer>> {
 pub fn retry_after_connect_failure(record: &mut RequestRecord, mut e: Box<Error>) -> Box<Error> {
     record.connect_failures += 1;
     let servers = record
-        .route
-        .as_ref()
+        .route()
         .map_or(1, |r| r.upstream.pool.backends().get_backend().len());
     if record.connect_failures < servers {
         e.set_retry(true);
@@ -59,7 +58,7 @@ pub fn prepare_request(
     upstream_request: &mut RequestHeader,
     record: &mut RequestRecord,
 ) -> Result<()> {
-    if let (Some(route), Some(facts)) = (&record.route, &record.request) {
+    if let Some(Routed { route, facts, .. }) = &record.routed {
         use cors_edge_core::forwarding::{ForwardedRequest, HeaderEdit};
         let forwarding_facts = ForwardedRequest {
             peer: session
@@ -95,7 +94,7 @@ pub fn prepare_request(
         }
     }
     send_target(upstream_request, record)?;
-    if let Some(facts) = &record.request {
+    if let Some(facts) = record.facts() {
         super::compress::prepare_request(upstream_request, facts.coding)?;
     }
     // The debug token is for the gateway only.
@@ -120,7 +119,7 @@ pub(super) fn send_target(
     record: &mut RequestRecord,
 ) -> Result<()> {
     record.upstream_body_follows = upstream_request.method != http::Method::HEAD;
-    let Some(facts) = &record.request else {
+    let Some(facts) = record.facts() else {
         return Ok(());
     };
     let target = &facts.target;
@@ -163,7 +162,7 @@ pub fn on_response_header(
     }
     let req = session.req_header();
     if is_unsafe_method(&req.method) && upstream_response.status.as_u16() < 400 {
-        if let (Some(facts), Some(key)) = (&record.request, &record.key) {
+        if let Some(Routed { facts, key, .. }) = &record.routed {
             for key in keys::invalidated_keys(route, facts, &key.key, &upstream_response.headers) {
                 state.store.invalidate_primary(key.primary_bin());
             }
