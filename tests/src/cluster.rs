@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::gateway::TempDir;
-use crate::{request, GatewayProcess};
+use crate::{request, GatewayConfig, GatewayProcess};
 
 /// The peer token every test node shares.
 pub const PEER_TOKEN: &str = "test-peer-secret-0123456789";
@@ -80,26 +80,27 @@ pub struct NodeConfig {
 impl NodeConfig {
     /// The YAML of one node; `listen` is `{listen}` (port 0) or a fixed address for a restart.
     pub fn yaml(&self, listen: &str, peers: &[SocketAddr], me: Option<SocketAddr>) -> String {
-        let cors = match self.cors_mode {
-            "edge" => "    cors:\n      mode: edge\n      allow_origins: [\"https://a.example\", \"https://b.example\", \"https://c.example\"]\n",
-            _ => "",
-        };
-        let mut yaml = format!(
-            "listen: [\"{listen}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-             upstreams:\n  api:\n    servers: [\"{}\"]\n    read_timeout: 30s\n\
-             routes:\n  - name: api\n    upstream: api\n    debug: true\n{cors}\
-             server: {{ grace_period: 1s, shutdown_timeout: 1s }}\n\
-             cluster:\n  redis_url: \"{}\"\n  channel: {}\n  local_ttl: {}\n  health_check_interval: 200ms\n",
-            self.upstream, self.redis_url, self.channel, self.local_ttl
-        );
+        let mut config = GatewayConfig::new(self.upstream)
+            .listen(listen)
+            .server("grace_period: 1s, shutdown_timeout: 1s")
+            .upstream_settings("read_timeout: 30s")
+            .route_debug()
+            .cluster(&self.redis_url, &self.channel)
+            .cluster_settings(&format!(
+                "local_ttl: {}, health_check_interval: 200ms",
+                self.local_ttl
+            ));
+        if self.cors_mode == "edge" {
+            config = config.route_cors(
+                "mode: edge, allow_origins: [\"https://a.example\", \"https://b.example\", \"https://c.example\"]",
+            );
+        }
         if let Some(me) = me {
             let list: Vec<String> = peers.iter().map(|p| format!("\"{p}\"")).collect();
-            yaml.push_str(&format!(
-                "  peers: [{}]\n  self: \"{me}\"\n",
-                list.join(", ")
-            ));
+            config =
+                config.cluster_settings(&format!("peers: [{}], self: \"{me}\"", list.join(", ")));
         }
-        yaml
+        config.yaml()
     }
 }
 

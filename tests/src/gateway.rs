@@ -175,7 +175,7 @@ fn wait_until_ready(path: &Path, child: &mut Child) -> Result<ReadyFile, String>
 
 /// Every listener placeholder becomes a port-0 address: the gateway's OS-chosen ports are read
 /// back from its ready file.
-fn fill_placeholders(config_yaml: &str) -> String {
+pub(crate) fn fill_placeholders(config_yaml: &str) -> String {
     config_yaml
         .replace("{listen}", ANY_PORT)
         .replace("{admin}", ANY_PORT)

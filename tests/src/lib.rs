@@ -5,9 +5,12 @@
 
 pub mod client;
 pub mod cluster;
+pub mod config;
 pub mod gateway;
+pub mod tls;
 pub mod upstream;
 
 pub use client::{request, send_raw, Response};
+pub use config::{GatewayConfig, Route};
 pub use gateway::{binary_path, GatewayProcess};
 pub use upstream::{Reply, Upstream, UpstreamRequest};

@@ -2,7 +2,6 @@
 //! Prometheus metrics that move with traffic and never carry raw origins or paths, health,
 //! readiness driven by upstream health checks, and `/stats`.
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -10,24 +9,12 @@ use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::upstream::RefusingAddr;
 use cors_edge_tests::{
-    binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
+    binary_path, request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream,
+    UpstreamRequest,
 };
 
 const APP: &str = "https://app.example.com";
 const TOKEN: &str = "secret";
-
-fn config(upstream: SocketAddr, route_extra: &str, upstream_extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n{upstream_extra}\
-         routes:\n  - name: api\n    upstream: api\n{route_extra}"
-    )
-}
-
-fn plain_config(upstream: SocketAddr) -> String {
-    config(upstream, "", "")
-}
 
 /// Echoes the origin with `Vary: Origin`, answers preflights; cacheable for a minute.
 fn cors_api(req: &UpstreamRequest) -> Reply {
@@ -192,7 +179,7 @@ where
 async fn bearer_token_guards_purge_stats_and_reload_but_not_health_or_metrics() {
     let upstream = Upstream::start(cors_api).await;
     let gateway = GatewayProcess::start_with_env(
-        &plain_config(upstream.addr),
+        &GatewayConfig::new(upstream.addr).yaml(),
         &[("CORS_EDGE_ADMIN_TOKEN", TOKEN)],
     );
     let purge_body = "{\"all\": true}";
@@ -284,7 +271,7 @@ async fn bearer_token_guards_purge_stats_and_reload_but_not_health_or_metrics() 
 #[tokio::test]
 async fn bad_purge_requests_are_refused_with_json_errors() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let cases: &[(&str, &str)] = &[
         ("{\"origin\": ", "invalid JSON"),
         ("[]", "not an object"),
@@ -370,7 +357,7 @@ fn run_cli(args: &[&str], token_env: Option<&str>) -> (i32, String, String) {
 async fn purge_command_is_a_client_of_the_admin_api() {
     let upstream = Upstream::start(cors_api).await;
     let gateway = GatewayProcess::start_with_env(
-        &plain_config(upstream.addr),
+        &GatewayConfig::new(upstream.addr).yaml(),
         &[("CORS_EDGE_ADMIN_TOKEN", TOKEN)],
     );
     for _ in 0..2 {
@@ -434,7 +421,7 @@ async fn purge_command_is_a_client_of_the_admin_api() {
 #[tokio::test]
 async fn request_metrics_move_with_traffic() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let hit = [("route", "api"), ("kind", "simple"), ("cache", "HIT")];
     let miss = [("route", "api"), ("kind", "simple"), ("cache", "MISS")];
     let before = metrics_text(&gateway).await;
@@ -540,7 +527,7 @@ async fn upstream_mode_decisions_count_wildcard_and_ungranted_answers() {
         }
     })
     .await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     for _ in 0..2 {
         request(gateway.addr, "GET", "/public", &[("origin", APP)]).await;
     }
@@ -576,7 +563,7 @@ async fn upstream_mode_decisions_count_wildcard_and_ungranted_answers() {
 #[tokio::test]
 async fn purge_metrics_and_cache_gauges_agree_with_stats() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     for path in ["/a", "/b", "/c"] {
         request(gateway.addr, "GET", path, &[("origin", APP)]).await;
         request(gateway.addr, "GET", path, &[]).await;
@@ -629,8 +616,13 @@ async fn purge_metrics_and_cache_gauges_agree_with_stats() {
 #[tokio::test]
 async fn edge_mode_preflights_and_decisions_are_counted() {
     let upstream = Upstream::start(|_| Reply::ok("x").header("cache-control", "max-age=60")).await;
-    let cors = "    cors:\n      mode: edge\n      allow_origins: [\"https://app.example.com\"]\n      allow_methods: [GET, PUT]\n";
-    let yaml = config(upstream.addr, cors, "").replace("name: api", "name: edge-api");
+    let yaml = GatewayConfig::new(upstream.addr)
+        .catch_all(
+            Route::new("edge-api")
+                .cors_edge(&["https://app.example.com"])
+                .cors("allow_methods: [GET, PUT]"),
+        )
+        .yaml();
     let gateway = GatewayProcess::start(&yaml);
     let preflight = |origin: &'static str| {
         let addr = gateway.addr;
@@ -727,7 +719,7 @@ async fn edge_mode_preflights_and_decisions_are_counted() {
 #[tokio::test]
 async fn upstream_mode_preflight_cache_hits_are_counted() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     for _ in 0..3 {
         let answer = request(
             gateway.addr,
@@ -788,7 +780,7 @@ async fn metric_labels_never_carry_origins_paths_or_hosts() {
         reply
     })
     .await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let origin = "https://leakcheck-origin.example";
     for path in ["/leakcheck-path-1", "/leakcheck-path-bad"] {
         request(
@@ -845,7 +837,7 @@ async fn metric_labels_never_carry_origins_paths_or_hosts() {
 #[tokio::test]
 async fn health_and_readiness() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let healthz = request(gateway.admin, "GET", "/healthz", &[]).await;
     assert_eq!(
         (healthz.status, json(&healthz)["status"].as_str()),
@@ -891,8 +883,11 @@ async fn readiness_follows_upstream_health_checks() {
         })
         .await
     };
-    let health = "    health_check: { interval: 1s, path: /healthz }\n";
-    let gateway = GatewayProcess::start(&config(upstream.addr, "", health));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .upstream_settings("health_check: { interval: 1s, path: /healthz }")
+            .yaml(),
+    );
     let ready = |want: u16| {
         let admin = gateway.admin;
         move || async move { request(admin, "GET", "/readyz", &[]).await.status == want }
@@ -973,7 +968,7 @@ async fn a_tcp_health_check_marks_a_refusing_server_down() {
 #[tokio::test]
 async fn stats_reports_entries_bytes_hits_misses_and_preflight_hits() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&plain_config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let empty = stats(&gateway, &[]).await;
     for field in [
         "entries",

@@ -2,7 +2,6 @@
 //! cache keys, freshness, validation, stale serving, `Vary`, coalescing and size bounds, each
 //! against the built `cors-edge` binary in front of a real upstream on loopback.
 
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,25 +9,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::upstream::{http_date, Gate};
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
-
-/// A gateway config with one catch-all route to `upstream`. `cache` goes inside the global
-/// `cache:` mapping, `route_cache` inside the route's `cache:` mapping.
-fn config(upstream: SocketAddr, cache: &str, route_cache: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         cache: {{ {cache} }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n    cache: {{ {route_cache} }}\n"
-    )
-}
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
+};
 
 /// No default stale windows: after expiry the stored response is only used through validation.
 const NO_STALE: &str = "stale_while_revalidate: 0s, stale_if_error: 0s";
 
+/// A gateway with one catch-all route to `upstream`; `cache` goes inside the global `cache:`.
 fn start(upstream: &Upstream, cache: &str) -> GatewayProcess {
-    GatewayProcess::start(&config(upstream.addr, cache, ""))
+    GatewayProcess::start(&GatewayConfig::new(upstream.addr).cache(cache).yaml())
 }
 
 async fn get(gateway: &GatewayProcess, path: &str) -> Response {
@@ -989,7 +979,11 @@ async fn a_successful_unsafe_request_invalidates_its_url_location_and_content_lo
 #[tokio::test]
 async fn route_with_cache_disabled_is_bypass() {
     let upstream = Upstream::start(|_| Reply::ok("v").header("cache-control", "max-age=60")).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, "", "enabled: false"));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .route_cache("enabled: false")
+            .yaml(),
+    );
     for _ in 0..2 {
         expect(&get(&gateway, "/off").await, 200, "BYPASS", "v");
     }
@@ -1357,8 +1351,10 @@ async fn stale_if_error_covers_an_upstream_timeout() {
             .delay(delay)
     })
     .await;
-    let yaml = config(upstream.addr, NO_STALE, "")
-        .replace("    servers:", "    read_timeout: 300ms\n    servers:");
+    let yaml = GatewayConfig::new(upstream.addr)
+        .cache(NO_STALE)
+        .upstream_settings("read_timeout: 300ms")
+        .yaml();
     let gateway = GatewayProcess::start(&yaml);
     expect(&get(&gateway, "/t").await, 200, "MISS", "good");
     tokio::time::sleep(Duration::from_millis(2100)).await;

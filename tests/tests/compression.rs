@@ -6,15 +6,7 @@
 
 use std::io::Read;
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream};
-
-fn config(upstream: std::net::SocketAddr, compression: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n{compression}"
-    )
-}
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Response, Upstream};
 
 /// A JSON document large enough to span several reads of the upstream body.
 fn document() -> String {
@@ -74,7 +66,7 @@ async fn get(gateway: &GatewayProcess, path: &str, accept_encoding: Option<&str>
 #[tokio::test]
 async fn compressed_copies_are_stored_per_coding_and_served_as_hits() {
     let upstream = json_upstream().await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let original = document().into_bytes();
 
     // What curl --compressed, Chromium and Firefox send, and each coding alone.
@@ -148,7 +140,7 @@ async fn upstream_encoded_answers_pass_untouched() {
         .header("etag", "\"up\"")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let original = document().into_bytes();
 
     for status in ["MISS", "HIT"] {
@@ -196,7 +188,7 @@ async fn what_must_not_be_compressed_is_sent_as_the_upstream_sent_it() {
         reply.header("cache-control", "max-age=60")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, "    debug: true\n"));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).route_debug().yaml());
     for (path, why) in [
         ("/no-transform", "no_transform"),
         ("/png", "type"),
@@ -234,20 +226,22 @@ async fn route_settings_choose_types_and_can_turn_compression_off() {
             .header("cache-control", "max-age=60")
     })
     .await;
-    let typed = GatewayProcess::start(&config(
-        upstream.addr,
-        "    compression: { types: [text/csv], min_bytes: 1KiB, level: 9 }\n",
-    ));
+    let typed = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .route_compression("types: [text/csv], min_bytes: 1KiB, level: 9")
+            .yaml(),
+    );
     let csv = get(&typed, "/csv", Some("gzip")).await;
     assert_eq!(csv.header("content-encoding"), "gzip");
     assert_eq!(decode(&csv), document().into_bytes());
     let json = get(&typed, "/json", Some("gzip")).await;
     assert!(!json.has("content-encoding"));
 
-    let off = GatewayProcess::start(&config(
-        upstream.addr,
-        "    compression: { enabled: false }\n",
-    ));
+    let off = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .route_compression("enabled: false")
+            .yaml(),
+    );
     let json = get(&off, "/json", Some("gzip, br")).await;
     assert!(!json.has("content-encoding"));
     assert!(!json.varies_on("accept-encoding"));
@@ -257,7 +251,7 @@ async fn route_settings_choose_types_and_can_turn_compression_off() {
 #[tokio::test]
 async fn head_answers_carry_the_headers_of_get() {
     let upstream = json_upstream().await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let br = [("accept-encoding", "gzip, br")];
     let head_cold = request(gateway.addr, "HEAD", "/h", &br).await;
     let get = request(gateway.addr, "GET", "/h", &br).await;
@@ -276,7 +270,7 @@ async fn head_answers_carry_the_headers_of_get() {
 #[tokio::test]
 async fn ranges_apply_to_the_identity_copy_only() {
     let upstream = json_upstream().await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let original = document().into_bytes();
     get(&gateway, "/r", None).await;
     get(&gateway, "/r", Some("br")).await;
@@ -304,7 +298,7 @@ async fn ranges_apply_to_the_identity_copy_only() {
 #[tokio::test]
 async fn conditional_requests_match_the_weakened_etag() {
     let upstream = json_upstream().await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let first = get(&gateway, "/c", Some("gzip")).await;
     assert_eq!(first.header("etag"), "W/\"v1\"");
     // What the browser sends back, and the identity copy's strong form: both match weakly.
@@ -350,7 +344,7 @@ async fn a_stored_compressed_copy_is_revalidated_with_its_weak_etag_and_stays_co
         }
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let first = get(&gateway, "/v", Some("br")).await;
     assert_eq!(first.cache(), "MISS");
     let again = get(&gateway, "/v", Some("br")).await;

@@ -6,20 +6,17 @@
 //! its timeout plus a generous margin, and that it was counted (or still worked) before.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cors_edge_tests::client::{read_until_close, send_raw_answer};
-use cors_edge_tests::gateway::TempDir;
+use cors_edge_tests::tls::TestCert;
 use cors_edge_tests::upstream::Gate;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 /// How long past a timeout a connection may take to be closed before the test fails: far more
 /// than the gateway needs, far less than the 60 s of Pingora's own timeouts.
@@ -27,66 +24,12 @@ const MARGIN: Duration = Duration::from_secs(10);
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// A self-signed certificate for `localhost`, written as PEM files.
-struct TestCert {
-    dir: TempDir,
-    der: CertificateDer<'static>,
-}
-
-impl TestCert {
-    fn new() -> TestCert {
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-        let dir = TempDir::new("limits-tls");
-        std::fs::write(dir.0.join("tls.crt"), generated.cert.pem()).expect("write cert");
-        std::fs::write(dir.0.join("tls.key"), generated.signing_key.serialize_pem())
-            .expect("write key");
-        TestCert {
-            der: generated.cert.der().clone(),
-            dir,
-        }
-    }
-
-    /// The config's `tls:` section, on a port-0 listener.
-    fn section(&self) -> String {
-        format!(
-            "tls:\n  listen: [\"{{tls}}\"]\n  cert: \"{}\"\n  key: \"{}\"\n",
-            self.dir.0.join("tls.crt").display(),
-            self.dir.0.join("tls.key").display()
-        )
-    }
-
-    /// A TLS connection offering only `alpn`.
-    async fn connect(
-        &self,
-        addr: SocketAddr,
-        alpn: &[u8],
-    ) -> tokio_rustls::client::TlsStream<TcpStream> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(self.der.clone())
-            .expect("trust the test certificate");
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        client.alpn_protocols = vec![alpn.to_vec()];
-        let tcp = TcpStream::connect(addr).await.expect("connect");
-        let tls = TlsConnector::from(Arc::new(client))
-            .connect(ServerName::try_from("localhost").expect("name"), tcp)
-            .await
-            .expect("TLS handshake");
-        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(alpn), "ALPN");
-        tls
-    }
-}
-
-fn config(upstream: SocketAddr, server: &str, extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{extra}upstreams:\n  api:\n    servers: [\"{upstream}\"]\n    read_timeout: 5s\nroutes:\n  - name: api\n    upstream: api\nserver:\n  threads: 2\n{server}"
-    )
+/// Two server threads and a 5 s upstream read timeout; `server` adds to `server:`.
+fn config(upstream: SocketAddr, server: &str) -> GatewayConfig {
+    GatewayConfig::new(upstream)
+        .server("threads: 2")
+        .server(server)
+        .upstream_settings("read_timeout: 5s")
 }
 
 /// One metric's value from the admin API (0 when absent).
@@ -142,12 +85,15 @@ async fn assert_refused(addr: SocketAddr) {
 #[tokio::test]
 async fn tls_connections_that_never_send_a_client_hello_hold_a_slot_until_the_header_timeout() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let cert = TestCert::new();
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 3s\n  idle_timeout: 30s\n  max_connections: 2\n",
-        &cert.section(),
-    ));
+    let cert = TestCert::localhost();
+    let gateway = GatewayProcess::start(
+        &config(
+            upstream.addr,
+            "header_timeout: 3s, idle_timeout: 30s, max_connections: 2",
+        )
+        .tls(cert.cert(), cert.key())
+        .yaml(),
+    );
     let tls = gateway.tls[0];
     wait_until_idle(&gateway).await;
     // Two TCP connections to the TLS port that send nothing.
@@ -198,12 +144,15 @@ async fn tls_connections_that_never_send_a_client_hello_hold_a_slot_until_the_he
 #[tokio::test]
 async fn http2_connections_without_a_request_hold_a_slot_only_until_the_header_timeout() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let cert = TestCert::new();
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 3s\n  idle_timeout: 30s\n  max_connections: 2\n",
-        &cert.section(),
-    ));
+    let cert = TestCert::localhost();
+    let gateway = GatewayProcess::start(
+        &config(
+            upstream.addr,
+            "header_timeout: 3s, idle_timeout: 30s, max_connections: 2",
+        )
+        .tls(cert.cert(), cert.key())
+        .yaml(),
+    );
     let tls = gateway.tls[0];
     wait_until_idle(&gateway).await;
     // The issue's client: the HTTP/2 preface and nothing else, on every slot.
@@ -241,12 +190,12 @@ async fn http2_connections_without_a_request_hold_a_slot_only_until_the_header_t
 #[tokio::test]
 async fn idle_http2_connections_are_closed_at_the_idle_timeout() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let cert = TestCert::new();
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 30s\n  idle_timeout: 1s\n",
-        &cert.section(),
-    ));
+    let cert = TestCert::localhost();
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "header_timeout: 30s, idle_timeout: 1s")
+            .tls(cert.cert(), cert.key())
+            .yaml(),
+    );
     let tls = cert.connect(gateway.tls[0], b"h2").await;
     let (mut sender, connection) =
         hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
@@ -319,11 +268,9 @@ async fn read_answer(stream: &mut TcpStream) -> String {
 async fn the_admin_listener_has_a_connection_cap_and_a_head_timeout() {
     const ADMIN_CAP: usize = 64; // README, "Connection limits"
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 5s\n  idle_timeout: 30s\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "header_timeout: 5s, idle_timeout: 30s").yaml(),
+    );
     // Nothing but this scrape open on the admin listener (the harness's probes are closed).
     assert_eq!(
         wait_for_metric(&gateway, "cors_edge_admin_connections_open", 1.0).await,
@@ -400,11 +347,9 @@ async fn the_admin_listener_has_a_connection_cap_and_a_head_timeout() {
 async fn heads_pingora_refuses_are_answered_400_at_once_not_408_at_the_header_timeout() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
     // A header timeout far longer than the wait below: a 400 can only come from the parser.
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 60s\n  idle_timeout: 60s\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "header_timeout: 60s, idle_timeout: 60s").yaml(),
+    );
     let heads: [&[u8]; 3] = [
         // Bare CR line endings: never an empty line of the kind the old reader looked for.
         b"GET /a HTTP/1.1\rHost: x\r\r",
@@ -450,7 +395,7 @@ async fn a_request_pipelined_behind_a_post_never_turns_the_post_into_an_error() 
         _ => Reply::ok("got"),
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, "", ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr, "").yaml());
     let post = b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
     let get = b"GET /g HTTP/1.1\r\nHost: x\r\n\r\n";
 

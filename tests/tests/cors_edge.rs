@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream, UpstreamRequest,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -29,42 +31,38 @@ fn sloppy_api(req: &UpstreamRequest) -> Reply {
         .header("vary", "Origin")
 }
 
+/// `/` for app.example.com and its subdomains with credentials, `/any` for any origin,
+/// `/nullok` for `null` and app.example.com.
+fn gateway_config(upstream: &Upstream) -> GatewayConfig {
+    GatewayConfig::new(upstream.addr).routes([
+        edge_route(),
+        any_route(),
+        nullok_route(&["null", "https://app.example.com"]),
+    ])
+}
+
 fn config(upstream: &Upstream) -> String {
-    r#"
-listen: ["{listen}"]
-admin: { listen: "{admin}" }
-upstreams:
-  api:
-    servers: ["UPSTREAM"]
-routes:
-  - name: edge
-    match: { path_prefix: "/" }
-    upstream: api
-    cors:
-      mode: edge
-      allow_origins: ["https://app.example.com", "https://*.example.com"]
-      allow_credentials: true
-      allow_methods: [GET, POST, PUT, DELETE]
-      allow_headers: [Authorization, Content-Type, X-Requested-With]
-      expose_headers: [ETag, X-Request-Id]
-      max_age: 600s
-  - name: any
-    match: { path_prefix: "/any" }
-    upstream: api
-    cors:
-      mode: edge
-      allow_any_origin: true
-      allow_methods: [GET, PUT]
-      allow_headers: [Content-Type]
-  - name: nullok
-    match: { path_prefix: "/nullok" }
-    upstream: api
-    cors:
-      mode: edge
-      allow_origins: ["null", "https://app.example.com"]
-      allow_credentials: true
-"#
-    .replace("UPSTREAM", &upstream.addr.to_string())
+    gateway_config(upstream).yaml()
+}
+
+fn edge_route() -> Route {
+    Route::prefix("edge", "/")
+        .cors_edge(&["https://app.example.com", "https://*.example.com"])
+        .cors("allow_credentials: true, allow_methods: [GET, POST, PUT, DELETE]")
+        .cors("allow_headers: [Authorization, Content-Type, X-Requested-With]")
+        .cors("expose_headers: [ETag, X-Request-Id], max_age: 600s")
+}
+
+fn any_route() -> Route {
+    Route::prefix("any", "/any")
+        .cors("mode: edge, allow_any_origin: true")
+        .cors("allow_methods: [GET, PUT], allow_headers: [Content-Type]")
+}
+
+fn nullok_route(origins: &[&str]) -> Route {
+    Route::prefix("nullok", "/nullok")
+        .cors_edge(origins)
+        .cors("allow_credentials: true")
 }
 
 async fn get(gateway: &GatewayProcess, path: &str, origin: Option<&str>) -> Response {
@@ -358,15 +356,20 @@ fn assert_config_refused(yaml: &str, key: &str) {
 #[tokio::test]
 async fn any_origin_with_credentials_is_refused_at_startup() {
     let upstream = Upstream::start(sloppy_api).await;
+    let with_routes = |any: Route, nullok: Route| {
+        GatewayConfig::new(upstream.addr)
+            .routes([edge_route(), any, nullok])
+            .yaml()
+    };
     let base = config(&upstream);
-    let any_with_credentials = base.replace(
-        "      allow_any_origin: true\n",
-        "      allow_any_origin: true\n      allow_credentials: true\n",
+    let any_with_credentials = with_routes(
+        any_route().cors("allow_credentials: true"),
+        nullok_route(&["null", "https://app.example.com"]),
     );
     assert_ne!(any_with_credentials, base);
     assert_config_refused(&any_with_credentials, "routes[1].cors.allow_any_origin");
 
-    let star_with_credentials = base.replace("[\"null\", \"https://app.example.com\"]", "[\"*\"]");
+    let star_with_credentials = with_routes(any_route(), nullok_route(&["*"]));
     assert_ne!(star_with_credentials, base);
     assert_config_refused(&star_with_credentials, ".cors.allow_origins[0]");
 
@@ -458,10 +461,9 @@ async fn revalidation_304_cannot_smuggle_upstream_cors_headers() {
             .header("vary", "Origin")
     })
     .await;
-    let config = config(&upstream).replace(
-        "admin: { listen: \"{admin}\" }\n",
-        "admin: { listen: \"{admin}\" }\ncache: { stale_while_revalidate: 0s }\n",
-    );
+    let config = gateway_config(&upstream)
+        .cache("stale_while_revalidate: 0s")
+        .yaml();
     let gateway = GatewayProcess::start(&config);
     assert_granted(&get(&gateway, "/rv", Some(APP)).await, APP, "first GET");
     assert_no_cors(

@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream, UpstreamRequest,
+};
 
 const APP: &str = "https://app.example.com";
 const ADMIN: &str = "https://admin.example.com";
@@ -83,26 +85,16 @@ fn preflight(req: &UpstreamRequest, origin: Option<&str>) -> Reply {
     }
 }
 
+/// Freshness capped at 1 s under `/capped`, at 1 h elsewhere; refused preflights cached 1 s.
+fn gateway_config(upstream: &Upstream) -> GatewayConfig {
+    GatewayConfig::new(upstream.addr)
+        .cache("negative_preflight_ttl: 1s")
+        .route(Route::prefix("capped", "/capped").cache("enabled: true, max_ttl: 1s"))
+        .route_cache("enabled: true, max_ttl: 1h")
+}
+
 fn config(upstream: &Upstream) -> String {
-    r#"
-listen: ["{listen}"]
-admin: { listen: "{admin}" }
-cache:
-  negative_preflight_ttl: 1s
-upstreams:
-  api:
-    servers: ["UPSTREAM"]
-routes:
-  - name: capped
-    match: { path_prefix: "/capped" }
-    upstream: api
-    cache: { enabled: true, max_ttl: 1s }
-  - name: api
-    match: { path_prefix: "/" }
-    upstream: api
-    cache: { enabled: true, max_ttl: 1h }
-"#
-    .replace("UPSTREAM", &upstream.addr.to_string())
+    gateway_config(upstream).yaml()
 }
 
 async fn get(gateway: &GatewayProcess, path: &str, origin: Option<&str>) -> Response {
@@ -563,10 +555,9 @@ async fn get_after_options_on_the_same_path_is_never_the_preflight_answer() {
 /// A gateway without stale-while-revalidate, so an expired entry is refetched or revalidated
 /// before it is served (deterministic cache statuses).
 fn config_no_swr(upstream: &Upstream) -> String {
-    config(upstream).replace(
-        "  negative_preflight_ttl: 1s\n",
-        "  negative_preflight_ttl: 1s\n  stale_while_revalidate: 0s\n",
-    )
+    gateway_config(upstream)
+        .cache("stale_while_revalidate: 0s")
+        .yaml()
 }
 
 #[tokio::test]
@@ -793,7 +784,7 @@ async fn a_304_cannot_turn_one_origins_variant_into_a_shared_one() {
 #[tokio::test]
 async fn past_max_variants_answers_are_served_unstored_and_still_per_origin() {
     let upstream = Upstream::start(api).await;
-    let config = config(&upstream).replace("cache:\n", "cache:\n  max_variants: 2\n");
+    let config = gateway_config(&upstream).cache("max_variants: 2").yaml();
     let gateway = GatewayProcess::start(&config);
     // APP and ADMIN fill the two variants of /mv/b; EVIL and no-Origin are served, not stored.
     let order = [Some(APP), Some(ADMIN), Some(EVIL), None];

@@ -2,7 +2,9 @@
 //! `debug: true`, never forwarded upstream) and every known metric series at 0 before the
 //! first request.
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Route, Upstream, UpstreamRequest,
+};
 
 const TOKEN: &str = "debug-s3cret";
 
@@ -14,19 +16,12 @@ fn api(req: &UpstreamRequest) -> Reply {
         .header("access-control-allow-origin", &origin)
 }
 
-fn config(upstream: std::net::SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\", token_env: CE_DEBUG_TOKEN }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n\
-         \x20 - name: staging\n    match: {{ path_prefix: \"/staging/\" }}\n    upstream: api\n    debug: true\n\
-         \x20 - name: api\n    upstream: api\n"
-    )
-}
-
 fn start(upstream: &Upstream) -> GatewayProcess {
-    GatewayProcess::start_with_env(&config(upstream.addr), &[("CE_DEBUG_TOKEN", TOKEN)])
+    let config = GatewayConfig::new(upstream.addr)
+        .admin_token_env("CE_DEBUG_TOKEN")
+        .route(Route::prefix("staging", "/staging/").debug())
+        .yaml();
+    GatewayProcess::start_with_env(&config, &[("CE_DEBUG_TOKEN", TOKEN)])
 }
 
 #[tokio::test]

@@ -10,16 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Response, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn config(upstream: SocketAddr, route_extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n{route_extra}"
-    )
-}
 
 fn document() -> String {
     let items: Vec<String> = (0..400)
@@ -97,7 +89,7 @@ async fn one_write_upstream() -> (SocketAddr, Arc<AtomicUsize>) {
 #[tokio::test]
 async fn a_head_miss_stores_the_body_compressed_as_labelled() {
     let (upstream, fetches) = one_write_upstream().await;
-    let gateway = GatewayProcess::start(&config(upstream, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream).yaml());
     let gzip_client = [("accept-encoding", "gzip")];
 
     let head = request(gateway.addr, "HEAD", "/doc", &gzip_client).await;
@@ -137,22 +129,26 @@ fn gzipping_upstream(always: bool) -> impl Fn(&cors_edge_tests::UpstreamRequest)
 
 #[tokio::test]
 async fn an_upstream_encoded_answer_is_served_only_to_clients_of_its_coding() {
-    for route_extra in ["", "    compression: { enabled: false }\n"] {
+    for compression in ["", "enabled: false"] {
         let upstream = Upstream::start(gzipping_upstream(false)).await;
-        let gateway = GatewayProcess::start(&config(upstream.addr, route_extra));
+        let gateway = GatewayProcess::start(
+            &GatewayConfig::new(upstream.addr)
+                .route_compression(compression)
+                .yaml(),
+        );
         let first = request(gateway.addr, "GET", "/doc", &[("accept-encoding", "gzip")]).await;
-        assert_eq!(first.header("content-encoding"), "gzip", "{route_extra}");
-        assert!(first.varies_on("accept-encoding"), "{route_extra}");
+        assert_eq!(first.header("content-encoding"), "gzip", "{compression}");
+        assert!(first.varies_on("accept-encoding"), "{compression}");
         assert_eq!(decoded(&first), document().as_bytes());
 
         // A client that accepts no coding gets its own, plain variant.
         let plain = request(gateway.addr, "GET", "/doc", &[]).await;
-        assert_eq!(plain.header("content-encoding"), "", "{route_extra}");
-        assert_eq!(plain.cache(), "MISS", "{route_extra}");
+        assert_eq!(plain.header("content-encoding"), "", "{compression}");
+        assert_eq!(plain.cache(), "MISS", "{compression}");
         assert_eq!(plain.body, document().as_bytes());
-        if route_extra.is_empty() {
+        if compression.is_empty() {
             // Compression on: the plain copy is the identity variant of a compressible answer.
-            assert!(plain.varies_on("accept-encoding"), "{route_extra}");
+            assert!(plain.varies_on("accept-encoding"), "{compression}");
         }
 
         // Both are kept, each for its own clients.
@@ -163,19 +159,19 @@ async fn an_upstream_encoded_answer_is_served_only_to_clients_of_its_coding() {
                 again.header("content-encoding").as_str()
             ),
             ("HIT", ""),
-            "{route_extra}"
+            "{compression}"
         );
         let zipped = request(gateway.addr, "GET", "/doc", &[("accept-encoding", "gzip")]).await;
-        assert_eq!(zipped.cache(), "HIT", "{route_extra}");
+        assert_eq!(zipped.cache(), "HIT", "{compression}");
         assert_eq!(decoded(&zipped), document().as_bytes());
-        assert_eq!(upstream.total(), 2, "{route_extra}");
+        assert_eq!(upstream.total(), 2, "{compression}");
     }
 }
 
 #[tokio::test]
 async fn an_answer_in_a_coding_the_request_did_not_get_is_never_stored() {
     let upstream = Upstream::start(gzipping_upstream(true)).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     for _ in 0..2 {
         // Asked for identity, answered gzip: passed on (the upstream's choice), never stored.
         let plain = request(gateway.addr, "GET", "/doc", &[]).await;
@@ -193,7 +189,7 @@ async fn a_coding_refused_with_q0_is_never_chosen() {
             .header("cache-control", "max-age=300")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let refused = request(
         gateway.addr,
         "GET",
@@ -212,7 +208,7 @@ async fn a_coding_refused_with_q0_is_never_chosen() {
 #[tokio::test]
 async fn an_interim_100_continue_carries_nothing_of_the_final_answer() {
     let upstream = Upstream::start(|_| Reply::ok("posted").header("vary", "Accept")).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let mut stream = tokio::net::TcpStream::connect(gateway.addr)
         .await
         .expect("connect");

@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use cors_edge_tests::client::read_until_close;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -23,10 +23,12 @@ fn scale() -> usize {
     }
 }
 
-fn config(upstream: SocketAddr, server: &str, extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{extra}upstreams:\n  api:\n    servers: [\"{upstream}\"]\n    read_timeout: 2s\nroutes:\n  - name: api\n    upstream: api\nserver:\n  threads: 2\n{server}"
-    )
+/// Two server threads and a 2 s upstream read timeout; `server` adds to `server:`.
+fn config(upstream: SocketAddr, server: &str) -> GatewayConfig {
+    GatewayConfig::new(upstream)
+        .server("threads: 2")
+        .server(server)
+        .upstream_settings("read_timeout: 2s")
 }
 
 fn status_line(raw: &[u8]) -> String {
@@ -65,11 +67,9 @@ fn rss_kib(pid: u32) -> u64 {
 async fn half_sent_heads_are_closed_at_the_header_timeout_and_others_are_served() {
     let upstream =
         Upstream::start(|_| Reply::ok("fine").header("cache-control", "max-age=60")).await;
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 1s\n  idle_timeout: 30s\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "header_timeout: 1s, idle_timeout: 30s").yaml(),
+    );
     let count = 200 * scale();
     let rss_before = rss_kib(gateway.pid());
     let opened = Instant::now();
@@ -127,11 +127,9 @@ async fn half_sent_heads_are_closed_at_the_header_timeout_and_others_are_served(
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed_silently_at_the_idle_timeout() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 5s\n  idle_timeout: 1s\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "header_timeout: 5s, idle_timeout: 1s").yaml(),
+    );
     let mut stream = TcpStream::connect(gateway.addr).await.expect("connect");
     let started = Instant::now();
     for _ in 0..3 {
@@ -170,11 +168,13 @@ async fn idle_keep_alive_connections_are_closed_silently_at_the_idle_timeout() {
 #[tokio::test]
 async fn past_max_connections_new_ones_are_closed_and_open_ones_keep_working() {
     let upstream = Upstream::start(|_| Reply::ok("fine")).await;
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "  header_timeout: 20s\n  idle_timeout: 20s\n  max_connections: 20\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &config(
+            upstream.addr,
+            "header_timeout: 20s, idle_timeout: 20s, max_connections: 20",
+        )
+        .yaml(),
+    );
     // 20 connections, each after one complete request (so they are surely counted).
     let mut open = Vec::new();
     for _ in 0..20 {
@@ -299,11 +299,11 @@ async fn origin_and_variant_flood_stays_bounded_and_allowed_origins_keep_hitting
     })
     .await;
     let max_bytes_mib = 4;
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        "",
-        &format!("cache: {{ max_bytes: {max_bytes_mib}MiB, max_variants: 64 }}\n"),
-    ));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr, "")
+            .cache(&format!("max_bytes: {max_bytes_mib}MiB, max_variants: 64"))
+            .yaml(),
+    );
     let app = "https://app.example.com";
     let paths = 10;
     for p in 0..paths {
@@ -615,7 +615,7 @@ async fn purge_and_reload_storms_under_load_lose_no_request() {
         Reply::ok(req.path().to_string()).header("cache-control", "max-age=300")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, "", ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr, "").yaml());
     let admin = gateway.admin;
     let total = 3000 * scale();
     let purges = 300 * scale();

@@ -2,51 +2,16 @@
 //! startup errors for certificate files that cannot be used.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use bytes::Bytes;
-use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::tls::TestCert;
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::TlsConnector;
-
-/// A self-signed certificate for `localhost`, written as PEM files.
-struct TestCert {
-    dir: TempDir,
-    der: CertificateDer<'static>,
-}
-
-impl TestCert {
-    fn new() -> TestCert {
-        let generated =
-            rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
-        let dir = TempDir::new("tls");
-        std::fs::write(dir.0.join("tls.crt"), generated.cert.pem()).expect("write cert");
-        std::fs::write(dir.0.join("tls.key"), generated.signing_key.serialize_pem())
-            .expect("write key");
-        TestCert {
-            der: generated.cert.der().clone(),
-            dir,
-        }
-    }
-
-    fn cert(&self) -> String {
-        self.dir.0.join("tls.crt").display().to_string()
-    }
-
-    fn key(&self) -> String {
-        self.dir.0.join("tls.key").display().to_string()
-    }
-}
 
 /// The TLS listener is `{tls}`: port 0, its address read back from the ready file.
 fn config(upstream: SocketAddr, cert: &str, key: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{{tls}}\"]\n  cert: \"{cert}\"\n  key: \"{key}\"\n"
-    )
+    GatewayConfig::new(upstream).tls(cert, key).yaml()
 }
 
 /// The gateway's one TLS listener, as its ready file reported it (it accepts already).
@@ -71,30 +36,15 @@ impl HttpsResponse {
     }
 }
 
-/// One HTTPS GET on a new connection, offering `alpn`; checks the certificate against `cert`.
+/// One HTTPS GET on a new connection, offering `alpn`; trusts only `cert`.
 /// Returns the protocol the server chose by ALPN and the response.
 async fn https_get(
     addr: SocketAddr,
-    cert: &CertificateDer<'static>,
+    cert: &TestCert,
     alpn: &[&[u8]],
     path: &str,
 ) -> (Option<Vec<u8>>, HttpsResponse) {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(cert.clone()).expect("trust the test certificate");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    client.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to the TLS listener");
-    let tls = TlsConnector::from(Arc::new(client))
-        .connect(ServerName::try_from("localhost").expect("server name"), tcp)
-        .await
-        .expect("TLS handshake");
+    let tls = cert.handshake(addr, alpn).await;
     let negotiated = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
     let io = TokioIo::new(tls);
     let response = if negotiated.as_deref() == Some(b"h2") {
@@ -145,12 +95,12 @@ async fn https_get(
 async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
     let upstream =
         Upstream::start(|_| Reply::ok("secure").header("cache-control", "max-age=300")).await;
-    let cert = TestCert::new();
+    let cert = TestCert::localhost();
     let gateway = GatewayProcess::start(&config(upstream.addr, &cert.cert(), &cert.key()));
     let tls_addr = tls_addr(&gateway);
 
     // HTTP/2, chosen by ALPN when the client offers it first.
-    let (alpn, first) = https_get(tls_addr, &cert.der, &[b"h2", b"http/1.1"], "/over-h2").await;
+    let (alpn, first) = https_get(tls_addr, &cert, &[b"h2", b"http/1.1"], "/over-h2").await;
     assert_eq!(
         alpn.as_deref(),
         Some(&b"h2"[..]),
@@ -161,7 +111,7 @@ async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
         (first.status, first.cache(), &first.body[..]),
         (200, "MISS", &b"secure"[..])
     );
-    let (_, second) = https_get(tls_addr, &cert.der, &[b"h2", b"http/1.1"], "/over-h2").await;
+    let (_, second) = https_get(tls_addr, &cert, &[b"h2", b"http/1.1"], "/over-h2").await;
     assert_eq!(second.version, http::Version::HTTP_2);
     assert_eq!(
         (second.status, second.cache(), &second.body[..]),
@@ -170,18 +120,18 @@ async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
     assert!(second.headers.contains_key("age"));
 
     // HTTP/1.1 over TLS, when the client offers only that.
-    let (alpn, first) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h1").await;
+    let (alpn, first) = https_get(tls_addr, &cert, &[b"http/1.1"], "/over-h1").await;
     assert_eq!(alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert_eq!(first.version, http::Version::HTTP_11);
     assert_eq!((first.status, first.cache()), (200, "MISS"));
-    let (_, second) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h1").await;
+    let (_, second) = https_get(tls_addr, &cert, &[b"http/1.1"], "/over-h1").await;
     assert_eq!(
         (second.status, second.cache(), &second.body[..]),
         (200, "HIT", &b"secure"[..])
     );
 
     // Without ALPN at all the listener speaks HTTP/1.1.
-    let (alpn, plain) = https_get(tls_addr, &cert.der, &[], "/over-h1").await;
+    let (alpn, plain) = https_get(tls_addr, &cert, &[], "/over-h1").await;
     assert_eq!(alpn, None);
     assert_eq!(
         (plain.version, plain.cache()),
@@ -189,7 +139,7 @@ async fn https_over_http2_and_http1_is_cached_and_marked_https_upstream() {
     );
 
     // One cache behind both protocols.
-    let (_, cross) = https_get(tls_addr, &cert.der, &[b"http/1.1"], "/over-h2").await;
+    let (_, cross) = https_get(tls_addr, &cert, &[b"http/1.1"], "/over-h2").await;
     assert_eq!(cross.cache(), "HIT");
     assert_eq!(upstream.hits("/over-h2"), 1);
     assert_eq!(upstream.hits("/over-h1"), 1);
@@ -243,8 +193,8 @@ fn startup_error(upstream: SocketAddr, cert: &str, key: &str) -> String {
 #[tokio::test]
 async fn unusable_certificate_files_are_a_clear_startup_error() {
     let upstream = Upstream::start(|_| Reply::ok("x")).await;
-    let cert = TestCert::new();
-    let missing = cert.dir.0.join("missing.crt").display().to_string();
+    let cert = TestCert::localhost();
+    let missing = cert.dir().join("missing.crt").display().to_string();
 
     let stderr = startup_error(upstream.addr, &missing, &cert.key());
     assert!(
@@ -252,14 +202,14 @@ async fn unusable_certificate_files_are_a_clear_startup_error() {
         "{stderr}"
     );
 
-    let missing_key = cert.dir.0.join("missing.key").display().to_string();
+    let missing_key = cert.dir().join("missing.key").display().to_string();
     let stderr = startup_error(upstream.addr, &cert.cert(), &missing_key);
     assert!(
         stderr.contains(&missing_key) && stderr.contains("tls.key"),
         "{stderr}"
     );
 
-    let garbage = cert.dir.0.join("garbage.crt");
+    let garbage = cert.dir().join("garbage.crt");
     std::fs::write(&garbage, "not a certificate\n").unwrap();
     let garbage = garbage.display().to_string();
     let stderr = startup_error(upstream.addr, &garbage, &cert.key());
@@ -268,7 +218,7 @@ async fn unusable_certificate_files_are_a_clear_startup_error() {
     // The certificate given as the key, and a key that belongs to another certificate.
     let stderr = startup_error(upstream.addr, &cert.cert(), &cert.cert());
     assert!(stderr.contains("tls.key"), "{stderr}");
-    let other = TestCert::new();
+    let other = TestCert::localhost();
     let stderr = startup_error(upstream.addr, &cert.cert(), &other.key());
     assert!(stderr.contains(&other.key()), "{stderr}");
 }
@@ -288,13 +238,13 @@ async fn http_and_https_answers_are_cached_apart() {
         }
     })
     .await;
-    let cert = TestCert::new();
+    let cert = TestCert::localhost();
     let gateway = GatewayProcess::start(&config(upstream.addr, &cert.cert(), &cert.key()));
     let tls_addr = tls_addr(&gateway);
 
     let plain = request(gateway.addr, "GET", "/page", &[("host", "localhost")]).await;
     assert_eq!(plain.status, 301);
-    let (_, secure) = https_get(tls_addr, &cert.der, &[b"h2"], "/page").await;
+    let (_, secure) = https_get(tls_addr, &cert, &[b"h2"], "/page").await;
     assert_eq!(
         (secure.status, &secure.body[..]),
         (200, &b"secure page"[..]),
