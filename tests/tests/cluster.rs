@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 use parking_lot::Mutex;
 
 /// A `redis-server` child process without persistence, killed on drop. It listens on a unix
@@ -157,11 +157,9 @@ impl Drop for RedisServer {
 }
 
 fn config(upstream: SocketAddr, redis: &RedisServer, channel: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\ncluster:\n  redis_url: \"{}\"\n  channel: {channel}\n",
-        redis.url()
-    )
+    GatewayConfig::new(upstream)
+        .cluster(&redis.url(), channel)
+        .yaml()
 }
 
 async fn purge(gateway: &GatewayProcess, body: &str) -> u16 {

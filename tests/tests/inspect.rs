@@ -5,25 +5,14 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use cors_edge_tests::{
-    binary_path, request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
+    binary_path, request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream,
+    UpstreamRequest,
 };
 use serde_json::Value;
 
 const TOKEN: &str = "inspect-secret";
 const APP: &str = "https://app.example.com";
 const OTHER: &str = "https://other.example.com";
-
-fn config(upstream: SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n\
-         \x20 - name: shaped\n    upstream: api\n    match: {{ path_prefix: /shaped/ }}\n\
-         \x20   cache:\n      key_query: {{ sort: true, ignore: [utm_*] }}\n\
-         \x20 - name: api\n    upstream: api\n    cors: {{ mode: upstream }}\n"
-    )
-}
 
 /// Echoes the origin with `Vary: Origin`, tags every answer, answers preflights.
 fn cors_api(req: &UpstreamRequest) -> Reply {
@@ -70,7 +59,13 @@ fn entries(answer: &Value) -> Vec<Value> {
 }
 
 fn start(upstream: &Upstream) -> GatewayProcess {
-    GatewayProcess::start_with_env(&config(upstream.addr), &[("CORS_EDGE_ADMIN_TOKEN", TOKEN)])
+    let config = GatewayConfig::new(upstream.addr)
+        .route(
+            Route::prefix("shaped", "/shaped/").cache("key_query: { sort: true, ignore: [utm_*] }"),
+        )
+        .route_cors("mode: upstream")
+        .yaml();
+    GatewayProcess::start_with_env(&config, &[("CORS_EDGE_ADMIN_TOKEN", TOKEN)])
 }
 
 #[tokio::test]

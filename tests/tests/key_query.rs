@@ -6,20 +6,22 @@ use std::net::SocketAddr;
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream, UpstreamRequest,
+};
 
+/// `/shaped/` sorts the query and ignores `utm_*` and `_`, `/only/` keys on `id` and `page*`,
+/// `plain` takes the rest as sent.
 fn config(upstream: SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n\
-         \x20 - name: shaped\n    upstream: api\n    debug: true\n    match: {{ path_prefix: /shaped/ }}\n\
-         \x20   cache:\n      key_query: {{ sort: true, ignore: [utm_*, _] }}\n\
-         \x20 - name: only\n    upstream: api\n    match: {{ path_prefix: /only/ }}\n\
-         \x20   cache:\n      key_query: {{ only: [id, page*] }}\n\
-         \x20 - name: plain\n    upstream: api\n    debug: true\n"
-    )
+    GatewayConfig::new(upstream)
+        .routes([
+            Route::prefix("shaped", "/shaped/")
+                .debug()
+                .cache("key_query: { sort: true, ignore: [utm_*, _] }"),
+            Route::prefix("only", "/only/").cache("key_query: { only: [id, page*] }"),
+            Route::new("plain").debug(),
+        ])
+        .yaml()
 }
 
 fn api(req: &UpstreamRequest) -> Reply {

@@ -5,24 +5,36 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 
-/// `routes` is YAML for the routes list; upstreams `a` and `b` are always defined.
-fn config(a: SocketAddr, b: SocketAddr, routes: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         server: {{ grace_period: 1s, shutdown_timeout: 1s }}\n\
-         upstreams:\n  a:\n    servers: [\"{a}\"]\n  b:\n    servers: [\"{b}\"]\nroutes:\n{routes}"
-    )
+/// Upstreams `a` and `b`, a 1 s grace period and shutdown timeout, and these routes.
+fn config(a: SocketAddr, b: SocketAddr, routes: Vec<Route>) -> String {
+    GatewayConfig::empty()
+        .server("grace_period: 1s, shutdown_timeout: 1s")
+        .upstream("a", a)
+        .upstream("b", b)
+        .routes(routes)
+        .yaml()
 }
 
-const ROUTES_BEFORE: &str = "  - name: keep\n    match: { path_prefix: /keep }\n    upstream: a\n\
-                             \x20 - name: switch\n    match: { path_prefix: /switch }\n    upstream: a\n";
-const ROUTES_AFTER: &str = "  - name: keep\n    match: { path_prefix: /keep }\n    upstream: a\n\
-                            \x20 - name: switch\n    match: { path_prefix: /switch }\n    upstream: b\n\
-                            \x20 - name: added\n    match: { path_prefix: /added }\n    upstream: b\n";
+/// `/keep` and `/switch` on `a`.
+fn routes_before() -> Vec<Route> {
+    vec![
+        Route::prefix("keep", "/keep").upstream("a"),
+        Route::prefix("switch", "/switch").upstream("a"),
+    ]
+}
+
+/// `/switch` moved to `b`, and `/added` on `b`.
+fn routes_after() -> Vec<Route> {
+    vec![
+        Route::prefix("keep", "/keep").upstream("a"),
+        Route::prefix("switch", "/switch").upstream("b"),
+        Route::prefix("added", "/added").upstream("b"),
+    ]
+}
 
 async fn two_upstreams() -> (Upstream, Upstream) {
     let a = Upstream::start(|_| Reply::ok("from-a").header("cache-control", "max-age=300")).await;
@@ -89,7 +101,7 @@ async fn body_and_cache(gateway: &GatewayProcess, path: &str) -> (String, String
 #[tokio::test]
 async fn sighup_applies_new_routes_and_keeps_cache_and_connections() {
     let (a, b) = two_upstreams().await;
-    let gateway = GatewayProcess::start(&config(a.addr, b.addr, ROUTES_BEFORE));
+    let gateway = GatewayProcess::start(&config(a.addr, b.addr, routes_before()));
     assert_eq!(
         body_and_cache(&gateway, "/keep/1").await,
         ("from-a".into(), "MISS".into())
@@ -106,7 +118,7 @@ async fn sighup_applies_new_routes_and_keeps_cache_and_connections() {
     let mut open = KeepAlive::open(gateway.addr).await;
     assert_eq!(open.get("/keep/1").await, ("HIT".into(), "from-a".into()));
 
-    gateway.rewrite_config(&config(a.addr, b.addr, ROUTES_AFTER));
+    gateway.rewrite_config(&config(a.addr, b.addr, routes_after()));
     gateway.signal("HUP");
     // The reload runs in the background: wait for the new route to answer.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -138,11 +150,11 @@ async fn sighup_applies_new_routes_and_keeps_cache_and_connections() {
 #[tokio::test]
 async fn post_reload_applies_at_once_and_refuses_a_bad_file() {
     let (a, b) = two_upstreams().await;
-    let gateway = GatewayProcess::start(&config(a.addr, b.addr, ROUTES_BEFORE));
+    let gateway = GatewayProcess::start(&config(a.addr, b.addr, routes_before()));
     request(gateway.addr, "GET", "/keep/1", &[]).await;
     assert_eq!(body_and_cache(&gateway, "/switch/1").await.0, "from-a");
 
-    gateway.rewrite_config(&config(a.addr, b.addr, ROUTES_AFTER));
+    gateway.rewrite_config(&config(a.addr, b.addr, routes_after()));
     let answer = admin_post(&gateway, "/reload").await;
     assert_eq!(answer.status, 200, "{}", answer.text());
     // POST /reload answers after the swap: no waiting needed.
@@ -150,11 +162,11 @@ async fn post_reload_applies_at_once_and_refuses_a_bad_file() {
     assert_eq!(body_and_cache(&gateway, "/added/1").await.0, "from-b");
     assert_eq!(body_and_cache(&gateway, "/keep/1").await.1, "HIT");
 
-    // A broken file: 400 naming the file, and the running config (ROUTES_AFTER) stays.
+    // A broken file: 400 naming the file, and the running config (`routes_after`) stays.
     let config_file = gateway.config_path.display().to_string();
     std::fs::write(
         &gateway.config_path,
-        config(a.addr, b.addr, ROUTES_BEFORE) + "unknown_key: 1\n",
+        config(a.addr, b.addr, routes_before()) + "unknown_key: 1\n",
     )
     .unwrap();
     let refused = admin_post(&gateway, "/reload").await;
@@ -178,7 +190,7 @@ async fn post_reload_applies_at_once_and_refuses_a_bad_file() {
     // an unknown key, which would switch /switch back to `a` if applied; (3) not YAML again,
     // whose read shows that (2) has finished.
     let bad_yaml = "routes: [unclosed\n".to_string();
-    let bad_config = config(a.addr, b.addr, ROUTES_BEFORE) + "unknown_key: 1\n";
+    let bad_config = config(a.addr, b.addr, routes_before()) + "unknown_key: 1\n";
     for (i, content) in [&bad_yaml, &bad_config, &bad_yaml].into_iter().enumerate() {
         let fed = feed_next_read(&gateway.config_path, content);
         gateway.signal("HUP");

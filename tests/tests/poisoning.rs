@@ -3,7 +3,7 @@
 //! (cacheable) body; a poisoned request followed by a clean one must never show the clean
 //! client the attacker's values, and the upstream must never see them.
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream, UpstreamRequest};
 
 /// Headers the upstream reflects, as `name=value` lines.
 const REFLECTED: [&str; 17] = [
@@ -64,17 +64,10 @@ fn attacker_values(text: &str) -> Vec<&str> {
         .collect()
 }
 
-fn config(upstream: &Upstream, server: &str, route_extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{server}upstreams:\n  api:\n    servers: [\"{}\"]\nroutes:\n  - name: api\n    upstream: api\n{route_extra}",
-        upstream.addr
-    )
-}
-
 #[tokio::test]
 async fn a_poisoned_request_never_reaches_a_clean_client() {
     let upstream = Upstream::start(reflect).await;
-    let gateway = GatewayProcess::start(&config(&upstream, "", ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
 
     let mut poisoned_headers = vec![("Host", "api.example.com")];
     poisoned_headers.extend(POISON);
@@ -125,7 +118,7 @@ async fn a_poisoned_request_never_reaches_a_clean_client() {
 #[tokio::test]
 async fn method_overrides_reach_the_upstream_only_on_requests_that_are_not_cached() {
     let upstream = Upstream::start(reflect).await;
-    let gateway = GatewayProcess::start(&config(&upstream, "", ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let header = [("X-HTTP-Method-Override", "DELETE")];
     request(gateway.addr, "GET", "/m", &header).await;
     request(gateway.addr, "POST", "/m", &header).await;
@@ -142,7 +135,7 @@ async fn method_overrides_reach_the_upstream_only_on_requests_that_are_not_cache
 #[tokio::test]
 async fn host_case_and_default_port_share_one_entry_and_one_answer() {
     let upstream = Upstream::start(reflect).await;
-    let gateway = GatewayProcess::start(&config(&upstream, "", ""));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let first = request(gateway.addr, "GET", "/h", &[("Host", "EXAMPLE.com:80")]).await;
     assert_eq!(first.cache(), "MISS");
     // The upstream saw the host of the key, so the stored answer is right for every spelling.
@@ -170,11 +163,11 @@ async fn host_case_and_default_port_share_one_entry_and_one_answer() {
 #[tokio::test]
 async fn a_trusted_proxy_keeps_and_extends_the_forwarding_headers() {
     let upstream = Upstream::start(reflect).await;
-    let gateway = GatewayProcess::start(&config(
-        &upstream,
-        "server:\n  trusted_proxies: [\"127.0.0.0/8\"]\n",
-        "",
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .server("trusted_proxies: [\"127.0.0.0/8\"]")
+            .yaml(),
+    );
     request(
         gateway.addr,
         "GET",
@@ -212,11 +205,12 @@ async fn a_trusted_proxy_keeps_and_extends_the_forwarding_headers() {
 #[tokio::test]
 async fn a_route_strips_headers_and_keys_on_others() {
     let upstream = Upstream::start(reflect).await;
-    let gateway = GatewayProcess::start(&config(
-        &upstream,
-        "",
-        "    strip_request_headers: [X-Debug, Cookie]\n    cache: { key_headers: [X-Tenant] }\n",
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .route_line("strip_request_headers: [X-Debug, Cookie]")
+            .route_cache("key_headers: [X-Tenant]")
+            .yaml(),
+    );
     let a = request(
         gateway.addr,
         "GET",

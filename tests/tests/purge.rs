@@ -8,19 +8,16 @@ use std::time::Duration;
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::upstream::Gate;
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Upstream, UpstreamRequest,
+};
 
 const APP: &str = "https://app.example.com";
 const OTHER: &str = "https://other.example.com";
 
-fn config(upstream: SocketAddr, cache_block: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         {cache_block}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n    cors: {{ mode: upstream }}\n"
-    )
+/// One catch-all route in upstream CORS mode.
+fn config(upstream: SocketAddr) -> GatewayConfig {
+    GatewayConfig::new(upstream).route_cors("mode: upstream")
 }
 
 /// An API that does CORS right: echoes the origin, says `Vary: Origin`, answers preflights.
@@ -104,7 +101,7 @@ fn upstream_count(upstream: &Upstream, method: &str, path: &str, origin: Option<
 #[tokio::test]
 async fn purge_by_origin_drops_that_origins_variants_only() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for path in ["/a", "/b"] {
         for origin in [Some(APP), Some(OTHER), None] {
@@ -140,7 +137,7 @@ async fn purge_by_origin_drops_that_origins_variants_only() {
 #[tokio::test]
 async fn purge_by_origin_keeps_other_origins_when_the_purged_one_was_cached_first() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     warm(addr, "/first", Some(APP)).await;
     warm(addr, "/first", Some(OTHER)).await;
@@ -173,7 +170,7 @@ async fn purge_by_origin_keeps_other_origins_when_the_purged_one_was_cached_firs
 #[tokio::test]
 async fn purge_by_origin_is_case_and_trailing_slash_insensitive() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     warm(gateway.addr, "/a", Some(APP)).await;
     assert_eq!(
         purge(&gateway, "{\"origin\": \"HTTPS://App.Example.com/\"}").await,
@@ -185,7 +182,7 @@ async fn purge_by_origin_is_case_and_trailing_slash_insensitive() {
 #[tokio::test]
 async fn purge_by_host_drops_that_hosts_entries_only() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for host in ["a.example.com", "b.example.com"] {
         for path in ["/x", "/y"] {
@@ -219,7 +216,7 @@ async fn purge_by_host_drops_that_hosts_entries_only() {
 #[tokio::test]
 async fn purge_by_prefix_drops_paths_under_it_only() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for path in [
         "/v1/users",
@@ -259,7 +256,7 @@ async fn purge_by_url_drops_every_variant_of_the_path() {
         reply
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     let variants: [(Option<&str>, &str); 4] = [
         (Some(APP), "gzip"),
@@ -350,7 +347,7 @@ async fn purge_by_url_drops_every_variant_of_the_path() {
 #[tokio::test]
 async fn purge_by_url_with_query_is_exact() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for path in ["/list?page=1", "/list?page=2", "/list"] {
         warm(addr, path, None).await;
@@ -373,7 +370,7 @@ async fn purge_by_tag_from_surrogate_key_and_cache_tag() {
         }
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for path in ["/users/7", "/teams/3", "/users/8", "/misc"] {
         let first = get(addr, path, None).await;
@@ -417,7 +414,7 @@ async fn purge_by_tag_from_surrogate_key_and_cache_tag() {
 #[tokio::test]
 async fn several_fields_narrow_the_match() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for (path, origin) in [("/v1/x", APP), ("/v2/x", APP), ("/v1/x", OTHER)] {
         warm(addr, path, Some(origin)).await;
@@ -445,7 +442,7 @@ async fn several_fields_narrow_the_match() {
 #[tokio::test]
 async fn purge_all_drops_everything() {
     let upstream = Upstream::start(cors_api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     for (path, origin) in [("/a", Some(APP)), ("/b", Some(OTHER)), ("/c", None)] {
         warm(addr, path, origin).await;
@@ -477,8 +474,11 @@ async fn soft_purge_revalidates_with_the_stored_validator() {
             .header("cache-control", "max-age=60")
     })
     .await;
-    let cache = "cache: { stale_while_revalidate: 0s, stale_if_error: 0s }";
-    let gateway = GatewayProcess::start(&config(upstream.addr, cache));
+    let gateway = GatewayProcess::start(
+        &config(upstream.addr)
+            .cache("stale_while_revalidate: 0s, stale_if_error: 0s")
+            .yaml(),
+    );
     let addr = gateway.addr;
     warm(addr, "/doc", None).await;
     warm(addr, "/keep", None).await;
@@ -530,7 +530,7 @@ async fn soft_purge_serves_stale_while_revalidating_when_allowed() {
             .header("cache-control", "max-age=60, stale-while-revalidate=30")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     warm(addr, "/doc", None).await;
     assert_eq!(purge(&gateway, "{\"all\": true, \"soft\": true}").await, 1);
@@ -577,7 +577,7 @@ async fn purge_during_fill(body: &str) {
         })
         .await
     };
-    let gateway = GatewayProcess::start(&config(upstream.addr, ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr).yaml());
     let addr = gateway.addr;
     let in_flight = tokio::spawn(async move { request(addr, "GET", "/slow", &[]).await });
     for _ in 0..400 {

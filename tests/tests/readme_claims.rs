@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cors_edge_tests::client::request_with_body;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{binary_path, request, GatewayProcess, Reply, Response, Upstream};
+use cors_edge_tests::{
+    binary_path, request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream,
+};
 
 const A: &str = "https://a.example";
 const B: &str = "https://b.example";
 
 /// An upstream-mode route `/up/` and an edge-mode route `/edge/` allowing `edge_origins`.
-fn config(upstream: SocketAddr, edge_origins: &str, extra: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n{extra}\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: up\n    match: {{ path_prefix: /up/ }}\n    upstream: api\n\
-         \x20 - name: edge\n    match: {{ path_prefix: /edge/ }}\n    upstream: api\n    cors:\n      mode: edge\n      allow_origins: [{edge_origins}]\n"
-    )
+fn config(upstream: SocketAddr, edge_origins: &[&str]) -> GatewayConfig {
+    GatewayConfig::new(upstream).routes([
+        Route::prefix("up", "/up/"),
+        Route::prefix("edge", "/edge/").cors_edge(edge_origins),
+    ])
 }
 
 /// What the tests' API answers, by path: `/up/echo` echoes the origin with `Vary: Origin`,
@@ -107,7 +107,7 @@ async fn unsafe_count_reaches(gateway: &GatewayProcess, reason: &str, want: f64)
 /// (an invalid request: no CORS headers at all).
 async fn several_origin_lines_get_nothing_on(path: &str) {
     let upstream = Upstream::start(api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, &format!("\"{A}\", \"{B}\""), ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr, &[A, B]).yaml());
     // Each line alone is allowed; together they are an invalid request.
     for origin in [A, B] {
         let one = get(&gateway, path, &[origin]).await;
@@ -137,11 +137,7 @@ async fn several_origin_lines_get_nothing_in_upstream_mode() {
 #[tokio::test]
 async fn reload_swaps_cors_policies_and_says_what_needs_a_restart() {
     let upstream = Upstream::start(api).await;
-    let before = config(
-        upstream.addr,
-        &format!("\"{A}\""),
-        "cache: { max_bytes: 64MiB }\n",
-    );
+    let before = config(upstream.addr, &[A]).cache("max_bytes: 64MiB").yaml();
     let gateway = GatewayProcess::start(&before);
     assert_eq!(
         get(&gateway, "/edge/x", &[A])
@@ -154,11 +150,7 @@ async fn reload_swaps_cors_policies_and_says_what_needs_a_restart() {
         .has("access-control-allow-origin"));
 
     // Only the policy changes: nothing needs a restart.
-    gateway.rewrite_config(&config(
-        upstream.addr,
-        &format!("\"{B}\""),
-        "cache: { max_bytes: 64MiB }\n",
-    ));
+    gateway.rewrite_config(&config(upstream.addr, &[B]).cache("max_bytes: 64MiB").yaml());
     let answer = admin_post(&gateway, "/reload", "").await;
     assert_eq!(answer["reloaded"], true, "{answer}");
     assert_eq!(answer["restart_needed"], serde_json::json!([]), "{answer}");
@@ -173,11 +165,11 @@ async fn reload_swaps_cors_policies_and_says_what_needs_a_restart() {
         .has("access-control-allow-origin"));
 
     // Settings that need new sockets or a new store are named, and the rest still applies.
-    gateway.rewrite_config(&config(
-        upstream.addr,
-        &format!("\"{A}\", \"{B}\""),
-        "cache: { max_bytes: 128MiB }\n",
-    ));
+    gateway.rewrite_config(
+        &config(upstream.addr, &[A, B])
+            .cache("max_bytes: 128MiB")
+            .yaml(),
+    );
     let answer = admin_post(&gateway, "/reload", "").await;
     assert_eq!(
         answer["restart_needed"],
@@ -197,7 +189,7 @@ async fn reload_swaps_cors_policies_and_says_what_needs_a_restart() {
 #[tokio::test]
 async fn unsafe_upstream_answers_are_stored_per_origin_answered_as_sent_and_counted() {
     let upstream = Upstream::start(api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, &format!("\"{A}\""), ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr, &[A]).yaml());
     // (path, what the upstream's ACAO is, reason)
     for (path, acao, reason) in [
         ("/up/other", "https://other.example", "acao_other_origin"),
@@ -257,7 +249,7 @@ async fn unsafe_upstream_answers_are_stored_per_origin_answered_as_sent_and_coun
 #[tokio::test]
 async fn an_origin_purge_spares_the_entries_shared_by_every_origin() {
     let upstream = Upstream::start(api).await;
-    let gateway = GatewayProcess::start(&config(upstream.addr, &format!("\"{A}\""), ""));
+    let gateway = GatewayProcess::start(&config(upstream.addr, &[A]).yaml());
     for origin in [A, B] {
         get(&gateway, "/up/star", &[origin]).await;
         get(&gateway, "/up/echo", &[origin]).await;

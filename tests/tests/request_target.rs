@@ -7,17 +7,16 @@
 use std::time::Duration;
 
 use cors_edge_tests::client::send_raw_answer;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Route, Upstream, UpstreamRequest,
+};
 
 /// Two routes: `/admin` on its own upstream, everything else on the reflecting one.
 fn config(api: &Upstream, admin: &Upstream) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{}\"]\n  internal:\n    servers: [\"{}\"]\n\
-         routes:\n  - name: internal\n    match: {{ path_prefix: /admin }}\n    upstream: internal\n\
-         \x20 - name: api\n    upstream: api\n",
-        api.addr, admin.addr
-    )
+    GatewayConfig::new(api.addr)
+        .upstream("internal", admin.addr)
+        .route(Route::prefix("internal", "/admin").upstream("internal"))
+        .yaml()
 }
 
 /// The body says which target and host the upstream was sent; cacheable for 5 minutes.

@@ -4,15 +4,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cors_edge_tests::upstream::http_date;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream, UpstreamRequest};
 
+/// No default stale windows: an expired answer is only served after validation.
 fn config(upstream: std::net::SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         cache: {{ stale_while_revalidate: 0s, stale_if_error: 0s }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n"
-    )
+    GatewayConfig::new(upstream)
+        .cache("stale_while_revalidate: 0s, stale_if_error: 0s")
+        .yaml()
 }
 
 /// First answer: a response already two minutes old (Date in the past) with `max-age=60`, so

@@ -2,7 +2,9 @@
 //! `Surrogate-Control`, and `Age` (RFC 9111 §5.1), through the gateway. How long a response is
 //! stored is read from the debug header's storage verdict (`fresh_for=Ns`), so nothing waits.
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Route, Upstream, UpstreamRequest,
+};
 
 /// Upstream answers by path: the response's cache fields.
 const ANSWERS: &[(&str, &[(&str, &str)])] = &[
@@ -132,15 +134,13 @@ fn api(req: &UpstreamRequest) -> Reply {
         })
 }
 
+/// Acme-CDN-Cache-Control before CDN-Cache-Control; `/pass/` uncached; debug on the rest.
 fn config(upstream: std::net::SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         cache: {{ targeted_fields: [Acme-CDN-Cache-Control, CDN-Cache-Control] }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n\
-         \x20 - name: pass\n    match: {{ path_prefix: \"/pass/\" }}\n    upstream: api\n    cache: {{ enabled: false }}\n\
-         \x20 - name: api\n    upstream: api\n    debug: true\n"
-    )
+    GatewayConfig::new(upstream)
+        .cache("targeted_fields: [Acme-CDN-Cache-Control, CDN-Cache-Control]")
+        .route(Route::prefix("pass", "/pass/").cache("enabled: false"))
+        .route_debug()
+        .yaml()
 }
 
 /// The storage verdict of the debug header: `stored fresh_for=600s` or `not_stored:private`.

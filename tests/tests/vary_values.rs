@@ -2,15 +2,7 @@
 //! the case of case-insensitive fields do not split the cache; order, quoted strings and
 //! absence do.
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
-
-fn config(upstream: std::net::SocketAddr) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n"
-    )
-}
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 
 #[tokio::test]
 async fn list_whitespace_and_language_case_share_a_variant_order_does_not() {
@@ -20,7 +12,7 @@ async fn list_whitespace_and_language_case_share_a_variant_order_does_not() {
             .header("vary", "Accept-Language")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let get = |value: &'static str| async move {
         request(gateway.addr, "GET", "/l", &[("accept-language", value)]).await
     };
@@ -55,7 +47,7 @@ async fn quoted_strings_and_case_of_other_fields_are_kept() {
             .header("vary", "Foo")
     })
     .await;
-    let gateway = GatewayProcess::start(&config(upstream.addr));
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     let get = |headers: &'static [(&'static str, &'static str)]| async move {
         request(gateway.addr, "GET", "/f", headers).await
     };
