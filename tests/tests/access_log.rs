@@ -2,27 +2,22 @@
 //! the file is reopened after a rotation (`POST /reload`, SIGHUP); a writer that cannot keep up
 //! drops and counts lines instead of holding up requests.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::tls::TestCert;
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Route, Upstream, UpstreamRequest,
+};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const APP: &str = "https://app.example.com";
 /// `QUEUED_LINES` in crates/gateway/src/access_log: lines that may wait for the writer.
 const QUEUED_LINES: usize = 4096;
-
-fn config(upstream: SocketAddr, log: &str) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\n\
-         admin: {{ listen: \"{{admin}}\" }}\n\
-         upstreams:\n  api:\n    servers: [\"{upstream}\"]\n\
-         routes:\n  - name: api\n    upstream: api\n\
-         log:\n  access: {log}\n"
-    )
-}
 
 /// Echoes the origin with `Vary: Origin`; cacheable for a minute. `/unsafe` forgets the
 /// `Vary: Origin`; preflights are answered 204.
@@ -78,10 +73,11 @@ async fn a_miss_and_a_hit_are_logged_with_every_field() {
     let upstream = Upstream::start(cors_api).await;
     let dir = TempDir::new("access-json");
     let path = log_path(&dir, "access.log");
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        &format!("{{ path: \"{}\", format: json }}", path.display()),
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .access_log(&path, Some("json"))
+            .yaml(),
+    );
     assert_eq!(
         metric(&gateway, "cors_edge_access_log_dropped_total").await,
         0.0,
@@ -196,10 +192,11 @@ async fn the_text_format_is_one_short_line_per_request() {
     let upstream = Upstream::start(cors_api).await;
     let dir = TempDir::new("access-text");
     let path = log_path(&dir, "access.log");
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        &format!("{{ path: \"{}\", format: text }}", path.display()),
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .access_log(&path, Some("text"))
+            .yaml(),
+    );
     request(gateway.addr, "GET", "/t", &[("origin", APP)]).await;
     request(gateway.addr, "GET", "/t", &[]).await;
     let lines = wait_for_lines(&path, 2);
@@ -225,15 +222,59 @@ async fn the_text_format_is_one_short_line_per_request() {
     );
 }
 
+/// HTTP/2 has no `Host` field: the host is the `:authority` pseudo-header, and a request that
+/// no route takes is logged with it all the same.
+#[tokio::test]
+async fn an_http2_request_with_no_route_is_logged_with_its_host() {
+    let upstream = Upstream::start(cors_api).await;
+    let dir = TempDir::new("access-h2");
+    let path = log_path(&dir, "access.log");
+    let cert = TestCert::localhost();
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .routes([Route::prefix("api", "/api/")])
+            .tls(cert.cert(), cert.key())
+            .access_log(&path, Some("json"))
+            .yaml(),
+    );
+    let tls = cert.connect(gateway.tls[0], b"h2").await;
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("HTTP/2 handshake");
+    tokio::spawn(connection);
+    let authority = format!("example.test:{}", gateway.tls[0].port());
+    let request = http::Request::get(format!("https://{authority}/elsewhere"))
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("HTTP/2 response");
+    assert_eq!(response.version(), http::Version::HTTP_2);
+    assert_eq!(response.status(), 404, "no route takes /elsewhere");
+    response.into_body().collect().await.expect("body");
+
+    let lines = wait_for_lines(&path, 1);
+    assert_eq!(lines.len(), 1, "one line for the one request: {lines:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(&lines[0]).unwrap_or_else(|e| panic!("{e}: {}", lines[0]));
+    assert_eq!(record["path"], "/elsewhere", "{record}");
+    assert_eq!(record["status"], 404, "{record}");
+    assert_eq!(record["route"], serde_json::Value::Null, "{record}");
+    assert_eq!(
+        record["host"], authority,
+        "the host of an HTTP/2 request is its :authority: {record}"
+    );
+}
+
 #[tokio::test]
 async fn the_file_is_reopened_after_rotation() {
     let upstream = Upstream::start(cors_api).await;
     let dir = TempDir::new("access-rotate");
     let path = log_path(&dir, "access.log");
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        &format!("{{ path: \"{}\" }}", path.display()),
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .access_log(&path, None)
+            .yaml(),
+    );
     request(gateway.addr, "GET", "/first", &[]).await;
     wait_for_lines(&path, 1);
 
@@ -277,10 +318,11 @@ async fn a_writer_that_cannot_keep_up_drops_and_counts_instead_of_blocking() {
     let fifo = log_path(&dir, "access.fifo");
     let made = Command::new("mkfifo").arg(&fifo).status();
     assert!(made.is_ok_and(|s| s.success()), "mkfifo failed");
-    let gateway = GatewayProcess::start(&config(
-        upstream.addr,
-        &format!("{{ path: \"{}\" }}", fifo.display()),
-    ));
+    let gateway = GatewayProcess::start(
+        &GatewayConfig::new(upstream.addr)
+            .access_log(&fifo, None)
+            .yaml(),
+    );
     let sent = QUEUED_LINES + 200;
     for i in 0..sent {
         let response = request(gateway.addr, "GET", "/busy", &[]).await;
