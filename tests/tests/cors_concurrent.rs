@@ -7,7 +7,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Response, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    request, GatewayConfig, GatewayProcess, Reply, Response, Route, Upstream, UpstreamRequest,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -119,19 +121,9 @@ fn shuffle<T>(items: &mut [T]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_origins_never_get_another_origins_answer() {
     let upstream = Upstream::start(api).await;
-    let config = r#"
-listen: ["{listen}"]
-admin: { listen: "{admin}" }
-cache:
-  negative_preflight_ttl: 1s
-upstreams:
-  api:
-    servers: ["UPSTREAM"]
-routes:
-  - name: api
-    upstream: api
-"#
-    .replace("UPSTREAM", &upstream.addr.to_string());
+    let config = GatewayConfig::new(upstream.addr)
+        .cache("negative_preflight_ttl: 1s")
+        .yaml();
     let gateway = GatewayProcess::start(&config);
     let addr = gateway.addr;
 
@@ -229,22 +221,17 @@ async fn concurrent_origins_in_edge_mode_get_their_own_grant() {
             .delay(Duration::from_millis(2))
     })
     .await;
-    let config = r#"
-listen: ["{listen}"]
-admin: { listen: "{admin}" }
-upstreams:
-  api:
-    servers: ["UPSTREAM"]
-routes:
-  - name: edge
-    upstream: api
-    cors:
-      mode: edge
-      allow_origins: ["https://app.example.com", "https://admin.example.com", "https://dev.example.com"]
-      allow_credentials: true
-      allow_methods: [GET, PUT]
-"#
-    .replace("UPSTREAM", &upstream.addr.to_string());
+    let config = GatewayConfig::new(upstream.addr)
+        .catch_all(
+            Route::new("edge")
+                .cors_edge(&[
+                    "https://app.example.com",
+                    "https://admin.example.com",
+                    "https://dev.example.com",
+                ])
+                .cors("allow_credentials: true, allow_methods: [GET, PUT]"),
+        )
+        .yaml();
     let gateway = GatewayProcess::start(&config);
     let addr = gateway.addr;
     let mut plan = Vec::new();

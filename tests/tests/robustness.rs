@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use cors_edge_tests::client::{send_raw_answer, RawAnswer};
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 
 /// How long a malformed request may go unanswered: far above any real answer time, so a
 /// gateway that hangs on the input (neither answers nor closes) fails instead of passing.
@@ -14,11 +14,7 @@ const ANSWER_LIMIT: Duration = Duration::from_secs(10);
 async fn setup() -> (Upstream, GatewayProcess) {
     let upstream =
         Upstream::start(|_| Reply::ok("fine").header("cache-control", "max-age=60")).await;
-    let config = format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{}\"]\nroutes:\n  - name: api\n    upstream: api\n",
-        upstream.addr
-    );
-    let gateway = GatewayProcess::start(&config);
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
     (upstream, gateway)
 }
 

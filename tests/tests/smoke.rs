@@ -1,15 +1,12 @@
 //! The harness itself works: a gateway in front of a real upstream caches a response.
 
-use cors_edge_tests::{request, GatewayProcess, Reply, Upstream};
+use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 
 #[tokio::test]
 async fn second_get_is_a_hit_and_never_reaches_the_upstream() {
     let upstream =
         Upstream::start(|_| Reply::ok("hello").header("cache-control", "max-age=60")).await;
-    let config = format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{}\"]\nroutes:\n  - name: api\n    upstream: api\n",
-        upstream.addr
-    );
+    let config = GatewayConfig::new(upstream.addr).yaml();
     let gateway = GatewayProcess::start(&config);
     let first = request(gateway.addr, "GET", "/hello", &[]).await;
     assert_eq!(

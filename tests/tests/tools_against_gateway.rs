@@ -4,7 +4,9 @@
 
 use std::process::Command;
 
-use cors_edge_tests::{binary_path, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    binary_path, GatewayConfig, GatewayProcess, Reply, Upstream, UpstreamRequest,
+};
 
 const ALLOWED: [&str; 2] = ["https://a.example", "https://b.example"];
 
@@ -36,10 +38,7 @@ fn forgetful_api(req: &UpstreamRequest) -> Reply {
 }
 
 fn gateway_config(upstream: &Upstream) -> String {
-    format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{}\"]\nroutes:\n  - name: api\n    upstream: api\n",
-        upstream.addr
-    )
+    GatewayConfig::new(upstream.addr).yaml()
 }
 
 fn probe(url: &str) -> (i32, serde_json::Value) {

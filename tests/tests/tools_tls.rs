@@ -4,8 +4,10 @@
 
 use std::process::Command;
 
-use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{binary_path, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::tls::TestCert;
+use cors_edge_tests::{
+    binary_path, GatewayConfig, GatewayProcess, Reply, Upstream, UpstreamRequest,
+};
 
 const ALLOWED: [&str; 2] = ["https://a.example", "https://b.example"];
 
@@ -37,42 +39,11 @@ fn forgetful_api(req: &UpstreamRequest) -> Reply {
     reply
 }
 
-/// A certificate for `localhost` and `api.test`, as PEM files.
-struct Cert {
-    dir: TempDir,
-}
-
-impl Cert {
-    fn new() -> Cert {
-        let generated = rcgen::generate_simple_self_signed(vec![
-            "localhost".to_string(),
-            "api.test".to_string(),
-        ])
-        .expect("certificate");
-        let dir = TempDir::new("tools-tls");
-        std::fs::write(dir.0.join("tls.crt"), generated.cert.pem()).expect("write cert");
-        std::fs::write(dir.0.join("tls.key"), generated.signing_key.serialize_pem())
-            .expect("write key");
-        Cert { dir }
-    }
-
-    fn cert(&self) -> String {
-        self.dir.0.join("tls.crt").display().to_string()
-    }
-
-    fn key(&self) -> String {
-        self.dir.0.join("tls.key").display().to_string()
-    }
-}
-
-fn start(upstream: &Upstream, cert: &Cert) -> GatewayProcess {
-    let config = format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{}\"]\n\
-         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{{tls}}\"]\n  cert: \"{}\"\n  key: \"{}\"\n",
-        upstream.addr,
-        cert.cert(),
-        cert.key()
-    );
+/// A gateway with a TLS listener on a certificate for `localhost` and `api.test`.
+fn start(upstream: &Upstream, cert: &TestCert) -> GatewayProcess {
+    let config = GatewayConfig::new(upstream.addr)
+        .tls(cert.cert(), cert.key())
+        .yaml();
     let gateway = GatewayProcess::start(&config);
     assert!(
         !gateway.tls.is_empty(),
@@ -117,7 +88,7 @@ fn verdict(report: &serde_json::Value, check: &str) -> String {
 #[tokio::test]
 async fn probe_over_the_gateways_tls_listener_with_http2_and_http1() {
     let upstream = Upstream::start(forgetful_api).await;
-    let cert = Cert::new();
+    let cert = TestCert::for_names(&["localhost", "api.test"]);
     let gateway = start(&upstream, &cert);
     let port = gateway.tls[0].port();
 
@@ -153,7 +124,7 @@ async fn probe_over_the_gateways_tls_listener_with_http2_and_http1() {
 #[tokio::test]
 async fn loadtest_over_the_gateways_tls_listener_with_http2_and_http1() {
     let upstream = Upstream::start(forgetful_api).await;
-    let cert = Cert::new();
+    let cert = TestCert::for_names(&["localhost", "api.test"]);
     let gateway = start(&upstream, &cert);
     let url = format!("https://localhost:{}/load", gateway.tls[0].port());
     for (flag, protocol) in [("--http2", "HTTP/2"), ("--http1.1", "HTTP/1.1")] {
@@ -191,7 +162,7 @@ async fn loadtest_over_the_gateways_tls_listener_with_http2_and_http1() {
 #[tokio::test]
 async fn probe_direct_compares_the_https_edge_with_its_plain_http_origin() {
     let upstream = Upstream::start(forgetful_api).await;
-    let cert = Cert::new();
+    let cert = TestCert::for_names(&["localhost", "api.test"]);
     let gateway = start(&upstream, &cert);
     let edge = format!("https://localhost:{}/direct", gateway.tls[0].port());
     let origin = format!("http://{}/direct", upstream.addr);

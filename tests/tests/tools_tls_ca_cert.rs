@@ -7,7 +7,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use cors_edge_tests::gateway::TempDir;
-use cors_edge_tests::{binary_path, GatewayProcess, Reply, Upstream, UpstreamRequest};
+use cors_edge_tests::{
+    binary_path, GatewayConfig, GatewayProcess, Reply, Upstream, UpstreamRequest,
+};
 
 const ORIGINS: [&str; 2] = ["https://a.example", "https://b.example"];
 
@@ -76,11 +78,7 @@ fn make_cert(dir: &Path, name: &str) -> String {
 
 fn start(upstream: &Upstream, cert: &str) -> GatewayProcess {
     let key = cert.replace(".crt", ".key");
-    let config = format!(
-        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\nupstreams:\n  api:\n    servers: [\"{}\"]\n\
-         routes:\n  - name: api\n    upstream: api\ntls:\n  listen: [\"{{tls}}\"]\n  cert: \"{cert}\"\n  key: \"{key}\"\n",
-        upstream.addr
-    );
+    let config = GatewayConfig::new(upstream.addr).tls(cert, key).yaml();
     let gateway = GatewayProcess::start(&config);
     assert!(!gateway.tls.is_empty(), "no TLS listener");
     gateway
