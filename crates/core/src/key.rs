@@ -155,14 +155,16 @@ const CASE_INSENSITIVE_FIELDS: [&str; 2] = ["accept-language", "accept-charset"]
 /// anything inside a quoted string or a member stays as sent. Fields whose values are
 /// case-insensitive are lower-cased. A header absent from the request is a value of its own,
 /// distinct from a present but empty one (§4.1). `Accept-Encoding` is the exception: its
-/// value is the coding the gateway chooses for it, so every spelling of one choice (absent
-/// and empty included: both choose identity) shares a variant.
+/// value is `coding`, the coding the gateway chose for the request
+/// ([`crate::compression::choose_coding`], made once per request), so every spelling of one
+/// choice (absent and empty included: both choose identity) shares a variant.
 pub fn vary_header_value<'a, I: IntoIterator<Item = &'a [u8]>>(
     name: &str,
     field_lines: I,
+    coding: crate::compression::Coding,
 ) -> Vec<u8> {
     if name == "accept-encoding" {
-        return crate::compression::accept_encoding_variance(field_lines);
+        return coding.as_str().as_bytes().to_vec();
     }
     let mut lines = field_lines.into_iter().peekable();
     if lines.peek().is_none() {
@@ -325,7 +327,9 @@ mod tests {
     }
 
     fn vary(name: &str, lines: &[&str]) -> Vec<u8> {
-        vary_header_value(name, lines.iter().map(|l| l.as_bytes()))
+        // The coding as the gateway chooses it once per request, from the same lines.
+        let coding = crate::compression::choose_coding(lines.iter().map(|l| l.as_bytes()));
+        vary_header_value(name, lines.iter().map(|l| l.as_bytes()), coding)
     }
 
     #[test]

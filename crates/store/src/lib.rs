@@ -4,6 +4,7 @@
 
 mod bans;
 mod index;
+pub mod key_hash;
 mod store;
 
 pub use bans::BanOutcome;

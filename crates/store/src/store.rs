@@ -361,7 +361,7 @@ impl MokaStore {
     /// a purge invalidated it, else (for a primary key) the oldest surviving variant promoted
     /// into the primary slot. Shared by [`Storage::lookup`] and the cache lock's re-check, so the
     /// two can never disagree on what "in the store" means.
-    /// `hash` is `key.combined_bin()`, which the callers need too.
+    /// `hash` is the key's slot ([`crate::key_hash::combined`]), which the callers need too.
     fn find(&self, key: &CacheKey, hash: HashBinary) -> Option<(Arc<Entry>, BanOutcome)> {
         let mut ban = BanOutcome::Valid;
         let mut found = self.cache.get(&hash);
@@ -397,7 +397,8 @@ impl MokaStore {
             self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
                 && !self.invalidated(&entry.info)
         };
-        // `combined_bin` would hash the primary key string again.
+        // Hashed once: `combined` would hash the primary key string again (unless the caller
+        // set the override, as the gateway does).
         let primary_bin = key.primary_bin();
         key.set_primary_bin_override(primary_bin);
         let primary = self.cache.get(&primary_bin)?;
@@ -410,7 +411,7 @@ impl MokaStore {
             primary
         } else {
             key.set_variance_key(variance?);
-            let variant = self.cache.get(&key.combined_bin())?;
+            let variant = self.cache.get(&crate::key_hash::combined(key))?;
             if variant.meta.facts.created < primary.meta.facts.provenance {
                 return None;
             }

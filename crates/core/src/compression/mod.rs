@@ -121,15 +121,6 @@ where
     best
 }
 
-/// The value the cache variance keys `Accept-Encoding` on: the chosen coding, so every
-/// spelling of the same choice selects the same stored copy.
-pub fn accept_encoding_variance<'a, I>(accept_encoding: I) -> Vec<u8>
-where
-    I: IntoIterator<Item = &'a [u8]>,
-{
-    choose_coding(accept_encoding).as_str().as_bytes().to_vec()
-}
-
 /// What a response's `Content-Encoding` says its body is in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ContentCoding {

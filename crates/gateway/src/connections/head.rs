@@ -36,6 +36,9 @@ pub(super) enum Verdict {
     Partial,
     /// Pingora refuses it (`400`) without reading more.
     Invalid,
+    /// Holds the empty CRLF line that ends a head: Pingora parses it or refuses it without
+    /// reading more (which one is Pingora's to say).
+    Ended,
 }
 
 /// Pingora's request-line rewrite for targets `httparse` refuses (`v1/server.rs`,
@@ -99,6 +102,12 @@ pub(super) struct HeadScanner {
 
 impl HeadScanner {
     pub(super) fn check(&mut self, buf: &[u8]) -> Verdict {
+        self.scan(buf, true)
+    }
+
+    /// `end_at_crlf_line`: take the empty CRLF line's shortcut ([`Verdict::Ended`]); the
+    /// tests turn it off to check the parse it stands for.
+    fn scan(&mut self, buf: &[u8], end_at_crlf_line: bool) -> Verdict {
         let from = self.scanned.min(buf.len());
         // From the last byte of the previous read: a CR there is judged by the byte after it.
         let line_end = buf[from.saturating_sub(1)..]
@@ -115,6 +124,12 @@ impl HeadScanner {
         }
         if !line_end || self.start >= buf.len() || buf[self.start..] == *b"\r" {
             return Verdict::Partial;
+        }
+        // The usual head: past its request line, an empty CRLF line ends it. From there
+        // Pingora's parser can only finish or fail, never ask for more, so the head is handed
+        // over without parsing it here; only heads without it (partial, bare LF) are parsed.
+        if end_at_crlf_line && memchr::memmem::find(&buf[self.start..], b"\r\n\r\n").is_some() {
+            return Verdict::Ended;
         }
         verdict(buf, self.start)
     }
@@ -184,7 +199,7 @@ pub(super) async fn read_head(
             deadline = Instant::now() + limits.header_timeout;
         }
         match scanner.check(&buf) {
-            Verdict::Complete | Verdict::Invalid => return Head::Complete(buf),
+            Verdict::Complete | Verdict::Invalid | Verdict::Ended => return Head::Complete(buf),
             Verdict::Partial if buf.len() > MAX_HEAD_BYTES => return Head::TooLarge,
             Verdict::Partial => {}
         }
@@ -195,8 +210,51 @@ pub(super) async fn read_head(
 mod tests {
     use super::*;
 
+    /// Pingora's verdict, by parsing (no shortcut).
     fn whole(bytes: &[u8]) -> Verdict {
-        HeadScanner::default().check(bytes)
+        HeadScanner::default().scan(bytes, false)
+    }
+
+    /// Every head the tests below judge, and some more.
+    const HEADS: [&[u8]; 16] = [
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\nHost: x\n\n",
+        b"GET / HTTP/1.1\r\n\r\nbody",
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: x\r\n",
+        b"\r\n\r\n\r\n",
+        b"GET / HTTP/1.1\rHost: x\r\r",
+        b"GET / HTTP/1.1\r\nHost: x\rY: z\r\n\r\n",
+        b"\r\rGET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nno colon\r\n\r\n",
+        b"G\x01T / HTTP/1.1\r\n\r\n",
+        b"GET /a b HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"GET /\"q\" HTTP/1.1\r\n\r\n",
+        b"\r\nGET /a b HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 4\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: a\r\n \r\n\r\n",
+    ];
+
+    #[test]
+    fn the_crlf_line_shortcut_hands_over_exactly_when_the_parse_would() {
+        // Ended stands for Complete or Invalid: both hand the head to Pingora at once.
+        for head in HEADS {
+            for end in 1..=head.len() {
+                let (mut fast, mut slow) = (HeadScanner::default(), HeadScanner::default());
+                for step in 1..=end {
+                    let (f, s) = (fast.check(&head[..step]), slow.scan(&head[..step], false));
+                    assert_eq!(
+                        f == Verdict::Partial,
+                        s == Verdict::Partial,
+                        "{:?}: shortcut {f:?}, parse {s:?}",
+                        String::from_utf8_lossy(&head[..step])
+                    );
+                    if f != Verdict::Partial {
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     #[test]
@@ -275,8 +333,8 @@ mod tests {
             let expected = whole(head);
             for split in 1..head.len() {
                 let mut scanner = HeadScanner::default();
-                let first = scanner.check(&head[..split]);
-                let second = scanner.check(head);
+                let first = scanner.scan(&head[..split], false);
+                let second = scanner.scan(head, false);
                 if first == Verdict::Partial {
                     assert_eq!(second, expected, "{head:?} split at {split}");
                 } else {

@@ -9,9 +9,10 @@ use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::key_query;
 use cors_edge_core::purge::{self, EntryTags};
 use cors_edge_core::vary;
+use cors_edge_store::key_hash;
 use http::header::{self, HeaderMap, HeaderValue};
-use pingora::cache::key::{CacheHashKey, HashBinary};
-use pingora::cache::{CacheKey, VarianceBuilder};
+use pingora::cache::key::HashBinary;
+use pingora::cache::CacheKey;
 use pingora::http::RequestHeader;
 
 #[cfg(doc)]
@@ -38,9 +39,10 @@ fn primary_of(
         path_and_query,
         preflight,
     });
+    // Hashed once here, with the store's keyed hash: every lookup, store and invalidation
+    // reuses it.
+    let hash = key_hash::primary(&primary);
     let mut key = CacheKey::new(primary, String::new());
-    // Hashed once here: every lookup, store and invalidation reuses it.
-    let hash = key.primary_bin();
     key.set_primary_bin_override(hash);
     key
 }
@@ -141,13 +143,21 @@ pub fn variance(
     let mut parts: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::new();
     if let vary::VaryFields::Fields(names) = vary::parse_vary(header_lines(stored, header::VARY)) {
         for name in names.into_iter().filter(|n| n != "origin") {
-            let value = key::vary_header_value(&name, header_lines(&req.headers, name.as_str()));
+            let value = key::vary_header_value(
+                &name,
+                header_lines(&req.headers, name.as_str()),
+                facts.coding,
+            );
             parts.push((Cow::Owned(name), value));
         }
     }
     // `routes[].key_headers`: as if the response named them in `Vary`.
     for name in &route.key_headers {
-        let value = key::vary_header_value(name, header_lines(&req.headers, name.as_str()));
+        let value = key::vary_header_value(
+            name,
+            header_lines(&req.headers, name.as_str()),
+            facts.coding,
+        );
         parts.push((Cow::Owned(format!(":key:{name}")), value));
     }
     let shared = shared_across_origins(route, stored);
@@ -158,11 +168,11 @@ pub fn variance(
         ));
     }
     // Borrowed: the parts are kept in the memo (for the debug header), not copied for the hash.
-    let mut builder = VarianceBuilder::new();
+    let mut hasher = key_hash::VarianceHasher::default();
     for (name, value) in &parts {
-        builder.add_value(name, value);
+        hasher.add(name, value);
     }
-    let result = builder.finalize();
+    let result = hasher.finish();
     // Field values are reference-counted: remembering them copies no bytes.
     let lines = |name| stored.get_all(name).iter().cloned().collect();
     *memo = Some(VarianceMemo {

@@ -16,7 +16,7 @@
 use std::cell::Cell;
 use std::time::Duration;
 
-use pingora::cache::key::{CacheHashKey, HashBinary};
+use pingora::cache::key::HashBinary;
 use pingora::cache::lock::{CacheKeyLock, CacheLock, LockStatus, Locked, ReadLock, WritePermit};
 use pingora::cache::trace::Span;
 use pingora::cache::CacheKey;
@@ -40,7 +40,7 @@ impl MokaStore {
     /// Whether this thread's last lookup missed `key` and the store holds it now. Consumes the
     /// note: one miss answers one lock request.
     fn filled_since_last_miss(&self, key: &CacheKey) -> bool {
-        let hash = key.combined_bin();
+        let hash = crate::key_hash::combined(key);
         LAST_MISS.take() == Some(hash) && self.find(key, hash).is_some()
     }
 }

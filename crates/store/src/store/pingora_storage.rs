@@ -91,7 +91,7 @@ impl Storage for MokaStore {
         key: &CacheKey,
         _trace: &SpanHandle,
     ) -> Result<Option<(CacheMeta, HitHandler)>> {
-        let hash = key.combined_bin();
+        let hash = crate::key_hash::combined(key);
         let Some((entry, ban)) = self.find(key, hash) else {
             super::coalescing::note_miss(hash);
             return Ok(None);
@@ -128,7 +128,7 @@ impl Storage for MokaStore {
         };
         Ok(Box::new(MemoryMiss {
             store: self,
-            key: key.combined_bin(),
+            key: crate::key_hash::combined(key),
             meta: StoredMeta::new(meta)?,
             info: Arc::new(info),
             keep_until: self.keep_until(meta),
@@ -142,10 +142,12 @@ impl Storage for MokaStore {
         _purge_type: PurgeType,
         _trace: &SpanHandle,
     ) -> Result<PurgeOutcome> {
-        Ok(match self.cache.remove(&target.key().combined_bin()) {
-            Some(_) => PurgeOutcome::Purged(None),
-            None => PurgeOutcome::NotFound,
-        })
+        Ok(
+            match self.cache.remove(&crate::key_hash::combined(target.key())) {
+                Some(_) => PurgeOutcome::Purged(None),
+                None => PurgeOutcome::NotFound,
+            },
+        )
     }
 
     async fn update_meta(
@@ -154,7 +156,7 @@ impl Storage for MokaStore {
         meta: &CacheMeta,
         _trace: &SpanHandle,
     ) -> Result<bool> {
-        let hash = key.combined_bin();
+        let hash = crate::key_hash::combined(key);
         let Some(old) = self.cache.get(&hash) else {
             return Ok(false);
         };
