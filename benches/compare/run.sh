@@ -31,8 +31,9 @@
 #                   upstream); compared with the floor
 #   edge-1000o      1000 origins: cors-edge on its edge route (one body, CORS stamped per
 #                   request); nginx and Varnish with their per-origin keys (one copy per origin)
-#   miss            (not in the default list) every GET a path never asked before: the cost of
-#                   a miss, upstream included (the upstream shares CPU 0 with wrk)
+#   miss            every GET a path never asked before: the cost of a miss, fetch and store
+#                   included (the upstream shares CPU 0 with wrk, so the server's CPU µs/request
+#                   is its own work per miss); cors-edge, nginx and Varnish
 #
 # pingora-floor (crates/gateway/examples/pingora_floor.rs) is no cache: Pingora answering a
 # fixed 1 KiB body from request_filter, the ceiling of any hit served by Pingora's HTTP/1 stack
@@ -57,7 +58,7 @@ warmup=3s
 connections=64
 paths=10
 servers="cors-edge cors-edge-log nginx varnish pingora-floor"
-scenarios="1k-10o 64k-10o 1k-1o 1k-100o 1k-shared preflight edge-preflight edge-1000o"
+scenarios="1k-10o 64k-10o 1k-1o 1k-100o 1k-shared preflight edge-preflight edge-1000o miss"
 out=""
 build=1
 rounds=1
