@@ -397,10 +397,8 @@ impl MokaStore {
             self.bans.check(&entry.info.tags, entry.info.fetched_at) == BanOutcome::Valid
                 && !self.invalidated(&entry.info)
         };
-        // Hashed once: `combined` would hash the primary key string again (unless the caller
-        // set the override, as the gateway does).
+        // The gateway hashes the primary key once, when it builds the key (its override).
         let primary_bin = key.primary_bin();
-        key.set_primary_bin_override(primary_bin);
         let primary = self.cache.get(&primary_bin)?;
         // A purged primary makes the full path drop it and promote a variant in its place.
         if !untouched(&primary) {

@@ -4,7 +4,7 @@
 use std::time::{Duration, SystemTime};
 
 use cors_edge_core::cors::RequestKind;
-use cors_edge_core::freshness::{self, CacheControl, HitAction, StorageDecision};
+use cors_edge_core::freshness::{self, CacheControl, HitAction, NotStorable, StorageDecision};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::cache::{CacheMeta, ForcedFreshness, NoCacheReason, RespCacheable};
 use pingora::http::ResponseHeader;
@@ -13,6 +13,7 @@ use pingora::proxy::Session;
 use super::keys;
 use super::record::{NotStoredReason, RequestRecord, Routed, StorageVerdict};
 use super::request_checks::header_lines;
+use crate::runtime::Runtime;
 use crate::state::SharedState;
 
 /// Addressed to this cache (and removed before the client).
@@ -144,7 +145,8 @@ fn uncacheable(record: &mut RequestRecord, reason: NotStoredReason) -> RespCache
 }
 
 /// Whether and how long the response is stored; the verdict and the entry's purge tags are
-/// recorded.
+/// recorded. The 304 merge, then this cache's own limits, then core's storage rules (the
+/// preflight rule or RFC 9111's), then the tags.
 pub fn store_decision(
     state: &SharedState,
     session: &Session,
@@ -164,115 +166,30 @@ pub fn store_decision(
     let Some(routed) = &record.routed else {
         return RespCacheable::Uncacheable(NoCacheReason::Custom("no_route"));
     };
-    let (route, runtime) = (routed.route.clone(), routed.runtime.clone());
     // A local copy of the owner's answer (sharded cache) stays fresh `cluster.local_ttl` at most.
     let local_cap = super::cluster_route::local_cap(state, record);
-    if local_cap.is_some_and(|cap| cap.is_zero()) {
-        return uncacheable(record, NotStoredReason::LocalTtlZero);
-    }
-    let cap = |fresh_for: Duration| local_cap.map_or(fresh_for, |cap| fresh_for.min(cap));
-    let cache_key = session.cache.cache_key();
-    if cache_key.get_variance_key().is_some()
-        && state.store.variants_of(cache_key) >= runtime.cache.max_variants
-    {
-        return uncacheable(record, NotStoredReason::MaxVariants);
-    }
-    if record
-        .compression
-        .is_some_and(|transform| !transform.storable())
-    {
-        // Encoded in a coding the request's variant was not keyed on: no client of the
-        // variant could be sure to decode it.
-        return uncacheable(record, NotStoredReason::ForeignCoding);
-    }
-    let now = SystemTime::now();
-    let req = session.req_header();
-    let directives = DirectiveLines::of(&resp.headers, &runtime.cache.targeted_fields);
-    let stored = if record.kind() == RequestKind::Preflight {
-        let stored = freshness::preflight_storage(
-            &directives.view(),
-            resp.headers
-                .get(header::ACCESS_CONTROL_MAX_AGE)
-                .map(HeaderValue::as_bytes),
-            resp.status.as_u16(),
-            resp.headers
-                .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
-            route.max_ttl,
-            runtime.cache.negative_preflight_ttl,
-        );
-        let ttl = match stored {
-            Ok(ttl) => ttl,
-            Err(reason) => return uncacheable(record, NotStoredReason::Rule(reason)),
-        };
-        record.storage = Some(StorageVerdict::Stored { fresh_for: ttl });
-        CacheMeta::new(now + ttl, now, 0, 0, resp.clone())
-    } else {
-        let request = freshness::StorageRequest {
-            method: req.method.as_str(),
-            cache_control: routed.facts.cache_control.as_ref(),
-            authorization: req.headers.contains_key(header::AUTHORIZATION),
-            sent_at: record.started_at,
-        };
-        let expires = header_lines(&resp.headers, header::EXPIRES);
-        let date = header_lines(&resp.headers, header::DATE);
-        let age = header_lines(&resp.headers, header::AGE);
-        let vary_lines = header_lines(&resp.headers, header::VARY);
-        let response = freshness::ResponseFacts {
-            status: resp.status.as_u16(),
-            cache_control: &directives.cache_control,
-            targeted: &directives.targeted,
-            surrogate_control: &directives.surrogate_control,
-            expires: &expires,
-            date: &date,
-            age: &age,
-            vary: &vary_lines,
-            set_cookie: resp.headers.contains_key(header::SET_COOKIE),
-            has_validator: resp.headers.contains_key(header::ETAG)
-                || resp.headers.contains_key(header::LAST_MODIFIED),
-            received_at: now,
-        };
-        let policy = freshness::Policy {
-            max_ttl: route.max_ttl,
-            default_stale_while_revalidate: runtime.cache.default_stale_while_revalidate,
-            default_stale_if_error: runtime.cache.default_stale_if_error,
-        };
-        match freshness::storage_decision(&request, &response, &policy) {
-            StorageDecision::DontStore(reason) => {
-                return uncacheable(record, NotStoredReason::Rule(reason))
+    let decided = match over_limits(state, session, record, &routed.runtime, local_cap) {
+        Some(reason) => Err(reason),
+        None => {
+            let directives =
+                DirectiveLines::of(&resp.headers, &routed.runtime.cache.targeted_fields);
+            let now = SystemTime::now();
+            if record.kind() == RequestKind::Preflight {
+                preflight_meta(routed, resp, &directives, now)
+            } else {
+                let sent_at = record.started_at;
+                response_meta(routed, session, resp, &directives, now, sent_at, local_cap)
             }
-            StorageDecision::Store(fresh) => {
-                let mut stored = resp.clone();
-                let hop_by_hop = cors_edge_core::header_list::connection_listed(header_lines(
-                    &resp.headers,
-                    header::CONNECTION,
-                ));
-                for name in fresh.strip_headers.iter().chain(&hop_by_hop) {
-                    stored.remove_header(name.as_str());
-                }
-                let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
-                let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
-                record.storage = Some(StorageVerdict::Stored {
-                    fresh_for: cap(fresh.fresh_for),
-                });
-                let fresh_until = match local_cap {
-                    Some(local) => (created + fresh.lifetime).min(now + local),
-                    None => created + fresh.lifetime,
-                };
-                // Fresh until `created + lifetime`, which is in the past for a response that
-                // arrived stale: how stale it is (for `max-stale`, RFC 9111 §5.2.1.2, and the
-                // stale windows) counts from when it really expired, not from its arrival.
-                CacheMeta::new(
-                    fresh_until,
-                    created,
-                    secs(fresh.stale_while_revalidate),
-                    secs(fresh.stale_if_error),
-                    stored,
-                )
-            }
+            .map_err(NotStoredReason::Rule)
         }
     };
+    let (stored, fresh_for) = match decided {
+        Ok(stored) => stored,
+        Err(reason) => return uncacheable(record, reason),
+    };
+    record.storage = Some(StorageVerdict::Stored { fresh_for });
     if let (Some(slot), Some(routed)) = (&record.purge_tags, &record.routed) {
-        let shared = record.shared_across_origins(&route, stored.headers());
+        let shared = record.shared_across_origins(&routed.route, stored.headers());
         slot.fill(keys::purge_tags(
             &routed.facts,
             &routed.key,
@@ -280,11 +197,137 @@ pub fn store_decision(
             shared,
         ));
         slot.describe(super::listing::describe(
-            &route,
+            &routed.route,
             &routed.facts,
             session.req_header(),
             stored.headers(),
         ));
     }
     RespCacheable::Cacheable(stored)
+}
+
+/// This cache's own reasons not to store, before any rule about the response: no local copy
+/// in a ring (`local_ttl: 0s`), the key's variants at `max_variants`, an encoding no client of
+/// the variant could be sure to decode.
+fn over_limits(
+    state: &SharedState,
+    session: &Session,
+    record: &RequestRecord,
+    runtime: &Runtime,
+    local_cap: Option<Duration>,
+) -> Option<NotStoredReason> {
+    if local_cap.is_some_and(|cap| cap.is_zero()) {
+        return Some(NotStoredReason::LocalTtlZero);
+    }
+    let cache_key = session.cache.cache_key();
+    if cache_key.get_variance_key().is_some()
+        && state.store.variants_of(cache_key) >= runtime.cache.max_variants
+    {
+        return Some(NotStoredReason::MaxVariants);
+    }
+    if record
+        .compression
+        .is_some_and(|transform| !transform.storable())
+    {
+        return Some(NotStoredReason::ForeignCoding);
+    }
+    None
+}
+
+/// A preflight answer as core's preflight rule stores it, and for how long.
+fn preflight_meta(
+    routed: &Routed,
+    resp: &ResponseHeader,
+    directives: &DirectiveLines<'_>,
+    now: SystemTime,
+) -> Result<(CacheMeta, Duration), NotStorable> {
+    let ttl = freshness::preflight_storage(
+        &directives.view(),
+        resp.headers
+            .get(header::ACCESS_CONTROL_MAX_AGE)
+            .map(HeaderValue::as_bytes),
+        resp.status.as_u16(),
+        resp.headers
+            .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN),
+        routed.route.max_ttl,
+        routed.runtime.cache.negative_preflight_ttl,
+    )?;
+    Ok((CacheMeta::new(now + ttl, now, 0, 0, resp.clone()), ttl))
+}
+
+/// A response as RFC 9111's storage rules (core's `storage_decision`) store it: the fields it
+/// must not keep removed, fresh until its lifetime ends (capped at `cluster.local_ttl` for a
+/// local copy in a ring), with its stale windows; and how long it is fresh from now.
+fn response_meta(
+    routed: &Routed,
+    session: &Session,
+    resp: &ResponseHeader,
+    directives: &DirectiveLines<'_>,
+    now: SystemTime,
+    sent_at: SystemTime,
+    local_cap: Option<Duration>,
+) -> Result<(CacheMeta, Duration), NotStorable> {
+    let (route, runtime) = (&routed.route, &routed.runtime);
+    let req = session.req_header();
+    let request = freshness::StorageRequest {
+        method: req.method.as_str(),
+        cache_control: routed.facts.cache_control.as_ref(),
+        authorization: req.headers.contains_key(header::AUTHORIZATION),
+        sent_at,
+    };
+    let expires = header_lines(&resp.headers, header::EXPIRES);
+    let date = header_lines(&resp.headers, header::DATE);
+    let age = header_lines(&resp.headers, header::AGE);
+    let vary_lines = header_lines(&resp.headers, header::VARY);
+    let response = freshness::ResponseFacts {
+        status: resp.status.as_u16(),
+        cache_control: &directives.cache_control,
+        targeted: &directives.targeted,
+        surrogate_control: &directives.surrogate_control,
+        expires: &expires,
+        date: &date,
+        age: &age,
+        vary: &vary_lines,
+        set_cookie: resp.headers.contains_key(header::SET_COOKIE),
+        has_validator: resp.headers.contains_key(header::ETAG)
+            || resp.headers.contains_key(header::LAST_MODIFIED),
+        received_at: now,
+    };
+    let policy = freshness::Policy {
+        max_ttl: route.max_ttl,
+        default_stale_while_revalidate: runtime.cache.default_stale_while_revalidate,
+        default_stale_if_error: runtime.cache.default_stale_if_error,
+    };
+    let fresh = match freshness::storage_decision(&request, &response, &policy) {
+        StorageDecision::DontStore(reason) => return Err(reason),
+        StorageDecision::Store(fresh) => fresh,
+    };
+    let mut stored = resp.clone();
+    let hop_by_hop = cors_edge_core::header_list::connection_listed(header_lines(
+        &resp.headers,
+        header::CONNECTION,
+    ));
+    for name in fresh.strip_headers.iter().chain(&hop_by_hop) {
+        stored.remove_header(name.as_str());
+    }
+    let created = now.checked_sub(fresh.initial_age).unwrap_or(now);
+    let secs = |d: Duration| u32::try_from(d.as_secs()).unwrap_or(u32::MAX);
+    let (fresh_until, fresh_for) = match local_cap {
+        Some(local) => (
+            (created + fresh.lifetime).min(now + local),
+            fresh.fresh_for.min(local),
+        ),
+        None => (created + fresh.lifetime, fresh.fresh_for),
+    };
+    // Fresh until `created + lifetime`, which is in the past for a response that arrived
+    // stale: how stale it is (for `max-stale`, RFC 9111 §5.2.1.2, and the stale windows)
+    // counts from when it really expired, not from its arrival.
+    let meta = CacheMeta::new(
+        fresh_until,
+        created,
+        secs(fresh.stale_while_revalidate),
+        secs(fresh.stale_if_error),
+        stored,
+    );
+    Ok((meta, fresh_for))
 }

@@ -28,6 +28,15 @@ const FULL_PATH_REQUEST_FIELDS: [HeaderName; 8] = [
     header::UPGRADE,
 ];
 
+/// Whether a cacheable request may be answered by the direct path: it constrains no freshness
+/// and sends none of the fields only Pingora's full path handles.
+fn takes_direct_path(constrains_freshness: bool, headers: &http::HeaderMap) -> bool {
+    !constrains_freshness
+        && !headers
+            .keys()
+            .any(|name| FULL_PATH_REQUEST_FIELDS.contains(name))
+}
+
 /// A fresh stored answer for a request that needs nothing else; most hits of a busy cache.
 pub fn lookup(
     store: &MokaStore,
@@ -45,13 +54,7 @@ pub fn lookup(
     else {
         return None;
     };
-    if !facts.cacheable
-        || facts.constrains_freshness()
-        || req
-            .headers
-            .keys()
-            .any(|name| FULL_PATH_REQUEST_FIELDS.contains(name))
-    {
+    if !facts.cacheable || !takes_direct_path(facts.constrains_freshness(), &req.headers) {
         return None;
     }
     // The recorded key itself, not a copy: the variance the lookup sets on it is removed
@@ -99,4 +102,60 @@ pub async fn serve(
         session.write_response_body(Some(hit.body), true).await?;
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+
+    use super::takes_direct_path;
+    use crate::proxy::record::RequestFacts;
+    use crate::proxy::request_checks::freshness_asks;
+
+    /// The gate as a request meets it: its freshness asks read by the same function as its
+    /// facts, then the direct path's rule.
+    fn direct(fields: &[(&str, &str)]) -> bool {
+        let mut headers = HeaderMap::new();
+        for (name, value) in fields {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                HeaderValue::from_str(value).expect("value"),
+            );
+        }
+        let (cache_control, pragma_no_cache) = freshness_asks(&headers);
+        let constrains = RequestFacts::constrains(cache_control.as_ref(), pragma_no_cache);
+        takes_direct_path(constrains, &headers)
+    }
+
+    #[test]
+    fn only_requests_that_ask_nothing_special_take_the_direct_path() {
+        let table: &[(&[(&str, &str)], bool)] = &[
+            (&[], true),
+            (&[("origin", "https://a.example"), ("accept", "*/*")], true),
+            (&[("accept-encoding", "gzip")], true),
+            (&[("pragma", "x-other")], true),
+            (&[("cache-control", "max-age=0")], false),
+            (&[("cache-control", "no-cache")], false),
+            (&[("cache-control", "only-if-cached")], false),
+            (&[("cache-control", "")], false),
+            (&[("pragma", "no-cache")], false),
+            (&[("if-none-match", "\"v1\"")], false),
+            (
+                &[("if-modified-since", "Mon, 07 Dec 2026 00:00:00 GMT")],
+                false,
+            ),
+            (&[("if-match", "*")], false),
+            (
+                &[("if-unmodified-since", "Mon, 07 Dec 2026 00:00:00 GMT")],
+                false,
+            ),
+            (&[("range", "bytes=0-1")], false),
+            (&[("if-range", "\"v1\"")], false),
+            (&[("authorization", "Bearer x")], false),
+            (&[("upgrade", "websocket")], false),
+        ];
+        for (fields, expected) in table {
+            assert_eq!(direct(fields), *expected, "{fields:?}");
+        }
+    }
 }

@@ -68,7 +68,13 @@ impl RequestFacts {
     /// `Pragma: no-cache`): the stored response's age must be judged against it, which the
     /// direct hit does not do.
     pub fn constrains_freshness(&self) -> bool {
-        self.cache_control.is_some() || self.pragma_no_cache
+        Self::constrains(self.cache_control.as_ref(), self.pragma_no_cache)
+    }
+
+    /// The rule of [`Self::constrains_freshness`], on the parts
+    /// [`super::request_checks::freshness_asks`] reads.
+    pub fn constrains(cache_control: Option<&CacheControl>, pragma_no_cache: bool) -> bool {
+        cache_control.is_some() || pragma_no_cache
     }
 
     /// `only-if-cached` (RFC 9111 §5.2.1.7).

@@ -166,6 +166,17 @@ fn wants_debug(req: &RequestHeader, route: &Route, admin_token: Option<&str>) ->
     crate::admin::constant_time_eq(sent.as_bytes().trim_ascii(), token.as_bytes())
 }
 
+/// What the request says about the freshness it accepts: its `Cache-Control`, parsed, and
+/// `Pragma: no-cache`. Most requests send neither, and skip the parsing.
+pub fn freshness_asks(headers: &HeaderMap) -> (Option<CacheControl>, bool) {
+    let cache_control = headers
+        .contains_key(header::CACHE_CONTROL)
+        .then(|| CacheControl::parse(header_lines(headers, header::CACHE_CONTROL)));
+    let pragma_no_cache = headers.contains_key(header::PRAGMA)
+        && freshness::pragma_has_no_cache(header_lines(headers, header::PRAGMA));
+    (cache_control, pragma_no_cache)
+}
+
 /// The facts of a routed request.
 pub fn facts(
     session: &Session,
@@ -182,13 +193,7 @@ pub fn facts(
         .get(header::ACCESS_CONTROL_REQUEST_METHOD)
         .map(HeaderValue::as_bytes);
     let kind = cors::classify(req.method.as_str(), origin.as_deref(), acrm);
-    // Most requests send neither: skip the parsing.
-    let cache_control = req
-        .headers
-        .contains_key(header::CACHE_CONTROL)
-        .then(|| CacheControl::parse(header_lines(&req.headers, header::CACHE_CONTROL)));
-    let pragma_no_cache = req.headers.contains_key(header::PRAGMA)
-        && freshness::pragma_has_no_cache(header_lines(&req.headers, header::PRAGMA));
+    let (cache_control, pragma_no_cache) = freshness_asks(&req.headers);
     RequestFacts {
         kind,
         traffic: TrafficKind::of(kind, req.method.as_str()),
