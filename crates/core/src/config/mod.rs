@@ -9,6 +9,7 @@
 
 mod cluster;
 mod compression;
+mod cors;
 mod error;
 mod key_query;
 mod load;
@@ -26,11 +27,12 @@ mod tests_validation;
 
 pub use cluster::{expand_env, ClusterConfig};
 pub use compression::CompressionConfig;
+pub use cors::{CorsConfig, CorsMode};
 pub use error::{ConfigError, ConfigErrorKind, ConfigErrors, KeyPath, PathSegment};
 pub use key_query::KeyQueryConfig;
 pub use load::{load_file, load_str};
 pub use log::{AccessLogConfig, AccessLogFormat, LogConfig, LogDestination};
 pub use model::{
-    AdminConfig, CacheConfig, Config, CorsConfig, CorsMode, HealthCheckConfig, RouteCacheConfig,
-    RouteConfig, RouteMatch, ServerConfig, TlsConfig, UpstreamConfig,
+    AdminConfig, CacheConfig, Config, HealthCheckConfig, RouteCacheConfig, RouteConfig, RouteMatch,
+    ServerConfig, TlsConfig, UpstreamConfig,
 };

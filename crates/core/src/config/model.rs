@@ -15,8 +15,8 @@ use serde::Deserialize;
 
 use super::cluster::ClusterConfig;
 use super::compression::CompressionConfig;
+use super::cors::CorsConfig;
 use super::log::LogConfig;
-use crate::cors::{CorsPolicy, PolicyError, PolicySpec};
 use crate::units::{ByteSize, DurationValue};
 
 /// The whole config file.
@@ -355,118 +355,6 @@ impl RouteCacheConfig {
             .iter()
             .map(|name| name.trim().to_ascii_lowercase())
             .collect()
-    }
-}
-
-/// Who answers CORS for a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase", expecting = "upstream or edge")]
-pub enum CorsMode {
-    /// The upstream decides; the gateway forwards the CORS request headers and caches the
-    /// answers per origin so one origin's answer is never served to another.
-    #[default]
-    Upstream,
-    /// The gateway decides from the `cors:` block, answers preflights itself and stamps the
-    /// CORS headers on responses after the cache.
-    Edge,
-}
-
-impl CorsMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CorsMode::Upstream => "upstream",
-            CorsMode::Edge => "edge",
-        }
-    }
-}
-
-impl fmt::Display for CorsMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// `routes[].cors:`. The policy keys are always validated; in `upstream` mode the gateway
-/// does not use them to answer, only `edge` mode does.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default, expecting = "a mapping of CORS settings")]
-pub struct CorsConfig {
-    /// Default `upstream`.
-    pub mode: CorsMode,
-    /// Exact origins (`https://app.example.com`), subdomain patterns
-    /// (`https://*.example.com`), or `null`.
-    pub allow_origins: Vec<String>,
-    /// Answer `Access-Control-Allow-Origin: *`; refused together with credentials.
-    pub allow_any_origin: bool,
-    pub allow_credentials: bool,
-    pub allow_methods: Vec<String>,
-    pub allow_headers: Vec<String>,
-    pub expose_headers: Vec<String>,
-    /// `Access-Control-Max-Age` sent on preflight answers; absent: not sent.
-    pub max_age: Option<DurationValue>,
-    /// Upstream mode: also add `Vary: Origin` to responses for requests without `Origin`
-    /// (unless shared `ACAO: *`). Default true: otherwise a browser may cache such a response
-    /// (an `<img>`, a navigation) and reuse it for a later CORS fetch, which then fails.
-    /// Turn off only when no browser reads the route, e.g. to compare caches on plain RFC 9111.
-    pub vary_origin_always: bool,
-    /// The policy compiled from the keys above, once: validation compiles it to judge it, and
-    /// the runtime reads that same compiled policy.
-    #[serde(skip)]
-    compiled: CompiledPolicy,
-}
-
-/// A memo of `CorsPolicy::compile` for the keys beside it; equal whatever its state, since it
-/// is derived from them.
-#[derive(Debug, Clone, Default)]
-struct CompiledPolicy(std::sync::OnceLock<Result<CorsPolicy, PolicyError>>);
-
-impl PartialEq for CompiledPolicy {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-
-impl Eq for CompiledPolicy {}
-
-impl Default for CorsConfig {
-    fn default() -> Self {
-        CorsConfig {
-            mode: CorsMode::default(),
-            allow_origins: Vec::new(),
-            allow_any_origin: false,
-            allow_credentials: false,
-            allow_methods: Vec::new(),
-            allow_headers: Vec::new(),
-            expose_headers: Vec::new(),
-            max_age: None,
-            vary_origin_always: true,
-            compiled: CompiledPolicy::default(),
-        }
-    }
-}
-
-impl CorsConfig {
-    /// The route's CORS policy, compiled the first time it is asked for (by validation, when
-    /// the config is loaded).
-    pub fn policy(&self) -> Result<&CorsPolicy, PolicyError> {
-        self.compiled
-            .0
-            .get_or_init(|| CorsPolicy::compile(&self.policy_spec()))
-            .as_ref()
-            .map_err(Clone::clone)
-    }
-
-    /// The policy in the form `crate::cors::CorsPolicy::compile` takes.
-    pub fn policy_spec(&self) -> PolicySpec {
-        PolicySpec {
-            allow_origins: self.allow_origins.clone(),
-            allow_any_origin: self.allow_any_origin,
-            allow_credentials: self.allow_credentials,
-            allow_methods: self.allow_methods.clone(),
-            allow_headers: self.allow_headers.clone(),
-            expose_headers: self.expose_headers.clone(),
-            max_age: self.max_age.map(DurationValue::as_duration),
-        }
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::fmt::Write as _;
 
-use super::model::{Config, CorsMode, RouteConfig, UpstreamConfig};
+use super::cors::CorsMode;
+use super::model::{Config, RouteConfig, UpstreamConfig};
 
 impl Config {
     /// What the gateway will do with this config, one line per listener, upstream and route.

@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use super::error::{ConfigError, ConfigErrors, KeyPath};
-use super::model::{Config, CorsConfig, RouteConfig, UpstreamConfig};
-use crate::cors::{CorsPolicy, PolicyError, PolicySpec};
+use super::model::{Config, RouteConfig, UpstreamConfig};
 use crate::forwarding;
 use crate::units::DurationValue;
 
@@ -450,75 +449,13 @@ fn check_route(config: &Config, errors: &mut Errors, key: &KeyPath, route: &Rout
             errors.push(key, message);
         }
     }
-    check_cors(errors, &key.key("cors"), &route.cors);
+    for (key, message) in super::cors::check(&key.key("cors"), &route.cors) {
+        errors.push(key, message);
+    }
     for (key, message) in super::compression::check(&key.key("compression"), &route.compression) {
         errors.push(key, message);
     }
     check_route_headers(errors, key, route);
-}
-
-/// The CORS policy is judged by `CorsPolicy::compile`, the same code that enforces it, and
-/// the policy it compiles here is the one the runtime uses ([`CorsConfig::policy`]). Compiling
-/// stops at the first problem, so when it fails each entry is also compiled on its own, which
-/// finds every bad entry and its index.
-fn check_cors(errors: &mut Errors, key: &KeyPath, cors: &CorsConfig) {
-    let Err(whole) = cors.policy() else {
-        return;
-    };
-    let credentials = cors.allow_credentials;
-    let mut found = false;
-    let mut report = |errors: &mut Errors, key: KeyPath, error: PolicyError| {
-        found = true;
-        errors.push(key, policy_message(error));
-    };
-    let alone = |spec: PolicySpec| CorsPolicy::compile(&spec).err();
-
-    if cors.allow_any_origin {
-        if let Some(error) = alone(PolicySpec {
-            allow_any_origin: true,
-            allow_credentials: credentials,
-            ..PolicySpec::default()
-        }) {
-            report(errors, key.key("allow_any_origin"), error);
-        }
-    }
-    let lists = [
-        ("allow_origins", &cors.allow_origins),
-        ("allow_methods", &cors.allow_methods),
-        ("allow_headers", &cors.allow_headers),
-        ("expose_headers", &cors.expose_headers),
-    ];
-    for (field, entries) in lists {
-        for (i, entry) in entries.iter().enumerate() {
-            let mut spec = PolicySpec {
-                allow_credentials: credentials,
-                ..PolicySpec::default()
-            };
-            let list = match field {
-                "allow_origins" => &mut spec.allow_origins,
-                "allow_methods" => &mut spec.allow_methods,
-                "allow_headers" => &mut spec.allow_headers,
-                _ => &mut spec.expose_headers,
-            };
-            list.push(entry.clone());
-            if let Some(error) = alone(spec) {
-                report(errors, key.key(field).index(i), error);
-            }
-        }
-    }
-    // A rule about the combination, not about one entry.
-    if !found {
-        errors.push(key.clone(), policy_message(whole));
-    }
-}
-
-fn policy_message(error: PolicyError) -> String {
-    match error {
-        PolicyError::InvalidOrigin { entry, reason } => format!(
-            "{entry:?} is not an origin (expected scheme://host[:port], e.g. https://app.example.com): it {reason}"
-        ),
-        other => other.to_string(),
-    }
 }
 
 fn check_server(config: &Config, errors: &mut Errors) {
