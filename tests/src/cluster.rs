@@ -75,6 +75,8 @@ pub struct NodeConfig {
     /// `upstream` or `edge`.
     pub cors_mode: &'static str,
     pub local_ttl: &'static str,
+    /// A TLS listener too (certificate and key files), beside the plain one.
+    pub tls: Option<(String, String)>,
 }
 
 impl NodeConfig {
@@ -90,6 +92,9 @@ impl NodeConfig {
                 "local_ttl: {}, health_check_interval: 200ms",
                 self.local_ttl
             ));
+        if let Some((cert, key)) = &self.tls {
+            config = config.tls(cert, key);
+        }
         if self.cors_mode == "edge" {
             config = config.route_cors(
                 "mode: edge, allow_origins: [\"https://a.example\", \"https://b.example\", \"https://c.example\"]",

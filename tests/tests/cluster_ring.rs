@@ -50,6 +50,7 @@ fn node_config(
         channel: format!("ring-{}", std::process::id()),
         cors_mode: mode,
         local_ttl: ttl,
+        tls: None,
     }
 }
 
