@@ -79,6 +79,25 @@ impl TestCert {
             .expect("TLS handshake")
     }
 
+    /// An HTTP/2 connection over TLS (hyper's client: no second HTTP stack), driven by a task
+    /// whose handle tells when the server closed it.
+    pub async fn http2(
+        &self,
+        addr: SocketAddr,
+    ) -> (
+        hyper::client::conn::http2::SendRequest<http_body_util::Empty<bytes::Bytes>>,
+        tokio::task::JoinHandle<Result<(), hyper::Error>>,
+    ) {
+        let tls = self.connect(addr, b"h2").await;
+        let (sender, connection) = hyper::client::conn::http2::handshake(
+            hyper_util::rt::TokioExecutor::new(),
+            hyper_util::rt::TokioIo::new(tls),
+        )
+        .await
+        .expect("HTTP/2 handshake");
+        (sender, tokio::spawn(connection))
+    }
+
     /// A TLS connection offering only `alpn`; fails the test unless the server chose it.
     pub async fn connect(&self, addr: SocketAddr, alpn: &[u8]) -> TlsStream<TcpStream> {
         let tls = self.handshake(addr, &[alpn]).await;

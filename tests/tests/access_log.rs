@@ -13,7 +13,6 @@ use cors_edge_tests::{
     request, GatewayConfig, GatewayProcess, Reply, Route, Upstream, UpstreamRequest,
 };
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 const APP: &str = "https://app.example.com";
 /// `QUEUED_LINES` in crates/gateway/src/access_log: lines that may wait for the writer.
@@ -237,12 +236,7 @@ async fn an_http2_request_with_no_route_is_logged_with_its_host() {
             .access_log(&path, Some("json"))
             .yaml(),
     );
-    let tls = cert.connect(gateway.tls[0], b"h2").await;
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let (mut sender, _connection) = cert.http2(gateway.tls[0]).await;
     let authority = format!("example.test:{}", gateway.tls[0].port());
     let request = http::Request::get(format!("https://{authority}/elsewhere"))
         .body(Empty::<Bytes>::new())

@@ -10,7 +10,6 @@ use cors_edge_tests::cluster::{owner_in, Cluster, NodeConfig, Redis};
 use cors_edge_tests::tls::TestCert;
 use cors_edge_tests::{request, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 
 #[tokio::test]
 async fn a_forwarded_miss_carries_the_clients_hop_and_no_forgery() {
@@ -105,12 +104,7 @@ async fn an_https_http2_miss_through_the_owner_stays_an_https_entry() {
     )
     .await;
     let receiving = &cluster.nodes[0];
-    let tls = cert.connect(receiving.tls[0], b"h2").await;
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    tokio::spawn(connection);
+    let (mut sender, _connection) = cert.http2(receiving.tls[0]).await;
     let authority = format!("localhost:{}", receiving.tls[0].port());
     let mut h2_get = move |path: String| {
         let request = http::Request::get(format!("https://{authority}{path}"))

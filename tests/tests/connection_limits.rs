@@ -14,7 +14,6 @@ use cors_edge_tests::tls::TestCert;
 use cors_edge_tests::upstream::Gate;
 use cors_edge_tests::{request, GatewayConfig, GatewayProcess, Reply, Upstream};
 use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -196,12 +195,7 @@ async fn idle_http2_connections_are_closed_at_the_idle_timeout() {
             .tls(cert.cert(), cert.key())
             .yaml(),
     );
-    let tls = cert.connect(gateway.tls[0], b"h2").await;
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
-            .await
-            .expect("HTTP/2 handshake");
-    let connection = tokio::spawn(connection);
+    let (mut sender, connection) = cert.http2(gateway.tls[0]).await;
     // Two requests on the connection, the second after a pause shorter than the idle timeout:
     // an open stream, then a short pause, do not close it.
     for pause in [Duration::ZERO, Duration::from_millis(300)] {
