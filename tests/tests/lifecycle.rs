@@ -287,3 +287,52 @@ async fn sigterm_finishes_the_request_in_flight_then_exits() {
         "still accepting after exit"
     );
 }
+
+/// A kept-alive connection waiting for its next request is closed as soon as the server starts
+/// stopping, not at the end of the grace period (the gateway is still running when the client
+/// sees the close).
+#[tokio::test]
+async fn sigterm_closes_idle_keep_alive_connections_at_once() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let upstream = Upstream::start(|_| Reply::ok("ok")).await;
+    let config = format!(
+        "listen: [\"{{listen}}\"]\nadmin: {{ listen: \"{{admin}}\" }}\n\
+         server: {{ grace_period: 60s, shutdown_timeout: 1s, idle_timeout: 120s }}\n\
+         upstreams:\n  api:\n    servers: [\"{}\"]\nroutes:\n  - name: api\n    upstream: api\n",
+        upstream.addr
+    );
+    let mut gateway = GatewayProcess::start(&config);
+    let mut idle = tokio::net::TcpStream::connect(gateway.addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /a HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .expect("send");
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).ends_with("\r\n\r\nok") {
+        let n = idle.read(&mut chunk).await.expect("read the answer");
+        assert!(
+            n > 0,
+            "closed before the answer: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&chunk[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 200"));
+
+    gateway.signal("TERM");
+    // Bounded so a regression fails instead of hanging; far below the 60 s grace period.
+    let closed = tokio::time::timeout(Duration::from_secs(30), idle.read(&mut chunk)).await;
+    assert!(
+        matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+        "the idle connection was not closed: {closed:?}"
+    );
+    assert!(
+        gateway.is_running(),
+        "closed by the process's exit, not by the shutdown signal"
+    );
+    gateway.signal("KILL");
+    assert!(gateway.wait_exit(Duration::from_secs(15)));
+}

@@ -12,12 +12,15 @@
 use bytes::BytesMut;
 use once_cell::sync::Lazy;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
+use std::future::Future;
+use std::task::Poll;
+
 use pingora::protocols::Stream;
-use pingora::server::ShutdownWatch;
 use regex::bytes::Regex;
 use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 
+use super::waits::{ConnectionWaits, Woken};
 use super::Limits;
 
 /// A request head larger than this is answered `431` and the connection closed. The proxy's
@@ -152,51 +155,64 @@ pub(super) enum Head {
     ShuttingDown,
 }
 
-/// Reads one request head from `stream`. A new connection has until `deadline` (its arrival
-/// plus `header_timeout`) for the whole head; a kept-alive one (`deadline` is `None`) waits up
-/// to `idle_timeout` for the first byte of the next request, then has `header_timeout` for
-/// the rest.
+/// What a read of the head gave.
+enum Event {
+    Read(std::io::Result<usize>),
+    Woken(Woken),
+}
+
+/// Reads one request head from `stream`. A new connection (`new_connection`, its `waits`
+/// made with its arrival plus `header_timeout`) has until then for the whole head; a
+/// kept-alive one waits up to `idle_timeout` for the first byte of the next request, then has
+/// `header_timeout` for the rest.
 pub(super) async fn read_head(
     stream: &mut Stream,
-    deadline: Option<Instant>,
+    new_connection: bool,
+    waits: &mut ConnectionWaits,
     limits: &Limits,
-    shutdown: &ShutdownWatch,
 ) -> Head {
-    let new_connection = deadline.is_some();
-    let mut shutdown = shutdown.clone();
-    if !new_connection && *shutdown.borrow() {
+    if !new_connection && waits.stopping_now() {
         return Head::ShuttingDown;
     }
     let mut buf = BytesMut::new();
     let mut scanner = HeadScanner::default();
-    let mut deadline = deadline.unwrap_or_else(|| Instant::now() + limits.idle_timeout);
+    if !new_connection {
+        waits.set_deadline(Instant::now() + limits.idle_timeout);
+    }
     let mut started = new_connection;
     loop {
         if buf.capacity() - buf.len() < 256 {
             // Most heads fit in 1 KiB; a bigger one doubles the buffer.
             buf.reserve(buf.len().max(1024));
         }
-        let read = tokio::select! {
-            read = tokio::time::timeout_at(deadline, stream.read_buf(&mut buf)) => read,
-            changed = shutdown.changed(), if buf.is_empty() && !new_connection => {
-                if changed.is_err() || *shutdown.borrow() {
-                    return Head::ShuttingDown;
+        let idle = buf.is_empty() && !new_connection;
+        let event = {
+            let mut read = std::pin::pin!(stream.read_buf(&mut buf));
+            // The read first: bytes that are there are taken before any deadline is looked at.
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(read) = read.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Read(read));
                 }
-                continue;
-            }
+                if idle && waits.shutting_down(cx) {
+                    return Poll::Ready(Event::Woken(Woken::Shutdown));
+                }
+                waits.poll_deadline(cx).map(Event::Woken)
+            })
+            .await
         };
-        match read {
-            Err(_) => {
+        match event {
+            Event::Woken(Woken::Shutdown) => return Head::ShuttingDown,
+            Event::Woken(Woken::Deadline) => {
                 return Head::TimedOut {
                     partial: !buf.is_empty(),
                 }
             }
-            Ok(Err(_) | Ok(0)) => return Head::Closed,
-            Ok(Ok(_)) => {}
+            Event::Read(Err(_) | Ok(0)) => return Head::Closed,
+            Event::Read(Ok(_)) => {}
         }
         if !started {
             started = true;
-            deadline = Instant::now() + limits.header_timeout;
+            waits.set_deadline(Instant::now() + limits.header_timeout);
         }
         match scanner.check(&buf) {
             Verdict::Complete | Verdict::Invalid | Verdict::Ended => return Head::Complete(buf),

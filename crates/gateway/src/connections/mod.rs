@@ -29,6 +29,7 @@
 mod h2;
 mod head;
 mod tls;
+mod waits;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -47,6 +48,7 @@ use tokio::time::Instant;
 pub use head::MAX_HEAD_BYTES;
 use head::{read_head, Head};
 pub use tls::TlsListeners;
+use waits::ConnectionWaits;
 
 /// Connections the admin listener holds at once (`admin.listen`): scrapes, probes, purges and
 /// reloads, one or a few at a time each; past it a new one is closed on arrival.
@@ -269,29 +271,29 @@ where
     ) -> Option<Stream> {
         let idle_seconds = self.limits.idle_timeout.as_secs().max(1);
         let mut persistent: Option<HttpPersistentSettings> = None;
-        let mut first_deadline = Some(deadline);
+        let mut waits = ConnectionWaits::new(deadline, shutdown);
+        let mut new_connection = true;
         loop {
-            let new_connection = first_deadline.is_some();
-            let head =
-                match read_head(&mut stream, first_deadline.take(), &self.limits, shutdown).await {
-                    Head::Complete(head) => head,
-                    Head::Closed | Head::ShuttingDown => return None,
-                    Head::TimedOut { partial } => {
-                        self.timed_out(if partial || new_connection {
-                            "header"
-                        } else {
-                            "idle"
-                        });
-                        if partial {
-                            refuse(stream, "408 Request Timeout").await;
-                        }
-                        return None;
+            let head = match read_head(&mut stream, new_connection, &mut waits, &self.limits).await
+            {
+                Head::Complete(head) => head,
+                Head::Closed | Head::ShuttingDown => return None,
+                Head::TimedOut { partial } => {
+                    self.timed_out(if partial || new_connection {
+                        "header"
+                    } else {
+                        "idle"
+                    });
+                    if partial {
+                        refuse(stream, "408 Request Timeout").await;
                     }
-                    Head::TooLarge => {
-                        refuse(stream, "431 Request Header Fields Too Large").await;
-                        return None;
-                    }
-                };
+                    return None;
+                }
+                Head::TooLarge => {
+                    refuse(stream, "431 Request Header Fields Too Large").await;
+                    return None;
+                }
+            };
             let mut session = ServerSession::new_http1(stream);
             match persistent.take() {
                 Some(settings) => settings.apply_to_session(&mut session),
@@ -309,6 +311,7 @@ where
             let (next, settings) = reused.consume();
             stream = next;
             persistent = settings;
+            new_connection = false;
         }
     }
 }
