@@ -74,6 +74,31 @@ pub fn names_origin(fields: &VaryFields) -> bool {
     fields.names("origin")
 }
 
+/// What a stored response's `Vary` and `Access-Control-Allow-Origin` lines say about the
+/// requests it may answer: worked out once per stored header set, when it is stored, and read
+/// by every request matched against it (the variance, the sharing rule) instead of parsing
+/// `Vary` again per request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVary {
+    pub fields: VaryFields,
+    /// Upstream mode: one stored copy serves every origin
+    /// ([`crate::cors::shared_across_origins`]).
+    pub shared_across_origins: bool,
+}
+
+impl StoredVary {
+    pub fn of<'a, I>(vary: I, acao: &[&[u8]]) -> Self
+    where
+        I: IntoIterator<Item = &'a [u8]>,
+    {
+        let fields = parse_vary(vary);
+        StoredVary {
+            shared_across_origins: crate::cors::shared_across_origins_given(acao, &fields),
+            fields,
+        }
+    }
+}
+
 /// The fields a preflight answer varies on, in the order they are added to its `Vary`.
 pub const PREFLIGHT_VARY_NAMES: [&str; 3] = [
     "Origin",
@@ -156,6 +181,32 @@ mod tests {
 
     fn fields(names: &[&str]) -> VaryFields {
         VaryFields::Fields(names.iter().map(|name| name.to_string()).collect())
+    }
+
+    /// A response's `Vary` lines and its `Access-Control-Allow-Origin` lines.
+    type FieldLines<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+
+    #[test]
+    fn stored_vary_shares_as_the_rule_says() {
+        let table: &[FieldLines] = &[
+            (&[b"Origin"], &[b"*"]),
+            (&[b"Accept-Encoding"], &[b"*"]),
+            (&[], &[b"*"]),
+            (&[b"accept-encoding, origin"], &[b"*"]),
+            (&[b"Accept-Encoding"], &[b"https://a.example"]),
+            (&[], &[]),
+            (&[b"*"], &[b"*"]),
+            (&[], &[b"*", b"*"]),
+        ];
+        for (vary, acao) in table {
+            let stored = StoredVary::of(vary.iter().copied(), acao);
+            assert_eq!(stored.fields, parse_vary(vary.iter().copied()));
+            assert_eq!(
+                stored.shared_across_origins,
+                crate::cors::shared_across_origins(acao, vary.iter().copied()),
+                "{vary:?} {acao:?}"
+            );
+        }
     }
 
     #[test]

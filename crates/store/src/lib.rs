@@ -10,6 +10,6 @@ mod store;
 pub use bans::BanOutcome;
 pub use index::StoreStats;
 pub use store::{
-    CoalescingLock, EntryState, FreshHit, ListedEntry, Listing, MokaStore, PurgeReport,
-    PurgeTagSlot, StoreOptions,
+    stored_vary, CoalescingLock, EntryState, FreshHit, ListedEntry, Listing, MokaStore,
+    PurgeReport, PurgeTagSlot, StoreOptions,
 };

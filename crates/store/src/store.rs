@@ -390,7 +390,10 @@ impl MokaStore {
     pub fn fresh_hit(
         &self,
         key: &mut CacheKey,
-        variance_of: impl FnOnce(&pingora::http::ResponseHeader) -> Option<HashBinary>,
+        variance_of: impl FnOnce(
+            &pingora::http::ResponseHeader,
+            &Arc<cors_edge_core::vary::StoredVary>,
+        ) -> Option<HashBinary>,
         now: SystemTime,
     ) -> Option<FreshHit> {
         let untouched = |entry: &Entry| {
@@ -404,7 +407,7 @@ impl MokaStore {
         if !untouched(&primary) {
             return None;
         }
-        let variance = variance_of(&primary.meta.header);
+        let variance = variance_of(&primary.meta.header, &primary.meta.vary);
         let entry = if variance == primary.meta.facts.variance {
             primary
         } else {
@@ -457,6 +460,7 @@ mod listing;
 mod stored_meta;
 pub use coalescing::CoalescingLock;
 pub use listing::{EntryState, ListedEntry, Listing};
+pub use stored_meta::stored_vary;
 use stored_meta::StoredMeta;
 mod pingora_storage;
 #[cfg(test)]

@@ -22,8 +22,8 @@ pub use policy::{
 };
 pub use request_headers::normalize_request_headers;
 pub use upstream::{
-    inspect_upstream_response, shared_across_origins, upstream_response_facts, AllowOrigin,
-    UnsafeReason, UpstreamCors,
+    inspect_upstream_response, shared_across_origins, shared_across_origins_given,
+    upstream_response_facts, AllowOrigin, UnsafeReason, UpstreamCors,
 };
 
 /// What a route's `cors:` block says, already parsed from YAML. `CorsPolicy::compile` turns it

@@ -177,6 +177,11 @@ where
         )
 }
 
+/// [`shared_across_origins`] for a response whose `Vary` is already parsed.
+pub fn shared_across_origins_given(acao: &[&[u8]], vary: &crate::vary::VaryFields) -> bool {
+    shares(classify_allow_origin(acao), crate::vary::names_origin(vary))
+}
+
 impl AllowOrigin {
     /// What every `Access-Control-Allow-Origin` field line of a response says, together.
     pub fn of(acao: &[&[u8]]) -> AllowOrigin {

@@ -62,7 +62,7 @@ pub fn lookup(
     let key = &mut key.key;
     let hit = store.fresh_hit(
         key,
-        |stored| keys::variance(memo, &stored.headers, route, facts, req),
+        |stored, stored_vary| keys::variance(memo, &stored.headers, stored_vary, route, facts, req),
         SystemTime::now(),
     );
     key.remove_variance_key();

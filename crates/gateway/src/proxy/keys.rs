@@ -8,7 +8,7 @@ use cors_edge_core::cors::{self, RequestKind};
 use cors_edge_core::key::{self, KeyParts, PreflightParts};
 use cors_edge_core::key_query;
 use cors_edge_core::purge::{self, EntryTags};
-use cors_edge_core::vary;
+use cors_edge_core::vary::{self, StoredVary};
 use cors_edge_store::key_hash;
 use http::header::{self, HeaderMap, HeaderValue};
 use pingora::cache::key::HashBinary;
@@ -123,10 +123,13 @@ fn same_lines(headers: &HeaderMap, name: header::HeaderName, memo: &[HeaderValue
 
 /// The variance the stored response with `stored` headers selects for this request: the
 /// values of the request fields its `Vary` names and, unless one copy serves every origin,
-/// the request's `Origin`. Remembered in `memo` for the same stored `Vary` and ACAO.
+/// the request's `Origin`. `stored_vary` is what those headers' `Vary` and grant say, worked
+/// out when they were stored (or by the caller, from the same headers, with
+/// [`cors_edge_store::stored_vary`]). Remembered in `memo` for the same stored `Vary` and ACAO.
 pub fn variance(
     memo: &mut Option<VarianceMemo>,
     stored: &HeaderMap,
+    stored_vary: &StoredVary,
     route: &Route,
     facts: &RequestFacts,
     req: &RequestHeader,
@@ -141,14 +144,14 @@ pub fn variance(
         }
     }
     let mut parts: Vec<(Cow<'static, str>, Vec<u8>)> = Vec::new();
-    if let vary::VaryFields::Fields(names) = vary::parse_vary(header_lines(stored, header::VARY)) {
-        for name in names.into_iter().filter(|n| n != "origin") {
+    if let vary::VaryFields::Fields(names) = &stored_vary.fields {
+        for name in names.iter().filter(|n| *n != "origin") {
             let value = key::vary_header_value(
-                &name,
+                name,
                 header_lines(&req.headers, name.as_str()),
                 facts.coding,
             );
-            parts.push((Cow::Owned(name), value));
+            parts.push((Cow::Owned(name.clone()), value));
         }
     }
     // `routes[].key_headers`: as if the response named them in `Vary`.
@@ -160,7 +163,10 @@ pub fn variance(
         );
         parts.push((Cow::Owned(format!(":key:{name}")), value));
     }
-    let shared = shared_across_origins(route, stored);
+    let shared = match route.cors_mode {
+        CorsMode::Edge => true,
+        CorsMode::Upstream => stored_vary.shared_across_origins,
+    };
     if !shared {
         parts.push((
             Cow::Borrowed(key::ORIGIN_VARIANCE_NAME),

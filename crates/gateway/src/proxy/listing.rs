@@ -19,7 +19,8 @@ pub fn describe(
     // The same parts the stored variance is hashed from (computed apart: Pingora asks for the
     // variance after this point).
     let mut memo = None;
-    keys::variance(&mut memo, stored, route, facts, req);
+    let stored_vary = cors_edge_store::stored_vary(stored);
+    keys::variance(&mut memo, stored, &stored_vary, route, facts, req);
     let variance = memo
         .map(|memo| {
             memo.parts

@@ -237,6 +237,7 @@ impl ProxyHttp for Gateway {
         keys::variance(
             &mut record.variance,
             meta.headers(),
+            &cors_edge_store::stored_vary(meta.headers()),
             &routed.route,
             &routed.facts,
             req,

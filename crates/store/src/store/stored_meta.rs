@@ -1,6 +1,9 @@
 //! The stored form of Pingora's `CacheMeta`: what a hit reads without decoding it again.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+use cors_edge_core::vary::StoredVary;
 
 use pingora::cache::key::HashBinary;
 use pingora::cache::CacheMeta;
@@ -21,6 +24,26 @@ pub(super) struct StoredMeta {
     pub(super) plain: Option<PlainMeta>,
     /// What [`MokaStore::fresh_hit`] decides on, decoded once when the entry is stored.
     pub(super) facts: HitFacts,
+    /// What its `Vary` and CORS grant say, worked out once when the entry is stored.
+    pub(super) vary: Arc<StoredVary>,
+}
+
+/// What the `Vary` and `Access-Control-Allow-Origin` lines of a response header say
+/// ([`StoredVary`]): the one way it is worked out, for the store and for the gateway's full
+/// cache path.
+pub fn stored_vary(headers: &http::HeaderMap) -> StoredVary {
+    let acao: Vec<&[u8]> = headers
+        .get_all(http::header::ACCESS_CONTROL_ALLOW_ORIGIN)
+        .iter()
+        .map(http::HeaderValue::as_bytes)
+        .collect();
+    StoredVary::of(
+        headers
+            .get_all(http::header::VARY)
+            .iter()
+            .map(http::HeaderValue::as_bytes),
+        &acao,
+    )
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,10 +96,53 @@ impl PlainMeta {
 
 /// The bytes a stored header holds: its fields as written on the wire (it is kept parsed, so
 /// this is closer to its memory than its compressed serialization was).
-fn header_size(header: &pingora::http::ResponseHeader) -> usize {
+pub(super) fn header_size(header: &pingora::http::ResponseHeader) -> usize {
     header.headers.iter().fold(16, |total, (name, value)| {
         total + name.as_str().len() + value.len() + 4
     })
+}
+
+/// `header` with its field names (as cased) and values copied into one buffer. An upstream's
+/// header as Pingora parsed it holds slices of the whole read buffer (4 KiB or more, often
+/// with the start of the body), which a stored copy would keep alive uncounted in its weight;
+/// the copy holds only its own bytes, adjacent, as the deserialized form did.
+fn compact(header: &pingora::http::ResponseHeader) -> Result<pingora::http::ResponseHeader> {
+    use bytes::{BufMut, BytesMut};
+    use pingora::http::{HeaderNameVariant, ResponseHeader};
+
+    let fields = header.headers.len();
+    let mut buf = BytesMut::with_capacity(header_size(header));
+    let mut spans = Vec::with_capacity(fields);
+    header.map(|name, value| {
+        let name = match name {
+            HeaderNameVariant::Case(case) => case.as_slice(),
+            HeaderNameVariant::Titled(titled) => titled.as_bytes(),
+        };
+        let start = buf.len();
+        buf.put_slice(name);
+        buf.put_slice(value.as_bytes());
+        spans.push((start, start + name.len(), start + name.len() + value.len()));
+        Ok(())
+    })?;
+    let buf = buf.freeze();
+    let mut out = if header.has_case() {
+        ResponseHeader::build(header.status, Some(fields))?
+    } else {
+        ResponseHeader::build_no_case(header.status, Some(fields))?
+    };
+    out.set_version(header.version);
+    out.set_reason_phrase(header.get_reason_phrase())?;
+    for (start, name_end, end) in spans {
+        let value = pingora::http::header_value_from_raw(buf.slice(name_end..end));
+        if header.has_case() {
+            out.append_header(buf.slice(start..name_end), value)?;
+        } else {
+            let name = http::HeaderName::from_bytes(&buf[start..name_end])
+                .or_err(InternalError, "a stored field name")?;
+            out.append_header(name, value)?;
+        }
+    }
+    Ok(out)
 }
 
 /// The serialized form of a header with no fields: `CacheMeta::deserialize` needs one, and the
@@ -100,11 +166,12 @@ impl StoredMeta {
         // as HTTP/1.1 and parsed back) gives the same facts and fields, at the cost of a zstd
         // compression and decompression per stored response (a tenth of a miss's CPU).
         if let Some(plain) = PlainMeta::of(meta) {
-            let mut header = meta.response_header_copy();
+            let mut header = compact(meta.response_header())?;
             header.set_version(http::Version::HTTP_11);
             return Ok(StoredMeta {
                 internal: Vec::new(),
                 header_len: header_size(&header),
+                vary: Arc::new(stored_vary(&header.headers)),
                 header,
                 plain: Some(plain),
                 facts: HitFacts::of(meta),
@@ -116,6 +183,7 @@ impl StoredMeta {
         Ok(StoredMeta {
             internal,
             header_len: header_size(&header),
+            vary: Arc::new(stored_vary(&header.headers)),
             header,
             plain: None,
             facts: HitFacts::of(&decoded),
