@@ -188,8 +188,11 @@ pub fn store_decision(
         Err(reason) => return uncacheable(record, reason),
     };
     record.storage = Some(StorageVerdict::Stored { fresh_for });
-    if let (Some(slot), Some(routed)) = (&record.purge_tags, &record.routed) {
-        let shared = record.shared_across_origins(&routed.route, stored.headers());
+    let shared = record
+        .routed
+        .as_ref()
+        .map(|routed| record.shared_across_origins(&routed.route, stored.headers()));
+    if let (Some(slot), Some(routed), Some(shared)) = (&record.purge_tags, &record.routed, shared) {
         slot.fill(keys::purge_tags(
             &routed.facts,
             &routed.key,
@@ -197,6 +200,7 @@ pub fn store_decision(
             shared,
         ));
         slot.describe(super::listing::describe(
+            &mut record.variance,
             &routed.route,
             &routed.facts,
             session.req_header(),

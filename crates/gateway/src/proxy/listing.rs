@@ -7,21 +7,23 @@ use http::HeaderMap;
 use pingora::http::RequestHeader;
 
 use super::keys;
-use super::record::RequestFacts;
+use super::record::{RequestFacts, VarianceMemo};
 use crate::runtime::Route;
 
+/// `memo` is the request's variance memo: the parts listed are those the stored variance is
+/// hashed from, worked out here once (Pingora asks for the variance after this point, and
+/// finds them remembered).
 pub fn describe(
+    memo: &mut Option<VarianceMemo>,
     route: &Route,
     facts: &RequestFacts,
     req: &RequestHeader,
     stored: &HeaderMap,
 ) -> EntryListing {
-    // The same parts the stored variance is hashed from (computed apart: Pingora asks for the
-    // variance after this point).
-    let mut memo = None;
     let stored_vary = cors_edge_store::stored_vary(stored);
-    keys::variance(&mut memo, stored, &stored_vary, route, facts, req);
+    keys::variance(memo, stored, &stored_vary, route, facts, req);
     let variance = memo
+        .as_ref()
         .map(|memo| {
             memo.parts
                 .iter()

@@ -102,6 +102,11 @@ pub(super) fn header_size(header: &pingora::http::ResponseHeader) -> usize {
     })
 }
 
+/// Fields a hit adds to the stored header on its way out: `Age`, `Accept-Ranges`, the cache
+/// status, Pingora's `Date`, `Connection` and `Keep-Alive`, and room for CORS's `Vary` and the
+/// debug header.
+const HIT_FIELDS: usize = 8;
+
 /// `header` with its field names (as cased) and values copied into one buffer. An upstream's
 /// header as Pingora parsed it holds slices of the whole read buffer (4 KiB or more, often
 /// with the start of the body), which a stored copy would keep alive uncounted in its weight;
@@ -125,10 +130,13 @@ fn compact(header: &pingora::http::ResponseHeader) -> Result<pingora::http::Resp
         Ok(())
     })?;
     let buf = buf.freeze();
+    // A hit's copy of this header keeps its index tables (a `HeaderMap` clone does), so room
+    // made here spares every hit a rehash of both maps when its own fields go in.
+    let room = fields + HIT_FIELDS;
     let mut out = if header.has_case() {
-        ResponseHeader::build(header.status, Some(fields))?
+        ResponseHeader::build(header.status, Some(room))?
     } else {
-        ResponseHeader::build_no_case(header.status, Some(fields))?
+        ResponseHeader::build_no_case(header.status, Some(room))?
     };
     out.set_version(header.version);
     out.set_reason_phrase(header.get_reason_phrase())?;
