@@ -19,6 +19,8 @@
 # on a shared machine. Installs wrk and node (Debian) when missing. Loopback only.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=ab-common.sh
+source "$here/ab-common.sh"
 bins=()
 rounds=3; duration=5s; connections=64; scenario=1k-10o; config="$here/cors-edge.yaml"; config_b=""
 while [[ $# -gt 0 ]]; do
@@ -36,37 +38,12 @@ done
 [[ ${#bins[@]} -ge 2 ]] || { sed -n '2,16p' "$0"; exit 2; }
 labels=()
 for ((i = 0; i < ${#bins[@]}; i++)); do labels+=("$(printf "\\x$(printf %x $((65 + i)))")"); done
-case $scenario in
-  1k-10o) wrk_args=(10 10 /o/1k) ;;
-  1k-100o) wrk_args=(100 10 /o/1k) ;;
-  preflight) wrk_args=(10 10 /o/1k preflight) ;;
-  miss) wrk_args=(10 10 /o/1k miss) ;;
-  edge-preflight) wrk_args=(10 10 /e/1k preflight) ;;
-  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
-esac
-sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
-missing=()
-command -v wrk >/dev/null || missing+=(wrk)
-command -v node >/dev/null || missing+=(nodejs)
-command -v curl >/dev/null || missing+=(curl)
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "installing ${missing[*]}" >&2
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-work=$(mktemp -d)
+scenario_args "$scenario"
+install_missing wrk:wrk node:nodejs curl:curl
 # As root, the measured processes run at nice -15: other work on the machine disturbs them less.
 PRIO=()
 [[ $(id -u) -eq 0 && -z ${NO_NICE:-} ]] && PRIO=(nice -n -15)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-
-taskset -c 0 node "$here/upstream.mjs" 0 >"$work/upstream.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q '^listening' "$work/upstream.log" && break; sleep 0.1; done
-up_port=$(awk '/^listening/ {print $2}' "$work/upstream.log")
-[[ -n $up_port ]] || { cat "$work/upstream.log"; exit 1; }
+start_work
 count() { curl -fsS "http://127.0.0.1:$up_port/__count"; }
 
 ticks() { # utime + stime of PID (all threads), in clock ticks

@@ -17,6 +17,8 @@
 # it started.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=ab-common.sh
+source "$here/ab-common.sh"
 bins=()
 rounds=2; seconds=6; scenario=1k-10o; config="$here/cors-edge.yaml"
 while [[ $# -gt 0 ]]; do
@@ -29,34 +31,9 @@ while [[ $# -gt 0 ]]; do
   esac
 done
 [[ ${#bins[@]} -ge 1 ]] || { sed -n '2,17p' "$0"; exit 2; }
-case $scenario in
-  1k-10o) wrk_args=(10 10 /o/1k) ;;
-  1k-100o) wrk_args=(100 10 /o/1k) ;;
-  preflight) wrk_args=(10 10 /o/1k preflight) ;;
-  miss) wrk_args=(10 10 /o/1k miss) ;;
-  edge-preflight) wrk_args=(10 10 /e/1k preflight) ;;
-  *) echo "unknown scenario $scenario" >&2; exit 2 ;;
-esac
-sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
-missing=()
-command -v valgrind >/dev/null || missing+=(valgrind)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v node >/dev/null || missing+=(nodejs)
-if [[ ${#missing[@]} -gt 0 ]]; then
-  echo "installing ${missing[*]}" >&2
-  $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; [[ -n ${KEEP_WORK:-} ]] && echo "kept $work" >&2 || rm -rf "$work"; }
-trap cleanup EXIT
-
-taskset -c 0 node "$here/upstream.mjs" 0 >"$work/upstream.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do grep -q '^listening' "$work/upstream.log" && break; sleep 0.1; done
-up_port=$(awk '/^listening/ {print $2}' "$work/upstream.log")
-[[ -n $up_port ]] || { cat "$work/upstream.log"; exit 1; }
+scenario_args "$scenario"
+install_missing valgrind:valgrind wrk:wrk node:nodejs
+start_work
 
 declare -A IR
 for ((round = 1; round <= rounds; round++)); do
