@@ -93,22 +93,25 @@ pub async fn request_with_body(
         .await
         .expect("response within 30s")
         .expect("response");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = if method == "HEAD" {
-        Bytes::new()
-    } else {
-        response
+    Response::read(response).await
+}
+
+impl Response {
+    /// Reads a whole response (a HEAD's has no body on the wire: hyper gives an empty one).
+    pub async fn read(response: http::Response<hyper::body::Incoming>) -> Response {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response
             .into_body()
             .collect()
             .await
             .expect("body")
-            .to_bytes()
-    };
-    Response {
-        status,
-        headers,
-        body,
+            .to_bytes();
+        Response {
+            status,
+            headers,
+            body,
+        }
     }
 }
 

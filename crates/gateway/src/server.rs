@@ -20,11 +20,11 @@ use thiserror::Error;
 use crate::admin::AdminApp;
 use crate::background::{Housekeeping, ReloadOnHangup};
 use crate::cluster::ClusterBus;
-use crate::connections::{self, LimitedApp, Limits, Listeners, TlsListeners};
+use crate::connections::{self, Closed, LimitedApp, Limits, Listeners, TlsListeners};
 use crate::demo::DemoApi;
 pub use crate::listeners::Reservations;
 use crate::listeners::{BoundListeners, ListenAddress, ReadyReporter};
-use crate::proxy::Gateway;
+use crate::proxy::{FrontAnswers, Gateway};
 use crate::state::SharedState;
 
 pub struct RunOptions {
@@ -214,16 +214,18 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
     let tls_listeners = tls.as_ref().map(|(addresses, config)| {
         TlsListeners::new(addresses.iter().map(|a| a.addr).collect(), config.clone())
     });
+    let gateway = || Gateway {
+        state: state.clone(),
+        cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
+    };
+    // HTTP/1 requests the gateway answers without a cache lookup by Pingora (fresh hits, edge
+    // preflights, refusals) are answered in front of the proxy framework (connections/
+    // front_door.rs, proxy/front.rs).
     let mut proxy = Service::new(
         "Pingora HTTP Proxy Service".to_string(),
         LimitedApp::new(
-            http_proxy(
-                &server.configuration,
-                Gateway {
-                    state: state.clone(),
-                    cluster: cluster.as_ref().map(|(_, handle)| handle.clone()),
-                },
-            ),
+            http_proxy(&server.configuration, gateway()),
+            FrontAnswers { gateway: gateway() },
             limits,
             Listeners::Proxy,
             tls_listeners,
@@ -256,6 +258,7 @@ pub fn run(options: RunOptions) -> Result<std::convert::Infallible, StartError> 
         "admin".to_string(),
         LimitedApp::new(
             HttpServer::new_app(admin_app),
+            Closed,
             admin_limits,
             Listeners::Admin,
             None,

@@ -13,7 +13,8 @@
 //!   head itself ([`head`]), in a small future, with one deadline for the whole head, decides
 //!   where it ends as Pingora's parser does, and only then hands the bytes to Pingora as a
 //!   "pipelined prefix" that Pingora parses without reading again. A kept-alive connection
-//!   waits `idle_timeout` for its next request.
+//!   waits `idle_timeout` for its next request. The parsed request is offered to the app's
+//!   [`FrontDoor`] first ([`front_door`]); what the door declines goes to the app.
 //! - HTTP/2 (ALPN `h2`): Pingora serves the connection; [`h2`] bounds the handshake and first
 //!   request by the same deadline and closes it after `idle_timeout` without an open stream.
 //!
@@ -26,6 +27,7 @@
 //! `request_filter` and `logging`): the request is answered, then the connection closed, and
 //! the client sends the next request again on a new one.
 
+mod front_door;
 mod h2;
 mod head;
 mod tls;
@@ -45,6 +47,8 @@ use pingora_prometheus::prometheus::{self, IntCounter, IntCounterVec, IntGauge, 
 use tokio::io::AsyncWriteExt;
 use tokio::time::Instant;
 
+use front_door::Offer;
+pub use front_door::{Closed, FrontDoor};
 pub use head::MAX_HEAD_BYTES;
 use head::{read_head, Head};
 pub use tls::TlsListeners;
@@ -140,9 +144,10 @@ pub fn register_metrics() {
     Lazy::force(&ADMIN_METRICS);
 }
 
-/// Pingora's HTTP app `A` behind the limits.
-pub struct LimitedApp<A> {
+/// Pingora's HTTP app `A` behind the limits, with HTTP/1 requests offered to `door` first.
+pub struct LimitedApp<A, D = Closed> {
     inner: Arc<A>,
+    door: D,
     limits: Limits,
     open: AtomicUsize,
     metrics: &'static ConnectionMetrics,
@@ -152,12 +157,19 @@ pub struct LimitedApp<A> {
     h2_options: HttpServerOptions,
 }
 
-impl<A: HttpServerApp> LimitedApp<A> {
-    pub fn new(inner: A, limits: Limits, listeners: Listeners, tls: Option<TlsListeners>) -> Self {
+impl<A: HttpServerApp, D: FrontDoor> LimitedApp<A, D> {
+    pub fn new(
+        inner: A,
+        door: D,
+        limits: Limits,
+        listeners: Listeners,
+        tls: Option<TlsListeners>,
+    ) -> Self {
         let mut h2_options = inner.server_options().cloned().unwrap_or_default();
         h2_options.h2_idle_timeout = Some(limits.idle_timeout);
         LimitedApp {
             inner: Arc::new(inner),
+            door,
             limits,
             open: AtomicUsize::new(0),
             metrics: match listeners {
@@ -170,7 +182,7 @@ impl<A: HttpServerApp> LimitedApp<A> {
     }
 }
 
-impl<A> LimitedApp<A> {
+impl<A, D> LimitedApp<A, D> {
     fn admit(&self) -> Option<OpenConnection<'_>> {
         let before = self.open.fetch_add(1, Ordering::AcqRel);
         if before >= self.limits.max_connections {
@@ -209,9 +221,10 @@ async fn refuse(mut stream: Stream, status: &str) {
 }
 
 #[async_trait]
-impl<A> ServerApp for LimitedApp<A>
+impl<A, D> ServerApp for LimitedApp<A, D>
 where
     A: HttpServerApp + Send + Sync + 'static,
+    D: FrontDoor,
 {
     async fn process_new(
         self: &Arc<Self>,
@@ -257,12 +270,13 @@ where
     }
 }
 
-impl<A> LimitedApp<A>
+impl<A, D> LimitedApp<A, D>
 where
     A: HttpServerApp + Send + Sync + 'static,
+    D: FrontDoor,
 {
-    /// HTTP/1: each head read here, then parsed and served by Pingora; the first head must be
-    /// complete by `deadline`.
+    /// HTTP/1: each head read here, then parsed by Pingora and answered at the door or served
+    /// by the app; the first head must be complete by `deadline`.
     async fn serve_http1(
         self: &Arc<Self>,
         mut stream: Stream,
@@ -303,10 +317,24 @@ where
                 session.set_keepalive(None);
             }
             // Pingora parses these bytes first and reads the stream only for what follows (a
-            // body); nothing is read twice. `persistent` never carries bytes of its own (Pingora
-            // asserts that): the proxy turns Pingora's pipelining off before reuse (`logging` in
-            // proxy/mod.rs) and the admin app never turns it on.
-            session.set_pipelined_prefix(head);
+            // body); nothing is read twice from the stream. `persistent` never carries bytes of
+            // its own (Pingora asserts that): the proxy turns Pingora's pipelining off before
+            // reuse (`logging` in proxy/mod.rs) and the admin app never turns it on.
+            let session = if D::OPEN {
+                match front_door::offer(&self.door, session, head).await {
+                    Offer::Answered(reused) => {
+                        let (next, settings) = reused?.consume();
+                        stream = next;
+                        persistent = settings;
+                        new_connection = false;
+                        continue;
+                    }
+                    Offer::Declined(session) => session,
+                }
+            } else {
+                session.set_pipelined_prefix(head);
+                session
+            };
             let reused = self.inner.process_new_http(session, shutdown).await?;
             let (next, settings) = reused.consume();
             stream = next;

@@ -2,16 +2,21 @@
 //! and the JSON error answers for upstream failures.
 
 use bytes::Bytes;
+use pingora::cache::CachePhase;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, Session};
 
 use super::record::RequestRecord;
 use super::status::{self, Answerer};
 
-/// Writes a whole answer: `status`, `headers`, a JSON `body` (or none), `X-Cache`.
+/// Writes a whole answer: `status`, `headers`, a JSON `body` (or none), `X-Cache`. `phase`:
+/// Pingora's cache phase at the time ([`status::NOT_CONSULTED`] before the cache is
+/// consulted).
 pub async fn answer(
-    session: &mut Session,
+    session: &mut ServerSession,
+    phase: CachePhase,
     record: &mut RequestRecord,
     status: u16,
     headers: &[(&'static str, String)],
@@ -25,14 +30,12 @@ pub async fn answer(
     if !body.is_empty() {
         resp.insert_header("content-type", "application/json")?;
     }
-    status::write(&mut resp, status::of(session, record));
+    status::write(&mut resp, status::of(phase, record));
     let head_only = body.is_empty() || session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only)
-        .await?;
+    session.write_response_header(Box::new(resp)).await?;
     if !head_only {
         session
-            .write_response_body(Some(Bytes::from_static(body.as_bytes())), true)
+            .write_response_body(Bytes::from_static(body.as_bytes()), true)
             .await?;
     }
     Ok(true)
@@ -64,11 +67,25 @@ pub async fn fail_to_proxy(
     e: &Error,
     record: &mut RequestRecord,
 ) -> FailToProxy {
+    let phase = session.cache.phase();
+    FailToProxy {
+        error_code: send_failure(session, phase, e, record).await,
+        can_reuse_downstream: false,
+    }
+}
+
+/// The error answer for `e`, sent unless the client is gone; returns its status (0: none).
+pub async fn send_failure(
+    session: &mut ServerSession,
+    phase: CachePhase,
+    e: &Error,
+    record: &mut RequestRecord,
+) -> u16 {
     let (code, body) = failure(e);
     if code > 0 {
         record.answerer = Answerer::Failure;
-        let cache_status = status::of(session, record);
-        let mut resp = pingora::protocols::http::ServerSession::generate_error(code);
+        let cache_status = status::of(phase, record);
+        let mut resp = ServerSession::generate_error(code);
         if !body.is_empty() {
             if let Err(header_error) = resp
                 .set_content_length(body.len())
@@ -83,8 +100,5 @@ pub async fn fail_to_proxy(
             tracing::debug!("cannot send the error response: {write_error}");
         }
     }
-    FailToProxy {
-        error_code: code,
-        can_reuse_downstream: false,
-    }
+    code
 }

@@ -12,6 +12,7 @@ use cors_edge_core::purge::{Purge, Selector};
 use http::header::HeaderName;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::Session;
 
 use super::record::RequestRecord;
@@ -66,11 +67,16 @@ impl PeerFacts {
     }
 }
 
+/// Whether the request carries a peer marker (a valid one or not).
+pub fn carries_marker(req: &RequestHeader) -> bool {
+    req.headers.contains_key(&PEER)
+}
+
 /// First thing on every request: the peer marker is removed, and only a constant-time match of
 /// the cluster's token makes the request a peer's. Anything else is an ordinary client.
-pub fn take_marker(state: &SharedState, session: &mut Session, record: &mut RequestRecord) {
+pub fn take_marker(state: &SharedState, session: &mut ServerSession, record: &mut RequestRecord) {
     let req = session.req_header_mut();
-    if !req.headers.contains_key(&PEER) {
+    if !carries_marker(req) {
         return;
     }
     let token = state.membership.as_ref().and_then(|m| m.token());

@@ -8,12 +8,12 @@ use cors_edge_core::vary;
 use http::header::{self, HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::answers::answer;
 use super::record::RequestRecord;
 use super::request_checks::header_lines;
-use super::status::Answerer;
+use super::status::{Answerer, NOT_CONSULTED};
 use crate::metrics::METRICS;
 use crate::runtime::{CorsMode, Route};
 
@@ -39,7 +39,7 @@ fn remove_cors_fields(resp: &mut ResponseHeader) {
 /// Edge mode: the policy answers the preflight from memory (a hit: it never reaches the
 /// upstream), 204 with the grant or 403 without.
 pub async fn answer_edge_preflight(
-    session: &mut Session,
+    session: &mut ServerSession,
     record: &mut RequestRecord,
     route: &Route,
 ) -> Result<bool> {
@@ -62,7 +62,7 @@ pub async fn answer_edge_preflight(
     };
     route.metrics.preflight(result);
     record.answerer = Answerer::EdgePolicy;
-    answer(session, record, status, &headers, "").await
+    answer(session, NOT_CONSULTED, record, status, &headers, "").await
 }
 
 /// The upstream's response header on its way in: in upstream mode its CORS facts are recorded

@@ -1,17 +1,19 @@
-//! Fresh hits answered from `request_filter`, without Pingora's cache state machine (which
-//! costs about as much per hit as the rest of the request): the same key, the same variant
-//! choice as Pingora's lookup, the same `Age` and framing, the same `response_filter`.
+//! Fresh hits answered before Pingora's cache state machine (which costs about as much per
+//! hit as the rest of the request), in front of the proxy ([`super::front`]) or from
+//! `request_filter`: the same key, the same variant choice as Pingora's lookup, the same `Age`
+//! and framing, the same answer filter as every other answer.
 
 use std::time::SystemTime;
 
 use cors_edge_store::{FreshHit, MokaStore};
 use http::header::{self, HeaderName};
+use pingora::http::RequestHeader;
 use pingora::prelude::*;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::keys;
 use super::record::{RequestRecord, Routed};
-use super::status::Answerer;
+use super::status::{self, Answerer};
 
 /// Request fields that change how a stored response is sent (conditionals, ranges), may forbid
 /// serving it (RFC 9111 §3.5 `Authorization`) or ask for a protocol change: those requests take
@@ -40,10 +42,9 @@ fn takes_direct_path(constrains_freshness: bool, headers: &http::HeaderMap) -> b
 /// A fresh stored answer for a request that needs nothing else; most hits of a busy cache.
 pub fn lookup(
     store: &MokaStore,
-    session: &Session,
+    req: &RequestHeader,
     record: &mut RequestRecord,
 ) -> Option<FreshHit> {
-    let req = session.req_header();
     let RequestRecord {
         routed: Some(Routed {
             route, facts, key, ..
@@ -70,14 +71,13 @@ pub fn lookup(
 }
 
 /// Sends a hit as Pingora's cache path would (`Age`, HTTP/1.1 framing), through the same
-/// `response_filter`.
+/// answer filter as `response_filter`.
 pub async fn serve(
     gateway: &super::Gateway,
-    session: &mut Session,
+    session: &mut ServerSession,
     record: &mut RequestRecord,
     hit: FreshHit,
 ) -> Result<bool> {
-    use pingora::proxy::ProxyHttp;
     record.answerer = Answerer::DirectHit;
     let mut header = hit.header;
     header.insert_header(header::AGE, hit.age.as_secs())?;
@@ -91,15 +91,11 @@ pub async fn serve(
     }
     // The request has no `Range`: Pingora's filter only announces `Accept-Ranges`.
     pingora::proxy::range_header_filter(session.req_header(), &mut header, None);
-    gateway
-        .response_filter(session, &mut header, record)
-        .await?;
+    gateway.filter_answer(status::NOT_CONSULTED, &mut header, record);
     let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(header), head_only)
-        .await?;
+    session.write_response_header(Box::new(header)).await?;
     if !head_only {
-        session.write_response_body(Some(hit.body), true).await?;
+        session.write_response_body(hit.body, true).await?;
     }
     Ok(true)
 }

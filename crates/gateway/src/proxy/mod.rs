@@ -1,19 +1,24 @@
 //! The Pingora `ProxyHttp` implementation. Every hook is short: it fills or reads the
 //! request's [`RequestRecord`] and calls core or one of the modules below, each of which holds
 //! one job. A routed request's runtime, route, facts and key are one value
-//! ([`record::Routed`]), made in `request_filter`: a hook has all of them or none.
+//! ([`record::Routed`]), made in `answer_early`: a hook has all of them or none.
 //!
-//! The paths a request can take, in Pingora 0.9.1's hook order:
+//! The paths a request can take, in Pingora 0.9.1's hook order. What `request_filter` answers
+//! needs no lookup by Pingora, and it is one function, [`Gateway::answer_early`]: an HTTP/1
+//! request meets it first in front of Pingora's proxy framework ([`front`], through
+//! `connections::FrontDoor`), where an answer costs none of the framework's per-request work;
+//! a request it declines there (HTTP/2 requests and a peer's skip the door) reaches the proxy,
+//! which parses it again and runs `request_filter`, without the direct lookup just done.
 //!
-//! - **Refused before routing**: `request_filter` ([`request_checks::admit`]: head size, the
+//! - **Refused before routing**: `answer_early` ([`request_checks::admit`]: head size, the
 //!   request-target rule, `OPTIONS *`, no route) → [`answers::answer`] → `logging`
 //!   ([`observe`]).
-//! - **Edge-mode preflight**: `request_filter` → [`cors_stamp::answer_edge_preflight`] (the
-//!   policy answers from memory; nothing is looked up, stored or forwarded) →
-//!   `response_filter` is not run → `logging`.
-//! - **Fresh hit, direct**: `request_filter` (facts, key, [`direct_hit::lookup`]) →
-//!   [`direct_hit::serve`] → `response_filter` ([`status`], [`cors_stamp::stamp`], debug) →
-//!   `logging`.
+//! - **Edge-mode preflight**: `answer_early` → [`cors_stamp::answer_edge_preflight`] (the
+//!   policy answers from memory; nothing is looked up, stored or forwarded) → the answer
+//!   filter is not run → `logging`.
+//! - **Fresh hit, direct**: `answer_early` (facts, key, [`direct_hit::lookup`]) →
+//!   [`direct_hit::serve`] → the answer filter (`response_filter`'s: [`status`],
+//!   [`cors_stamp::stamp`], debug) → `logging`.
 //! - **Hit on Pingora's path** (the request constrains freshness, is conditional, ranged, …):
 //!   `request_filter` → `request_cache_filter` ([`cache_policy::enable`]) →
 //!   `cache_key_callback` (the recorded key) → Pingora's lookup (`cache_vary_filter`:
@@ -54,6 +59,7 @@ mod cors_stamp;
 mod debug;
 mod direct_hit;
 mod encoder;
+mod front;
 mod keys;
 mod listing;
 mod observe;
@@ -68,11 +74,13 @@ use async_trait::async_trait;
 use cors_edge_core::cors::RequestKind;
 use cors_edge_store::PurgeTagSlot;
 use pingora::cache::key::HashBinary;
-use pingora::cache::{CacheKey, CacheMeta, ForcedFreshness, HitHandler, RespCacheable};
+use pingora::cache::{CacheKey, CacheMeta, CachePhase, ForcedFreshness, HitHandler, RespCacheable};
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+pub use front::FrontAnswers;
 pub use record::RequestRecord;
 
 use crate::runtime::CorsMode;
@@ -84,24 +92,20 @@ pub struct Gateway {
     pub cluster: Option<crate::cluster::ClusterHandle>,
 }
 
-#[async_trait]
-impl ProxyHttp for Gateway {
-    type CTX = RequestRecord;
-
-    fn new_ctx(&self) -> RequestRecord {
-        RequestRecord::new()
-    }
-
-    async fn request_filter(
+impl Gateway {
+    /// What `request_filter` does, on Pingora's parsed request alone (so the front door runs it
+    /// too, [`front`]): routes the request and answers what needs no cache lookup by Pingora —
+    /// refusals, edge-mode preflights, fresh hits ([`direct_hit`]). `true` when answered.
+    async fn answer_early(
         &self,
-        session: &mut Session,
+        session: &mut ServerSession,
         record: &mut RequestRecord,
     ) -> Result<bool> {
         // Bytes of a next request that arrive while this one is proxied are set aside
         // (Pingora's pipelining) instead of failing this request with `400` after the upstream
         // has run it; `logging` turns it off before Pingora decides on reuse, so such a
         // connection is closed after this answer (connections/mod.rs, "Pipelined requests").
-        session.downstream_session.set_pipelining_enabled(true);
+        session.set_pipelining_enabled(true);
         // Before anything reads the request: only a peer with the token keeps its marker's say.
         cluster_route::take_marker(&self.state, session, record);
         let runtime = self.state.runtime();
@@ -123,6 +127,7 @@ impl ProxyHttp for Gateway {
                     .collect();
                 return answers::answer(
                     session,
+                    status::NOT_CONSULTED,
                     record,
                     refusal.status(),
                     &headers,
@@ -165,10 +170,91 @@ impl ProxyHttp for Gateway {
             facts,
             key,
         });
-        if let Some(hit) = direct_hit::lookup(self.state.store, session, record) {
+        if record.declined_at_front {
+            return Ok(false);
+        }
+        if let Some(hit) = direct_hit::lookup(self.state.store, session.req_header(), record) {
             return direct_hit::serve(self, session, record, hit).await;
         }
         Ok(false)
+    }
+
+    /// The answer filter (`response_filter`): cache status, surrogate fields, CORS stamp, debug
+    /// header, on every answer whoever produced it. `phase`: Pingora's cache phase then.
+    fn filter_answer(
+        &self,
+        phase: CachePhase,
+        resp: &mut ResponseHeader,
+        record: &mut RequestRecord,
+    ) {
+        if resp.status.is_informational() {
+            // An interim answer (`100 Continue`) says nothing about the final one: no cache
+            // status, no `Vary`, no CORS fields.
+            return;
+        }
+        status::write(resp, status::of(phase, record));
+        if record.peer.hop != cors_edge_core::cluster::Hop::ForPeer {
+            // Surrogate keys are for the cache, not for browsers (a peer keeps them for its
+            // local copy's purges and freshness).
+            resp.remove_header(&keys::SURROGATE_KEY);
+            resp.remove_header(&keys::CACHE_TAG);
+            // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from
+            // every answer too, cached or not, so a browser or a second CDN never acts on it.
+            resp.remove_header(&cache_policy::SURROGATE_CONTROL);
+        }
+        let Some(route) = record.route().cloned() else {
+            return;
+        };
+        cors_stamp::stamp(resp, record, &route);
+        if record.facts().is_some_and(|r| r.debug) {
+            let value = debug::describe(record);
+            if let Err(e) = resp.insert_header(request_checks::DEBUG_HEADER, value) {
+                tracing::warn!("cannot set the debug header: {e}");
+            }
+        }
+    }
+
+    /// The request's end (`logging`): metrics, the access log, the ring's bookkeeping.
+    fn request_done(
+        &self,
+        session: &mut ServerSession,
+        phase: CachePhase,
+        record: &mut RequestRecord,
+    ) {
+        // Runs before Pingora's reuse decision: bytes set aside during this request (see
+        // `request_filter`) now close the connection instead of starting its next request.
+        session.set_pipelining_enabled(false);
+        let status = status::of(phase, record);
+        cluster_route::done(record);
+        observe::request_done(&self.state, record, status);
+        observe::log_access(&self.state, session, record, status);
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestRecord;
+
+    fn new_ctx(&self) -> RequestRecord {
+        RequestRecord::new()
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        record: &mut RequestRecord,
+    ) -> Result<bool> {
+        self.answer_early(&mut session.downstream_session, record)
+            .await
+    }
+
+    fn on_connection_reuse(
+        &self,
+        _session: &mut Session,
+        record: &mut RequestRecord,
+        note: Box<dyn std::any::Any + Send + Sync>,
+    ) {
+        record.declined_at_front = note.is::<front::Declined>();
     }
 
     fn request_cache_filter(
@@ -214,8 +300,10 @@ impl ProxyHttp for Gateway {
     ) -> Result<bool> {
         if record.only_if_cached() {
             // RFC 9111 §5.2.1.7: nothing usable is stored, so answer 504 instead of fetching.
+            let phase = session.cache.phase();
             answers::answer(
                 session,
+                phase,
                 record,
                 504,
                 &[],
@@ -361,31 +449,7 @@ impl ProxyHttp for Gateway {
         resp: &mut ResponseHeader,
         record: &mut RequestRecord,
     ) -> Result<()> {
-        if resp.status.is_informational() {
-            // An interim answer (`100 Continue`) says nothing about the final one: no cache
-            // status, no `Vary`, no CORS fields.
-            return Ok(());
-        }
-        status::write(resp, status::of(session, record));
-        if record.peer.hop != cors_edge_core::cluster::Hop::ForPeer {
-            // Surrogate keys are for the cache, not for browsers (a peer keeps them for its
-            // local copy's purges and freshness).
-            resp.remove_header(&keys::SURROGATE_KEY);
-            resp.remove_header(&keys::CACHE_TAG);
-            // Surrogate-Control is addressed to this cache; Fastly and Akamai strip it from
-            // every answer too, cached or not, so a browser or a second CDN never acts on it.
-            resp.remove_header(&cache_policy::SURROGATE_CONTROL);
-        }
-        let Some(route) = record.route().cloned() else {
-            return Ok(());
-        };
-        cors_stamp::stamp(resp, record, &route);
-        if record.facts().is_some_and(|r| r.debug) {
-            let value = debug::describe(record);
-            if let Err(e) = resp.insert_header(request_checks::DEBUG_HEADER, value) {
-                tracing::warn!("cannot set the debug header: {e}");
-            }
-        }
+        self.filter_answer(session.cache.phase(), resp, record);
         Ok(())
     }
 
@@ -408,12 +472,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, record: &mut RequestRecord) {
-        // Runs before Pingora's reuse decision: bytes set aside during this request (see
-        // `request_filter`) now close the connection instead of starting its next request.
-        session.downstream_session.set_pipelining_enabled(false);
-        let status = status::of(session, record);
-        cluster_route::done(record);
-        observe::request_done(&self.state, record, status);
-        observe::log_access(&self.state, session, record, status);
+        let phase = session.cache.phase();
+        self.request_done(&mut session.downstream_session, phase, record);
     }
 }

@@ -4,7 +4,7 @@
 use cors_edge_core::cors::RequestKind;
 use cors_edge_core::outcome::{CacheStatus, PreflightResult};
 
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::record::RequestRecord;
 use crate::access_log::AccessRecord;
@@ -37,7 +37,7 @@ pub fn request_done(state: &SharedState, record: &RequestRecord, status: CacheSt
 /// The request's access log line, from its record (`log.access`; nothing when it is off).
 pub fn log_access(
     state: &SharedState,
-    session: &Session,
+    session: &ServerSession,
     record: &RequestRecord,
     status: CacheStatus,
 ) {

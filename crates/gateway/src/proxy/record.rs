@@ -182,6 +182,9 @@ pub struct RequestRecord {
     pub encoder: Option<Encoder>,
     /// The sharded cache: the request's hop (decided once), failover.
     pub peer: PeerFacts,
+    /// The front door ran this request's direct lookup and found nothing to serve: the proxy
+    /// does not run it again.
+    pub declined_at_front: bool,
 }
 
 impl RequestRecord {
@@ -208,6 +211,7 @@ impl RequestRecord {
             compression: None,
             encoder: None,
             peer: PeerFacts::default(),
+            declined_at_front: false,
         }
     }
 

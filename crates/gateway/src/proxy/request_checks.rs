@@ -10,7 +10,7 @@ use cors_edge_core::outcome::TrafficKind;
 use cors_edge_core::request_target::{self, RequestTarget, TargetError, TargetForm, TargetInput};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pingora::http::RequestHeader;
-use pingora::proxy::Session;
+use pingora::protocols::http::ServerSession;
 
 use super::record::{PreflightAsk, RequestFacts};
 use crate::runtime::{CorsMode, Route, Runtime};
@@ -132,7 +132,7 @@ pub fn admit(
 }
 
 /// Whether the request arrived over TLS.
-pub fn is_tls(session: &Session) -> bool {
+pub fn is_tls(session: &ServerSession) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
 }
 
@@ -179,7 +179,7 @@ pub fn freshness_asks(headers: &HeaderMap) -> (Option<CacheControl>, bool) {
 
 /// The facts of a routed request.
 pub fn facts(
-    session: &Session,
+    session: &ServerSession,
     route: &Route,
     target: RequestTarget,
     admin_token: Option<&str>,

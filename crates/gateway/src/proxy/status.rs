@@ -5,9 +5,8 @@
 use cors_edge_core::freshness::HitAction;
 use cors_edge_core::outcome::CacheStatus;
 use http::header::{HeaderName, HeaderValue};
-use pingora::cache::CachePhase;
+use pingora::cache::{CachePhase, NoCacheReason};
 use pingora::http::ResponseHeader;
-use pingora::proxy::Session;
 
 use super::record::RequestRecord;
 
@@ -58,15 +57,19 @@ pub fn decide(
     }
 }
 
+/// Pingora's cache phase before `request_cache_filter`: the phase of every answer the gateway
+/// gives before the cache is consulted (in `request_filter`, or in front of the proxy).
+pub const NOT_CONSULTED: CachePhase = CachePhase::Disabled(NoCacheReason::NeverEnabled);
+
 /// The request's cache status: decided once, when the first answer header goes out, and read
-/// from the record after (by the log and the metrics).
-pub fn of(session: &Session, record: &mut RequestRecord) -> CacheStatus {
+/// from the record after (by the log and the metrics). `phase`: Pingora's cache phase then.
+pub fn of(phase: CachePhase, record: &mut RequestRecord) -> CacheStatus {
     if let Some(status) = record.cache_status {
         return status;
     }
     let status = decide(
         record.answerer,
-        &session.cache.phase(),
+        &phase,
         record.looked_up,
         record.hit_action(),
     );
@@ -84,7 +87,6 @@ pub fn write(resp: &mut ResponseHeader, status: CacheStatus) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pingora::cache::NoCacheReason;
 
     #[test]
     fn status_table() {
