@@ -9,12 +9,12 @@
 //! again, and a head Pingora would refuse is handed over (and refused with `400`) as soon as
 //! it is known to be bad, instead of waiting for `server.header_timeout`.
 
-use bytes::BytesMut;
-use once_cell::sync::Lazy;
-use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use std::future::Future;
 use std::task::Poll;
 
+use bytes::BytesMut;
+use once_cell::sync::Lazy;
+use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use pingora::protocols::Stream;
 use regex::bytes::Regex;
 use tokio::io::AsyncReadExt;
