@@ -320,23 +320,18 @@ where
             // body); nothing is read twice from the stream. `persistent` never carries bytes of
             // its own (Pingora asserts that): the proxy turns Pingora's pipelining off before
             // reuse (`logging` in proxy/mod.rs) and the admin app never turns it on.
-            let session = if D::OPEN {
+            let reused = if D::OPEN {
                 match front_door::offer(&self.door, session, head).await {
-                    Offer::Answered(reused) => {
-                        let (next, settings) = reused?.consume();
-                        stream = next;
-                        persistent = settings;
-                        new_connection = false;
-                        continue;
+                    Offer::Answered(reused) => reused,
+                    Offer::Declined(session) => {
+                        self.inner.process_new_http(session, shutdown).await
                     }
-                    Offer::Declined(session) => session,
                 }
             } else {
                 session.set_pipelined_prefix(head);
-                session
+                self.inner.process_new_http(session, shutdown).await
             };
-            let reused = self.inner.process_new_http(session, shutdown).await?;
-            let (next, settings) = reused.consume();
+            let (next, settings) = reused?.consume();
             stream = next;
             persistent = settings;
             new_connection = false;
