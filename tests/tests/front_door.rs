@@ -25,6 +25,15 @@ async fn upstream() -> Upstream {
     .await
 }
 
+/// A gateway with default routes whose `GET /cached` (`Host: x`) is stored.
+async fn gateway_with_cached_path() -> (Upstream, GatewayProcess) {
+    let upstream = upstream().await;
+    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
+    let first = request(gateway.addr, "GET", "/cached", &[("host", "x")]).await;
+    assert_eq!(first.cache(), "MISS");
+    (upstream, gateway)
+}
+
 /// One request on an open HTTP/1 connection; fails the test if the connection was closed.
 async fn send(
     sender: &mut SendRequest<Full<Bytes>>,
@@ -133,10 +142,7 @@ async fn one_keep_alive_connection_mixes_front_answers_and_proxied_requests() {
 /// after the first request are never parsed as a request by either.
 #[tokio::test]
 async fn pipelined_requests_get_one_answer_then_a_close_from_door_and_proxy_alike() {
-    let upstream = upstream().await;
-    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
-    let first = request(gateway.addr, "GET", "/cached", &[("host", "x")]).await;
-    assert_eq!(first.cache(), "MISS");
+    let (upstream, gateway) = gateway_with_cached_path().await;
     for (path, answerer) in [("/cached", "HIT"), ("/uncached", "MISS")] {
         let two = format!(
             "GET {path} HTTP/1.1\r\nHost: x\r\n\r\nGET /second HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -159,10 +165,7 @@ async fn pipelined_requests_get_one_answer_then_a_close_from_door_and_proxy_alik
 /// drained as a body, never parsed as the next request (request smuggling through the door).
 #[tokio::test]
 async fn a_body_on_a_request_the_door_answers_is_never_read_as_a_request() {
-    let upstream = upstream().await;
-    let gateway = GatewayProcess::start(&GatewayConfig::new(upstream.addr).yaml());
-    let first = request(gateway.addr, "GET", "/cached", &[("host", "x")]).await;
-    assert_eq!(first.cache(), "MISS");
+    let (upstream, gateway) = gateway_with_cached_path().await;
     let smuggled = "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
     let framings = [
         format!("Content-Length: {}\r\n\r\n{smuggled}", smuggled.len()),

@@ -180,7 +180,8 @@ impl Gateway {
     }
 
     /// The answer filter (`response_filter`): cache status, surrogate fields, CORS stamp, debug
-    /// header, on every answer whoever produced it. `phase`: Pingora's cache phase then.
+    /// header, on Pingora's answers and direct hits (the gateway's own answers, [`answers`],
+    /// write their cache status themselves). `phase`: Pingora's cache phase then.
     fn filter_answer(
         &self,
         phase: CachePhase,
